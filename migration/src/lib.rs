@@ -1,0 +1,19 @@
+//! Database migrations: the only way Tandem's schema changes. Each file is one step and runs on both
+//! SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_server_keys;
+mod m20261122_000002_create_customers;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_server_keys::Migration),
+            Box::new(m20261122_000002_create_customers::Migration),
+        ]
+    }
+}

@@ -1,0 +1,308 @@
+//! Typed settings, read from the environment (`DATABASE_URL`, `TANDEM_*`) and an optional
+//! `tandem.toml`. The environment wins over the file. Every value is checked here, at start, so a
+//! bad one stops the process with one line that names the variable.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A value that must never be printed or logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// How tokens are verified.
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    /// HS256 secret; `None` means "generate one and keep it in the database".
+    pub secret: Option<Secret>,
+    /// A PEM public key (RSA or EC): tokens are then verified with RS256 or ES256.
+    pub public_key_pem: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: Secret,
+    pub bind: SocketAddr,
+    pub jwt: JwtSettings,
+    /// Base of referral links, without a trailing slash.
+    pub public_url: String,
+    /// The program currency, ISO 4217 (three upper-case letters).
+    pub currency: String,
+    pub smtp_url: Option<Secret>,
+    pub mail_from: Option<String>,
+    pub mail_dir: PathBuf,
+}
+
+/// A setting that could not be accepted. Its `Display` is the one line printed at start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &str, problem: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Each setting: its environment variable, its key in `tandem.toml`, and its default.
+pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
+    ("DATABASE_URL", "database_url", Some("sqlite://tandem.db")),
+    ("TANDEM_BIND", "bind", Some("127.0.0.1:8080")),
+    ("TANDEM_JWT_SECRET", "jwt_secret", None),
+    ("TANDEM_JWT_PUBLIC_KEY", "jwt_public_key", None),
+    ("TANDEM_JWT_ISSUER", "jwt_issuer", None),
+    ("TANDEM_JWT_AUDIENCE", "jwt_audience", None),
+    ("TANDEM_PUBLIC_URL", "public_url", Some("http://127.0.0.1:8080")),
+    ("TANDEM_CURRENCY", "currency", Some("USD")),
+    ("TANDEM_SMTP_URL", "smtp_url", None),
+    ("TANDEM_MAIL_FROM", "mail_from", None),
+    ("TANDEM_MAIL_DIR", "mail_dir", Some("./mail")),
+];
+
+/// The file read when `TANDEM_CONFIG` does not name another.
+pub const DEFAULT_CONFIG_FILE: &str = "tandem.toml";
+
+impl Settings {
+    /// Reads the process environment and the config file (`TANDEM_CONFIG`, else `./tandem.toml`
+    /// when it exists).
+    pub fn load() -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let (path, required) = match env.get("TANDEM_CONFIG") {
+            Some(path) => (PathBuf::from(path), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        };
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(ConfigError::new(
+                    "TANDEM_CONFIG",
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
+        };
+        Self::from_sources(&env, file.as_deref())
+    }
+
+    /// Builds settings from an environment map and the text of a config file.
+    pub fn from_sources(
+        env: &HashMap<String, String>,
+        config_file: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        let file_values = match config_file {
+            Some(text) => parse_config_file(text)?,
+            None => HashMap::new(),
+        };
+        let raw = |variable: &str| -> Option<String> {
+            let (_, key, default) = SETTINGS
+                .iter()
+                .find(|(name, _, _)| *name == variable)
+                .copied()?;
+            env.get(variable)
+                .filter(|v| !v.trim().is_empty())
+                .cloned()
+                .or_else(|| file_values.get(key).cloned())
+                .or_else(|| default.map(str::to_owned))
+        };
+
+        let database_url = raw("DATABASE_URL").unwrap_or_default();
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must start with sqlite:// or postgres:// (for example sqlite://tandem.db)",
+            ));
+        }
+
+        let bind_text = raw("TANDEM_BIND").unwrap_or_default();
+        let bind = bind_text.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new(
+                "TANDEM_BIND",
+                format!("'{bind_text}' is not an address and port like 127.0.0.1:8080"),
+            )
+        })?;
+
+        let secret = raw("TANDEM_JWT_SECRET").map(Secret::new);
+        if let Some(secret) = &secret
+            && secret.expose().len() < 32
+        {
+            return Err(ConfigError::new(
+                "TANDEM_JWT_SECRET",
+                "must be at least 32 characters long; leave it unset to have one generated",
+            ));
+        }
+        let public_key_pem = match raw("TANDEM_JWT_PUBLIC_KEY") {
+            None => None,
+            Some(value) if value.trim_start().starts_with("-----BEGIN") => Some(value),
+            Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::new(
+                    "TANDEM_JWT_PUBLIC_KEY",
+                    format!("is neither a PEM nor a readable file ({path}: {e})"),
+                )
+            })?),
+        };
+
+        let public_url = raw("TANDEM_PUBLIC_URL").unwrap_or_default();
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let has_host = public_url
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(' ')
+            });
+        if !has_host {
+            return Err(ConfigError::new(
+                "TANDEM_PUBLIC_URL",
+                format!("'{public_url}' is not an http:// or https:// URL"),
+            ));
+        }
+
+        let currency = raw("TANDEM_CURRENCY").unwrap_or_default().to_uppercase();
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(ConfigError::new(
+                "TANDEM_CURRENCY",
+                format!("'{currency}' is not an ISO 4217 code such as USD or EUR"),
+            ));
+        }
+
+        let smtp_url = raw("TANDEM_SMTP_URL").map(Secret::new);
+        if let Some(url) = &smtp_url
+            && !(url.expose().starts_with("smtp://") || url.expose().starts_with("smtps://"))
+        {
+            return Err(ConfigError::new(
+                "TANDEM_SMTP_URL",
+                "must start with smtp:// or smtps://",
+            ));
+        }
+
+        Ok(Self {
+            database_url: Secret::new(database_url),
+            bind,
+            jwt: JwtSettings {
+                secret,
+                public_key_pem,
+                issuer: raw("TANDEM_JWT_ISSUER"),
+                audience: raw("TANDEM_JWT_AUDIENCE"),
+            },
+            public_url,
+            currency,
+            smtp_url,
+            mail_from: raw("TANDEM_MAIL_FROM"),
+            mail_dir: PathBuf::from(raw("TANDEM_MAIL_DIR").unwrap_or_default()),
+        })
+    }
+}
+
+/// The file's keys are the setting names in lower case without the `TANDEM_` prefix.
+fn parse_config_file(text: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| ConfigError::new("TANDEM_CONFIG", format!("is not valid TOML: {e}")))?;
+    let mut values = HashMap::new();
+    for (key, value) in table {
+        if !SETTINGS.iter().any(|(_, name, _)| *name == key) {
+            return Err(ConfigError::new(
+                "TANDEM_CONFIG",
+                format!("unknown setting '{key}'"),
+            ));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        values.insert(key, text);
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_start_an_embedded_server() {
+        let settings = Settings::from_sources(&env(&[]), None).expect("defaults are valid");
+        assert_eq!(settings.database_url.expose(), "sqlite://tandem.db");
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+        assert_eq!(settings.currency, "USD");
+        assert!(settings.jwt.secret.is_none());
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let file = "bind = \"127.0.0.1:9000\"\ncurrency = \"EUR\"\n";
+        let settings =
+            Settings::from_sources(&env(&[("TANDEM_CURRENCY", "gbp")]), Some(file)).unwrap();
+        assert_eq!(settings.bind.port(), 9000);
+        assert_eq!(settings.currency, "GBP");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let cases = [
+            ("TANDEM_BIND", "localhost"),
+            ("TANDEM_CURRENCY", "dollars"),
+            ("DATABASE_URL", "mysql://x"),
+            ("TANDEM_JWT_SECRET", "short"),
+            ("TANDEM_PUBLIC_URL", "ftp://x"),
+            ("TANDEM_SMTP_URL", "mail.example.com"),
+            ("TANDEM_JWT_PUBLIC_KEY", "/no/such/key.pem"),
+        ];
+        for (variable, value) in cases {
+            let error = Settings::from_sources(&env(&[(variable, value)]), None).unwrap_err();
+            assert_eq!(error.variable, variable, "{value}");
+            assert!(error.to_string().starts_with(variable));
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused() {
+        let error = Settings::from_sources(&env(&[]), Some("bnid = \"x\"")).unwrap_err();
+        assert!(error.problem.contains("bnid"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let settings = Settings::from_sources(
+            &env(&[("TANDEM_JWT_SECRET", "a-very-long-secret-of-at-least-32-chars")]),
+            None,
+        )
+        .unwrap();
+        assert!(!format!("{settings:?}").contains("a-very-long-secret"));
+    }
+}

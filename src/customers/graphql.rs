@@ -1,0 +1,244 @@
+//! GraphQL types and resolvers for customers. Resolvers check the role, parse input and call one
+//! service function.
+
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::auth::Role;
+use crate::customers::service::{self, CustomerChanges, NewCustomer};
+use crate::entities::customer;
+use crate::error::AppError;
+use crate::graphql::context::{require, state};
+use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
+use crate::referrals::ReferralCode;
+
+/// Channel recorded when a registration names none.
+pub const DEFAULT_ACQUISITION_CHANNEL: &str = "organic";
+
+/// A shopper known to the program.
+pub struct Customer(pub customer::Model);
+
+#[Object]
+impl Customer {
+    /// Tandem's id for the customer.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The merchant's id for the customer; also the `sub` of the customer's tokens.
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+
+    /// The email address as given.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    /// The customer's name, when known.
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// The code this customer shares with friends.
+    async fn referral_code(&self) -> &str {
+        &self.0.referral_code
+    }
+
+    /// The link this customer shares: the public URL, `/r/`, and the code.
+    async fn referral_link(&self, ctx: &Context<'_>) -> Result<String> {
+        let state = state(ctx)?;
+        Ok(format!(
+            "{}/r/{}",
+            state.settings.public_url, self.0.referral_code
+        ))
+    }
+
+    /// Where the customer came from (`organic` unless the registration said otherwise).
+    async fn acquisition_channel(&self) -> &str {
+        &self.0.acquisition_channel
+    }
+
+    /// Whether the customer agreed to marketing email.
+    async fn marketing_consent(&self) -> bool {
+        self.0.marketing_consent
+    }
+
+    /// When the customer was registered.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A registration sent by the merchant's backend.
+#[derive(InputObject)]
+pub struct RegisterCustomerInput {
+    /// The merchant's id for the customer; registering it again returns the same customer.
+    pub external_id: String,
+    /// The customer's email address.
+    pub email: String,
+    /// The customer's name.
+    pub name: Option<String>,
+    /// Where the customer came from; `organic` when absent.
+    pub acquisition_channel: Option<String>,
+    /// Whether the customer agreed to marketing email; false when absent.
+    pub marketing_consent: Option<bool>,
+    /// The IP address the customer signed up from; only a keyed hash is stored.
+    pub ip: Option<String>,
+    /// An id of the customer's device, for fraud rules.
+    pub device_id: Option<String>,
+    /// The referral code the customer signed up with.
+    pub referral_code: Option<String>,
+}
+
+/// What a registration produced.
+#[derive(SimpleObject)]
+pub struct RegisterCustomerPayload {
+    /// The registered customer (the existing one, for a repeated registration).
+    pub customer: Customer,
+}
+
+/// Changes to a customer; fields left out stay as they are.
+#[derive(InputObject)]
+pub struct UpdateCustomerInput {
+    /// A new name; null clears it.
+    pub name: MaybeUndefined<String>,
+    /// A new email address, checked like one given at registration.
+    pub email: Option<String>,
+    /// Whether the customer agrees to marketing email.
+    pub marketing_consent: Option<bool>,
+}
+
+/// One customer in a page.
+#[derive(SimpleObject)]
+pub struct CustomerEdge {
+    /// Pass as `after` to continue after this customer.
+    pub cursor: String,
+    /// The customer.
+    pub node: Customer,
+}
+
+/// A page of customers, in registration order.
+#[derive(SimpleObject)]
+pub struct CustomerConnection {
+    /// The customers of this page with their cursors.
+    pub edges: Vec<CustomerEdge>,
+    /// Where this page stands.
+    pub page_info: PageInfo,
+}
+
+#[derive(Default)]
+pub struct CustomerQuery;
+
+#[Object]
+impl CustomerQuery {
+    /// The customer the token belongs to (customer tokens only).
+    async fn me(&self, ctx: &Context<'_>) -> Result<Customer> {
+        let (state, principal) = require(ctx, &[Role::Customer])?;
+        let model = service::get_by_external_id(&state.db, &principal.subject).await?;
+        Ok(Customer(model))
+    }
+
+    /// One customer by the merchant's id (service and admin tokens).
+    async fn customer(&self, ctx: &Context<'_>, external_id: String) -> Result<Option<Customer>> {
+        let (state, _) = require(ctx, &[Role::Service, Role::Admin])?;
+        let model = service::find_by_external_id(&state.db, &external_id).await?;
+        Ok(model.map(Customer))
+    }
+
+    /// Customers in registration order, a page at a time (service and admin tokens).
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100; 20 when absent.")] first: Option<i32>,
+        #[graphql(desc = "The endCursor of the previous page.")] after: Option<String>,
+    ) -> Result<CustomerConnection> {
+        let (state, _) = require(ctx, &[Role::Service, Role::Admin])?;
+        let request = PageRequest::parse(first, after.as_deref())?;
+        let (rows, has_next) = service::list(&state.db, request.limit, request.after).await?;
+        let ids: Vec<_> = rows.iter().map(|c| c.id).collect();
+        Ok(CustomerConnection {
+            page_info: page_info(&ids, request, has_next),
+            edges: rows
+                .into_iter()
+                .map(|model| CustomerEdge {
+                    cursor: encode_cursor(model.id),
+                    node: Customer(model),
+                })
+                .collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct CustomerMutation;
+
+#[Object]
+impl CustomerMutation {
+    /// Registers a customer (service tokens). Repeating it with the same externalId and email
+    /// returns the same customer; another email for that externalId, or an email that belongs to
+    /// another customer, is a CONFLICT.
+    async fn register_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterCustomerInput,
+    ) -> Result<RegisterCustomerPayload> {
+        let (state, _) = require(ctx, &[Role::Service])?;
+        let new = NewCustomer {
+            external_id: service::parse_external_id("externalId", &input.external_id)?,
+            email: service::parse_email("email", &input.email)?,
+            name: service::parse_optional_text("name", input.name)?,
+            acquisition_channel: service::parse_optional_text(
+                "acquisitionChannel",
+                input.acquisition_channel,
+            )?
+            .map(|c| c.to_lowercase())
+            .unwrap_or_else(|| DEFAULT_ACQUISITION_CHANNEL.to_owned()),
+            marketing_consent: input.marketing_consent.unwrap_or(false),
+            signup_referral_code: service::parse_optional_text(
+                "referralCode",
+                input.referral_code,
+            )?
+            .map(|typed| {
+                ReferralCode::parse(&typed).map_or_else(|| typed.to_uppercase(), |c| c.to_string())
+            }),
+            signup_ip_hash: service::parse_optional_text("ip", input.ip)?
+                .map(|ip| state.ip_hasher.hash(&ip)),
+            device_id: service::parse_optional_text("deviceId", input.device_id)?,
+        };
+        let model = service::register(&state.db, state.clock.as_ref(), new).await?;
+        Ok(RegisterCustomerPayload {
+            customer: Customer(model),
+        })
+    }
+
+    /// Changes a customer's name, email or consent (service tokens).
+    async fn update_customer(
+        &self,
+        ctx: &Context<'_>,
+        external_id: String,
+        input: UpdateCustomerInput,
+    ) -> Result<Customer> {
+        let (state, _) = require(ctx, &[Role::Service])?;
+        let name = match input.name {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(name) => Some(Some(
+                service::parse_optional_text("name", Some(name))?.ok_or_else(|| {
+                    AppError::bad_input("name", "name must not be blank; send null to clear it")
+                })?,
+            )),
+        };
+        let changes = CustomerChanges {
+            name,
+            email: input
+                .email
+                .map(|email| service::parse_email("email", &email))
+                .transpose()?,
+            marketing_consent: input.marketing_consent,
+        };
+        let model =
+            service::update(&state.db, state.clock.as_ref(), &external_id, changes).await?;
+        Ok(Customer(model))
+    }
+}

@@ -1,0 +1,271 @@
+//! The rules for customers. Uniqueness (externalId, normalized email, referral code) is enforced by
+//! the database; these functions turn violations into the errors a client can act on.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::customers::EmailAddress;
+use crate::db::begin_write;
+use crate::entities::customer;
+use crate::error::{AppError, DbContext};
+use crate::referrals::ReferralCode;
+
+/// How many times registration retries after losing a race or drawing a taken referral code.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Longest accepted externalId, name, channel or device id.
+pub const MAX_TEXT_LENGTH: usize = 255;
+
+/// A registration, parsed.
+#[derive(Debug, Clone)]
+pub struct NewCustomer {
+    pub external_id: String,
+    pub email: EmailAddress,
+    pub name: Option<String>,
+    pub acquisition_channel: String,
+    pub marketing_consent: bool,
+    pub signup_referral_code: Option<String>,
+    pub signup_ip_hash: Option<String>,
+    pub device_id: Option<String>,
+}
+
+/// Changes to a customer; `None` leaves a value as it is.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerChanges {
+    /// `Some(None)` clears the name.
+    pub name: Option<Option<String>>,
+    pub email: Option<EmailAddress>,
+    pub marketing_consent: Option<bool>,
+}
+
+/// Checks an externalId: present, not blank, not too long.
+pub fn parse_external_id(field: &str, value: &str) -> Result<String, AppError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(AppError::bad_input(field, format!("{field} must not be empty")));
+    }
+    if value.len() > MAX_TEXT_LENGTH {
+        return Err(AppError::bad_input(
+            field,
+            format!("{field} must be at most {MAX_TEXT_LENGTH} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Checks an optional free-text value: blank reads as absent.
+pub fn parse_optional_text(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
+    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        Some(v) if v.chars().count() > MAX_TEXT_LENGTH => Err(AppError::bad_input(
+            field,
+            format!("{field} must be at most {MAX_TEXT_LENGTH} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+pub fn parse_email(field: &str, value: &str) -> Result<EmailAddress, AppError> {
+    EmailAddress::parse(value).map_err(|problem| AppError::bad_input(field, problem))
+}
+
+/// Registers a customer, or returns the one already registered under the same externalId with the
+/// same email. Each new customer gets a fresh referral code.
+#[tracing::instrument(skip_all, fields(external_id = %input.external_id))]
+pub async fn register(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    input: NewCustomer,
+) -> Result<customer::Model, AppError> {
+    register_with_codes(db, clock, input, &mut || {
+        ReferralCode::generate().map_err(|e| AppError::internal("generating a referral code", e))
+    })
+    .await
+}
+
+/// [`register`] with the source of referral codes given, so collisions can be tested.
+pub async fn register_with_codes(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    input: NewCustomer,
+    next_code: &mut (dyn FnMut() -> Result<ReferralCode, AppError> + Send),
+) -> Result<customer::Model, AppError> {
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(existing) = find_by_external_id(db, &input.external_id).await? {
+            return same_registration(existing, &input);
+        }
+        let now = clock.now();
+        let code = next_code()?;
+        let txn = begin_write(db).await.context("starting registration")?;
+        let inserted = customer::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            external_id: Set(input.external_id.clone()),
+            email: Set(input.email.as_str().to_owned()),
+            email_normalized: Set(input.email.normalized().to_owned()),
+            name: Set(input.name.clone()),
+            referral_code: Set(code.to_string()),
+            acquisition_channel: Set(input.acquisition_channel.clone()),
+            marketing_consent: Set(input.marketing_consent),
+            signup_referral_code: Set(input.signup_referral_code.clone()),
+            signup_ip_hash: Set(input.signup_ip_hash.clone()),
+            device_id: Set(input.device_id.clone()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await;
+        match inserted {
+            Ok(model) => {
+                txn.commit().await.context("committing registration")?;
+                return Ok(model);
+            }
+            Err(error) => {
+                txn.rollback()
+                    .await
+                    .context("rolling back registration")?;
+                match violated_column(&error) {
+                    // Another request registered this externalId first: the next round reads it.
+                    Some(Violation::ExternalId) | Some(Violation::ReferralCode) => continue,
+                    Some(Violation::Email) => return Err(email_taken(&input.email)),
+                    None => return Err(AppError::internal("inserting a customer", error)),
+                }
+            }
+        }
+    }
+    Err(AppError::internal(
+        "registering a customer",
+        format!("no free referral code after {MAX_ATTEMPTS} attempts"),
+    ))
+}
+
+/// A replay of a registration is answered with the first result, unless it names another email.
+fn same_registration(
+    existing: customer::Model,
+    input: &NewCustomer,
+) -> Result<customer::Model, AppError> {
+    if existing.email_normalized == input.email.normalized() {
+        Ok(existing)
+    } else {
+        Err(AppError::Conflict(format!(
+            "externalId '{}' is already registered with another email address; use updateCustomer to change it",
+            input.external_id
+        )))
+    }
+}
+
+fn email_taken(email: &EmailAddress) -> AppError {
+    AppError::Conflict(format!(
+        "the email address '{}' is already registered to another customer",
+        email.as_str()
+    ))
+}
+
+/// Applies `changes` to the customer with `external_id`.
+#[tracing::instrument(skip(db, clock, changes))]
+pub async fn update(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    external_id: &str,
+    changes: CustomerChanges,
+) -> Result<customer::Model, AppError> {
+    let txn = begin_write(db).await.context("starting a customer update")?;
+    let existing = find_by_external_id(&txn, external_id)
+        .await?
+        .ok_or_else(|| not_found(external_id))?;
+    let mut model = existing.into_active_model();
+    if let Some(name) = changes.name {
+        model.name = Set(name);
+    }
+    if let Some(email) = &changes.email {
+        model.email = Set(email.as_str().to_owned());
+        model.email_normalized = Set(email.normalized().to_owned());
+    }
+    if let Some(consent) = changes.marketing_consent {
+        model.marketing_consent = Set(consent);
+    }
+    model.updated_at = Set(clock.now());
+    let updated = match model.update(&txn).await {
+        Ok(updated) => updated,
+        Err(error) => {
+            txn.rollback().await.context("rolling back a customer update")?;
+            return Err(match (violated_column(&error), &changes.email) {
+                (Some(Violation::Email), Some(email)) => email_taken(email),
+                _ => AppError::internal("updating a customer", error),
+            });
+        }
+    };
+    txn.commit().await.context("committing a customer update")?;
+    Ok(updated)
+}
+
+pub async fn find_by_external_id(
+    db: &impl ConnectionTrait,
+    external_id: &str,
+) -> Result<Option<customer::Model>, AppError> {
+    customer::Entity::find()
+        .filter(customer::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await
+        .context("loading a customer by externalId")
+}
+
+pub async fn get_by_external_id(
+    db: &impl ConnectionTrait,
+    external_id: &str,
+) -> Result<customer::Model, AppError> {
+    find_by_external_id(db, external_id)
+        .await?
+        .ok_or_else(|| not_found(external_id))
+}
+
+pub fn not_found(external_id: &str) -> AppError {
+    AppError::NotFound(format!("no customer has externalId '{external_id}'"))
+}
+
+/// One page of customers in registration order (ids are UUID v7, so they sort by time), and
+/// whether more follow.
+pub async fn list(
+    db: &DatabaseConnection,
+    limit: u64,
+    after: Option<Uuid>,
+) -> Result<(Vec<customer::Model>, bool), AppError> {
+    let mut query = customer::Entity::find().order_by_asc(customer::Column::Id);
+    if let Some(after) = after {
+        query = query.filter(customer::Column::Id.gt(after));
+    }
+    let mut rows = query
+        .limit(limit + 1)
+        .all(db)
+        .await
+        .context("listing customers")?;
+    let has_next = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, has_next))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Violation {
+    ExternalId,
+    Email,
+    ReferralCode,
+}
+
+/// Which unique rule an insert or update broke. Both databases name the column (SQLite) or the
+/// index, whose name holds the column (PostgreSQL), in the message.
+fn violated_column(error: &DbErr) -> Option<Violation> {
+    let Some(SqlErr::UniqueConstraintViolation(message)) = error.sql_err() else {
+        return None;
+    };
+    if message.contains("email_normalized") {
+        Some(Violation::Email)
+    } else if message.contains("referral_code") {
+        Some(Violation::ReferralCode)
+    } else if message.contains("external_id") {
+        Some(Violation::ExternalId)
+    } else {
+        None
+    }
+}

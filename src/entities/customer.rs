@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "customers")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    #[sea_orm(unique)]
+    pub external_id: String,
+    pub email: String,
+    #[sea_orm(unique)]
+    pub email_normalized: String,
+    pub name: Option<String>,
+    #[sea_orm(unique)]
+    pub referral_code: String,
+    pub acquisition_channel: String,
+    pub marketing_consent: bool,
+    /// The code given at signup, as typed (normalized); the referrals capability acts on it.
+    pub signup_referral_code: Option<String>,
+    pub signup_ip_hash: Option<String>,
+    pub device_id: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

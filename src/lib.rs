@@ -1,0 +1,13 @@
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod customers;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod graphql;
+pub mod ip_hash;
+pub mod referrals;
+pub mod server;
+pub mod server_keys;
+pub mod state;

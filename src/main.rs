@@ -1,0 +1,97 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tandem::auth::Role;
+use tandem::clock::{Clock, SystemClock};
+use tandem::config::Settings;
+use tandem::server::Application;
+use tandem::state::{AppState, StartError};
+
+/// Tandem: a self-hosted GraphQL backend for referral and loyalty programs.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print a signed token for calling the API.
+    Token {
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The token's subject; for a customer, their externalId.
+        #[arg(long)]
+        sub: String,
+        /// How long the token is valid, e.g. 15m, 24h, 30d.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", tandem::graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command.unwrap_or(Command::Serve)).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tandem: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    let settings = Settings::load().map_err(StartError::from)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        Command::Schema => unreachable!("handled before start-up"),
+        Command::Migrate => {
+            AppState::init(settings, clock).await?;
+            println!("migrations applied");
+        }
+        Command::Token { role, sub, ttl } => {
+            let state = AppState::init(settings, clock.clone()).await?;
+            let ttl = chrono::Duration::from_std(ttl)?;
+            println!("{}", state.jwt.mint(role, &sub, ttl, clock.now())?);
+        }
+        Command::Serve => {
+            let state = AppState::init(settings, clock.clone()).await?;
+            let app = Application::build(state)?;
+            let base = format!("http://{}:{}", app.state().settings.bind.ip(), app.port());
+            println!("Tandem is listening on {base}");
+            println!("GraphiQL: {base}/graphql");
+            if app.state().jwt.can_mint() {
+                let token =
+                    app.state()
+                        .jwt
+                        .mint(Role::Admin, "admin", chrono::Duration::hours(24), clock.now())?;
+                println!("Admin token (valid 24h): {token}");
+                println!("  send it as the header  Authorization: Bearer <token>");
+            } else {
+                println!("Tokens come from your identity provider (TANDEM_JWT_PUBLIC_KEY is set).");
+            }
+            app.run_until_stopped().await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Referrals: the codes customers share. Attribution, qualification and rewards grow here.
+
+pub mod code;
+
+pub use code::ReferralCode;

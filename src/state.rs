@@ -1,0 +1,61 @@
+//! What every request and worker shares, and how it is put together at start.
+
+use std::sync::Arc;
+
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::auth::JwtKeys;
+use crate::clock::Clock;
+use crate::config::{ConfigError, Settings};
+use crate::ip_hash::IpHasher;
+use crate::{db, server_keys};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    pub jwt: Arc<JwtKeys>,
+    pub ip_hasher: IpHasher,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("DATABASE_URL: cannot use the database: {0}")]
+    Database(#[from] DbErr),
+    #[error("TANDEM_BIND: cannot listen: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+impl AppState {
+    /// Connects, migrates, and loads (or generates) the server's keys.
+    pub async fn init(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let db = db::connect(settings.database_url.expose()).await?;
+        db::migrate(&db).await?;
+        let generated_secret = match &settings.jwt.secret {
+            None if settings.jwt.public_key_pem.is_none() => {
+                tracing::warn!(
+                    "TANDEM_JWT_SECRET is not set: using a secret generated once and kept in the \
+                     database (table server_keys). Set TANDEM_JWT_SECRET to manage it yourself."
+                );
+                Some(server_keys::get_or_create(&db, server_keys::JWT_SECRET).await?)
+            }
+            _ => None,
+        };
+        let jwt = JwtKeys::new(
+            &settings.jwt,
+            settings.jwt.secret.as_ref().or(generated_secret.as_ref()),
+        )?;
+        let ip_hasher = IpHasher::new(server_keys::get_or_create(&db, server_keys::IP_HASH_KEY).await?);
+        Ok(Self {
+            db,
+            clock,
+            settings: Arc::new(settings),
+            jwt: Arc::new(jwt),
+            ip_hasher,
+        })
+    }
+}
