@@ -183,15 +183,22 @@ impl JwtKeys {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.leeway = LEEWAY_SECONDS as u64;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
         match &self.issuer {
-            Some(issuer) => validation.set_issuer(&[issuer]),
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
             None => validation.iss = None,
         }
         match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|e| describe(&e))?
             .claims;
@@ -285,7 +292,10 @@ mod tests {
             "FORBIDDEN"
         );
         assert_eq!(
-            Viewer::Anonymous.require(&[Role::Admin]).unwrap_err().code(),
+            Viewer::Anonymous
+                .require(&[Role::Admin])
+                .unwrap_err()
+                .code(),
             "UNAUTHENTICATED"
         );
     }

@@ -78,7 +78,11 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ("TANDEM_JWT_PUBLIC_KEY", "jwt_public_key", None),
     ("TANDEM_JWT_ISSUER", "jwt_issuer", None),
     ("TANDEM_JWT_AUDIENCE", "jwt_audience", None),
-    ("TANDEM_PUBLIC_URL", "public_url", Some("http://127.0.0.1:8080")),
+    (
+        "TANDEM_PUBLIC_URL",
+        "public_url",
+        Some("http://127.0.0.1:8080"),
+    ),
     ("TANDEM_CURRENCY", "currency", Some("USD")),
     ("TANDEM_SMTP_URL", "smtp_url", None),
     ("TANDEM_MAIL_FROM", "mail_from", None),
@@ -172,11 +176,9 @@ impl Settings {
 
         let public_url = raw("TANDEM_PUBLIC_URL").unwrap_or_default();
         let public_url = public_url.trim_end_matches('/').to_owned();
-        let has_host = public_url
-            .split_once("://")
-            .is_some_and(|(scheme, rest)| {
-                matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(' ')
-            });
+        let has_host = public_url.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(' ')
+        });
         if !has_host {
             return Err(ConfigError::new(
                 "TANDEM_PUBLIC_URL",
@@ -299,7 +301,10 @@ mod tests {
     #[test]
     fn secrets_never_print() {
         let settings = Settings::from_sources(
-            &env(&[("TANDEM_JWT_SECRET", "a-very-long-secret-of-at-least-32-chars")]),
+            &env(&[(
+                "TANDEM_JWT_SECRET",
+                "a-very-long-secret-of-at-least-32-chars",
+            )]),
             None,
         )
         .unwrap();

@@ -124,7 +124,10 @@ mod tests {
         assert_eq!(code_of(AppError::NotFound("x".into())), "NOT_FOUND");
         assert_eq!(code_of(AppError::Conflict("x".into())), "CONFLICT");
         assert_eq!(
-            code_of(AppError::internal("loading", sea_orm::DbErr::Custom("boom".into()))),
+            code_of(AppError::internal(
+                "loading",
+                sea_orm::DbErr::Custom("boom".into())
+            )),
             "INTERNAL"
         );
     }

@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -78,18 +79,27 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let state = AppState::init(settings, clock.clone()).await?;
             let app = Application::build(state)?;
             let base = format!("http://{}:{}", app.state().settings.bind.ip(), app.port());
-            println!("Tandem is listening on {base}");
-            println!("GraphiQL: {base}/graphql");
+            let mut banner = format!("Tandem is listening on {base}\nGraphiQL: {base}/graphql\n");
             if app.state().jwt.can_mint() {
-                let token =
-                    app.state()
-                        .jwt
-                        .mint(Role::Admin, "admin", chrono::Duration::hours(24), clock.now())?;
-                println!("Admin token (valid 24h): {token}");
-                println!("  send it as the header  Authorization: Bearer <token>");
+                let token = app.state().jwt.mint(
+                    Role::Admin,
+                    "admin",
+                    chrono::Duration::hours(24),
+                    clock.now(),
+                )?;
+                banner.push_str(&format!(
+                    "Admin token (valid 24h): {token}\n  send it as the header  Authorization: Bearer <token>\n"
+                ));
             } else {
-                println!("Tokens come from your identity provider (TANDEM_JWT_PUBLIC_KEY is set).");
+                banner.push_str(
+                    "Tokens come from your identity provider (TANDEM_JWT_PUBLIC_KEY is set).\n",
+                );
             }
+            // A server whose stdout was closed keeps serving: the banner is best effort.
+            let mut stdout = std::io::stdout();
+            let _ = stdout
+                .write_all(banner.as_bytes())
+                .and_then(|()| stdout.flush());
             app.run_until_stopped().await?;
         }
     }

@@ -49,7 +49,8 @@ impl AppState {
             &settings.jwt,
             settings.jwt.secret.as_ref().or(generated_secret.as_ref()),
         )?;
-        let ip_hasher = IpHasher::new(server_keys::get_or_create(&db, server_keys::IP_HASH_KEY).await?);
+        let ip_hasher =
+            IpHasher::new(server_keys::get_or_create(&db, server_keys::IP_HASH_KEY).await?);
         Ok(Self {
             db,
             clock,

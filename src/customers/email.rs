@@ -21,7 +21,9 @@ impl EmailAddress {
             return Err("the email address is empty".into());
         }
         if address.len() > MAX_LENGTH {
-            return Err(format!("the email address is longer than {MAX_LENGTH} characters"));
+            return Err(format!(
+                "the email address is longer than {MAX_LENGTH} characters"
+            ));
         }
         let Some((local, domain)) = address.rsplit_once('@') else {
             return Err(format!("'{address}' has no @"));
@@ -32,7 +34,9 @@ impl EmailAddress {
             ));
         }
         if !valid_domain(domain) {
-            return Err(format!("'{address}' does not end in a valid domain such as example.com"));
+            return Err(format!(
+                "'{address}' does not end in a valid domain such as example.com"
+            ));
         }
         Ok(Self {
             normalized: normalize(local, domain),
@@ -57,9 +61,9 @@ fn valid_local_part(local: &str) -> bool {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b)
-        })
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b))
 }
 
 fn valid_domain(domain: &str) -> bool {
@@ -70,7 +74,9 @@ fn valid_domain(domain: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
         && labels
             .last()

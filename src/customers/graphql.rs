@@ -15,9 +15,9 @@ use crate::referrals::ReferralCode;
 /// Channel recorded when a registration names none.
 pub const DEFAULT_ACQUISITION_CHANNEL: &str = "organic";
 
-/// A shopper known to the program.
 pub struct Customer(pub customer::Model);
 
+/// A shopper known to the program.
 #[Object]
 impl Customer {
     /// Tandem's id for the customer.
@@ -237,8 +237,7 @@ impl CustomerMutation {
                 .transpose()?,
             marketing_consent: input.marketing_consent,
         };
-        let model =
-            service::update(&state.db, state.clock.as_ref(), &external_id, changes).await?;
+        let model = service::update(&state.db, state.clock.as_ref(), &external_id, changes).await?;
         Ok(Customer(model))
     }
 }

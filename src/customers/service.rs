@@ -46,7 +46,10 @@ pub struct CustomerChanges {
 pub fn parse_external_id(field: &str, value: &str) -> Result<String, AppError> {
     let value = value.trim();
     if value.is_empty() {
-        return Err(AppError::bad_input(field, format!("{field} must not be empty")));
+        return Err(AppError::bad_input(
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     if value.len() > MAX_TEXT_LENGTH {
         return Err(AppError::bad_input(
@@ -123,13 +126,18 @@ pub async fn register_with_codes(
                 return Ok(model);
             }
             Err(error) => {
-                txn.rollback()
-                    .await
-                    .context("rolling back registration")?;
+                txn.rollback().await.context("rolling back registration")?;
                 match violated_column(&error) {
                     // Another request registered this externalId first: the next round reads it.
                     Some(Violation::ExternalId) | Some(Violation::ReferralCode) => continue,
-                    Some(Violation::Email) => return Err(email_taken(&input.email)),
+                    // A concurrent registration of the same customer can trip the email index
+                    // before the externalId one; only a different customer makes it a conflict.
+                    Some(Violation::Email) => {
+                        return match find_by_external_id(db, &input.external_id).await? {
+                            Some(existing) => same_registration(existing, &input),
+                            None => Err(email_taken(&input.email)),
+                        };
+                    }
                     None => return Err(AppError::internal("inserting a customer", error)),
                 }
             }
@@ -171,7 +179,9 @@ pub async fn update(
     external_id: &str,
     changes: CustomerChanges,
 ) -> Result<customer::Model, AppError> {
-    let txn = begin_write(db).await.context("starting a customer update")?;
+    let txn = begin_write(db)
+        .await
+        .context("starting a customer update")?;
     let existing = find_by_external_id(&txn, external_id)
         .await?
         .ok_or_else(|| not_found(external_id))?;
@@ -190,7 +200,9 @@ pub async fn update(
     let updated = match model.update(&txn).await {
         Ok(updated) => updated,
         Err(error) => {
-            txn.rollback().await.context("rolling back a customer update")?;
+            txn.rollback()
+                .await
+                .context("rolling back a customer update")?;
             return Err(match (violated_column(&error), &changes.email) {
                 (Some(Violation::Email), Some(email)) => email_taken(email),
                 _ => AppError::internal("updating a customer", error),

@@ -88,13 +88,24 @@ mod tests {
     fn look_ups_forgive_case_and_confusable_letters() {
         let canonical = ReferralCode::parse("10AB1Z0Q").unwrap();
         for typed in ["10ab1z0q", "IOAB LZOQ", "lo-ab-iz-oq"] {
-            assert_eq!(ReferralCode::parse(typed).as_ref(), Some(&canonical), "{typed}");
+            assert_eq!(
+                ReferralCode::parse(typed).as_ref(),
+                Some(&canonical),
+                "{typed}"
+            );
         }
     }
 
     #[test]
     fn impossible_codes_are_refused() {
-        for typed in ["", "AB", "ABCU1234", "ABC$1234", &"A".repeat(40), "ÄBCD1234"] {
+        for typed in [
+            "",
+            "AB",
+            "ABCU1234",
+            "ABC$1234",
+            &"A".repeat(40),
+            "ÄBCD1234",
+        ] {
             assert!(ReferralCode::parse(typed).is_none(), "{typed}");
         }
     }

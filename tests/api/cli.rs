@@ -1,0 +1,128 @@
+//! The `tandem` binary itself, as an operator runs it.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::common::TestDatabase;
+
+fn tandem(database: &TestDatabase, work_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    command
+        .env_clear()
+        .current_dir(work_dir)
+        .env("DATABASE_URL", database.url())
+        .env("TANDEM_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    command
+}
+
+fn work_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tandem-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `tandem serve` and reads its banner: the base URL and the admin token.
+async fn serve(database: &TestDatabase, dir: &std::path::Path) -> (Child, String, String) {
+    let mut child = tandem(database, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tandem starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut url, mut token) = (None, None);
+    while url.is_none() || token.is_none() {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the banner is printed")
+            .unwrap()
+            .expect("stdout stays open");
+        if let Some(rest) = line.strip_prefix("Tandem is listening on ") {
+            url = Some(rest.to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("Admin token (valid 24h): ") {
+            token = Some(rest.to_owned());
+        }
+    }
+    // Keep reading, so the server never writes into a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url.unwrap(), token.unwrap())
+}
+
+async fn customers_with(url: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{url}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": "{ customers { edges { cursor } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tandem_schema_prints_the_sdl() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("schema")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        tandem::graphql::sdl()
+    );
+}
+
+#[tokio::test]
+async fn serve_prints_a_working_admin_token_that_survives_a_restart() {
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let (child, url, token) = serve(&database, &dir).await;
+    let health = reqwest::get(format!("{url}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(customers_with(&url, &token).await.get("errors").is_none());
+    drop(child);
+
+    let (_child, url, _) = serve(&database, &dir).await;
+    let response = customers_with(&url, &token).await;
+    assert!(response.get("errors").is_none(), "{response}");
+}
+
+#[tokio::test]
+async fn token_mints_a_token_the_server_accepts() {
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let output = tandem(&database, &dir)
+        .args(["token", "--role", "admin", "--sub", "ops", "--ttl", "1h"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let (_child, url, _) = serve(&database, &dir).await;
+    let response = customers_with(&url, &token).await;
+    assert!(response.get("errors").is_none(), "{response}");
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let output = tandem(&database, &dir)
+        .env("TANDEM_BIND", "not-an-address")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("TANDEM_BIND"), "{stderr}");
+}

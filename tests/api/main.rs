@@ -1,0 +1,10 @@
+//! Black-box tests through HTTP, one module a capability. One binary keeps linking fast.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod cli;
+mod customers;
+mod health;
+mod schema;

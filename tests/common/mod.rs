@@ -1,0 +1,165 @@
+//! The test harness: each test starts the real application on port 0 with a database of its own
+//! (a temporary SQLite file, or with `TEST_DATABASE_URL` a fresh PostgreSQL database created for
+//! the test and dropped after) and talks to it over HTTP.
+
+#![allow(dead_code)]
+
+pub mod database;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::{Value, json};
+use tandem::clock::ManualClock;
+use tandem::config::Settings;
+use tandem::server::Application;
+use tandem::state::AppState;
+
+pub use database::TestDatabase;
+
+/// The HS256 secret every test app is configured with.
+pub const TEST_SECRET: &str = "test-secret-that-is-at-least-32-characters";
+
+pub struct TestApp {
+    pub address: String,
+    pub clock: ManualClock,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    /// Dropped last: removes the test's database.
+    _database: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts an app with extra settings, as environment variable name and value.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        let database = TestDatabase::create().await;
+        let mut env: HashMap<String, String> = HashMap::from([
+            ("DATABASE_URL".into(), database.url().to_owned()),
+            ("TANDEM_BIND".into(), "127.0.0.1:0".into()),
+            ("TANDEM_JWT_SECRET".into(), TEST_SECRET.into()),
+            ("TANDEM_PUBLIC_URL".into(), "https://shop.example".into()),
+        ]);
+        for (name, value) in extra {
+            env.insert((*name).into(), (*value).into());
+        }
+        let settings = Settings::from_sources(&env, None).expect("test settings are valid");
+        let clock = ManualClock::new(Utc::now());
+        let state = AppState::init(settings, Arc::new(clock.clone()))
+            .await
+            .expect("the app starts");
+        let app = Application::build(state.clone()).expect("the app binds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            address,
+            clock,
+            client: reqwest::Client::new(),
+            state,
+            _database: database,
+        }
+    }
+
+    /// A token signed with the test secret.
+    pub fn token(&self, role: &str, sub: &str) -> String {
+        sign_hs256(
+            &json!({ "sub": sub, "role": role, "exp": (Utc::now() + Duration::hours(1)).timestamp() }),
+            TEST_SECRET,
+        )
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.token("admin", "ops")
+    }
+
+    pub fn service_token(&self) -> String {
+        self.token("service", "shop-backend")
+    }
+
+    pub fn customer_token(&self, external_id: &str) -> String {
+        self.token("customer", external_id)
+    }
+
+    /// POSTs a GraphQL request and returns the JSON body.
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the server answers");
+        assert_eq!(response.status(), 200, "GraphQL requests answer 200");
+        response.json().await.expect("the body is JSON")
+    }
+
+    pub async fn register_customer(&self, external_id: &str, email: &str) -> Value {
+        self.register(json!({ "externalId": external_id, "email": email }))
+            .await
+    }
+
+    /// Runs `registerCustomer` with `input` as a service and returns the whole response.
+    pub async fn register(&self, input: Value) -> Value {
+        self.graphql(
+            Some(&self.service_token()),
+            REGISTER_CUSTOMER,
+            json!({ "input": input }),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("the server answers")
+    }
+}
+
+pub const CUSTOMER_FIELDS: &str = "id externalId email name referralCode referralLink acquisitionChannel marketingConsent createdAt";
+
+pub const REGISTER_CUSTOMER: &str = "mutation($input: RegisterCustomerInput!) {
+  registerCustomer(input: $input) {
+    customer { id externalId email name referralCode referralLink acquisitionChannel marketingConsent createdAt }
+  }
+}";
+
+/// Signs `claims` with HS256 and `secret`.
+pub fn sign_hs256(claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("signing works")
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(response: &Value) -> Option<&str> {
+    response["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// Asserts the response failed with `code`, and returns the first error's message.
+pub fn assert_error(response: &Value, code: &str) -> String {
+    assert_eq!(error_code(response), Some(code), "response: {response}");
+    response["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Asserts the response has no errors and returns its data.
+pub fn data(response: &Value) -> &Value {
+    assert!(
+        response.get("errors").is_none(),
+        "unexpected errors: {response}"
+    );
+    &response["data"]
+}
