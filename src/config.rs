@@ -51,6 +51,12 @@ pub struct Settings {
     pub smtp_url: Option<Secret>,
     pub mail_from: Option<String>,
     pub mail_dir: PathBuf,
+    /// Referrals one referrer may make in 24 hours; more are rejected (`VELOCITY_LIMIT`).
+    pub referral_daily_limit: u32,
+    /// Signups from one IP address in an hour above which a referral is flagged for review.
+    pub signup_ip_hourly_limit: u32,
+    /// How often the scheduler looks for due work (reward holds, and later carts and expiry).
+    pub scheduler_interval: std::time::Duration,
 }
 
 /// A setting that could not be accepted. Its `Display` is the one line printed at start.
@@ -87,6 +93,21 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ("TANDEM_SMTP_URL", "smtp_url", None),
     ("TANDEM_MAIL_FROM", "mail_from", None),
     ("TANDEM_MAIL_DIR", "mail_dir", Some("./mail")),
+    (
+        "TANDEM_REFERRAL_DAILY_LIMIT",
+        "referral_daily_limit",
+        Some("20"),
+    ),
+    (
+        "TANDEM_SIGNUP_IP_HOURLY_LIMIT",
+        "signup_ip_hourly_limit",
+        Some("5"),
+    ),
+    (
+        "TANDEM_SCHEDULER_INTERVAL",
+        "scheduler_interval",
+        Some("60s"),
+    ),
 ];
 
 /// The file read when `TANDEM_CONFIG` does not name another.
@@ -204,7 +225,31 @@ impl Settings {
             ));
         }
 
+        let count = |variable: &str| -> Result<u32, ConfigError> {
+            let text = raw(variable).unwrap_or_default();
+            text.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ConfigError::new(variable, format!("'{text}' is not a whole number above 0"))
+                })
+        };
+        let interval_text = raw("TANDEM_SCHEDULER_INTERVAL").unwrap_or_default();
+        let scheduler_interval = humantime::parse_duration(interval_text.trim())
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "TANDEM_SCHEDULER_INTERVAL",
+                    format!("'{interval_text}' is not a duration such as 30s or 5m"),
+                )
+            })?;
+
         Ok(Self {
+            referral_daily_limit: count("TANDEM_REFERRAL_DAILY_LIMIT")?,
+            signup_ip_hourly_limit: count("TANDEM_SIGNUP_IP_HOURLY_LIMIT")?,
+            scheduler_interval,
             database_url: Secret::new(database_url),
             bind,
             jwt: JwtSettings {
@@ -284,6 +329,9 @@ mod tests {
             ("TANDEM_PUBLIC_URL", "ftp://x"),
             ("TANDEM_SMTP_URL", "mail.example.com"),
             ("TANDEM_JWT_PUBLIC_KEY", "/no/such/key.pem"),
+            ("TANDEM_REFERRAL_DAILY_LIMIT", "-1"),
+            ("TANDEM_SIGNUP_IP_HOURLY_LIMIT", "many"),
+            ("TANDEM_SCHEDULER_INTERVAL", "soon"),
         ];
         for (variable, value) in cases {
             let error = Settings::from_sources(&env(&[(variable, value)]), None).unwrap_err();

@@ -100,6 +100,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let _ = stdout
                 .write_all(banner.as_bytes())
                 .and_then(|()| stdout.flush());
+            tokio::spawn(tandem::jobs::scheduler::run_forever(app.state().clone()));
             app.run_until_stopped().await?;
         }
     }

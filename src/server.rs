@@ -10,6 +10,7 @@ use async_graphql::{ServerError, Value};
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
 
 use crate::graphql::{TandemSchema, schema_builder};
+use crate::referrals::links::{self, Visitor};
 use crate::state::{AppState, StartError};
 
 /// A bound, not yet running server.
@@ -32,6 +33,7 @@ impl Application {
                 .app_data(web::Data::new(app_state.clone()))
                 .route("/graphql", web::post().to(graphql))
                 .route("/graphql", web::get().to(graphiql))
+                .route("/r/{code}", web::get().to(links::follow_link))
                 .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
         })
@@ -68,7 +70,10 @@ async fn graphql(
         .get(AUTHORIZATION)
         .map(|value| value.to_str().unwrap_or_default());
     let viewer = state.jwt.viewer(authorization, state.clock.now());
-    let mut response = schema.execute(request.into_inner().data(viewer)).await;
+    let visitor = Visitor::from_request(&http);
+    let mut response = schema
+        .execute(request.into_inner().data(viewer).data(visitor))
+        .await;
     label_request_errors(&mut response.errors);
     response.into()
 }

@@ -8,6 +8,7 @@ use crate::auth::JwtKeys;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
 use crate::ip_hash::IpHasher;
+use crate::referrals::attribution::FraudLimits;
 use crate::{db, server_keys};
 
 #[derive(Clone)]
@@ -31,6 +32,14 @@ pub enum StartError {
 }
 
 impl AppState {
+    /// The limits the referral fraud rules apply, from the settings.
+    pub fn fraud_limits(&self) -> FraudLimits {
+        FraudLimits {
+            referrals_per_day: self.settings.referral_daily_limit,
+            signups_per_ip_hour: self.settings.signup_ip_hourly_limit,
+        }
+    }
+
     /// Connects, migrates, and loads (or generates) the server's keys.
     pub async fn init(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         let db = db::connect(settings.database_url.expose()).await?;

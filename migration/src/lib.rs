@@ -5,6 +5,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_server_keys;
 mod m20261122_000002_create_customers;
+mod m20261122_000003_create_referrals;
+mod m20261122_000004_create_orders_rewards_points;
 
 pub struct Migrator;
 
@@ -14,6 +16,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_server_keys::Migration),
             Box::new(m20261122_000002_create_customers::Migration),
+            Box::new(m20261122_000003_create_referrals::Migration),
+            Box::new(m20261122_000004_create_orders_rewards_points::Migration),
         ]
     }
 }

@@ -10,7 +10,12 @@ use crate::entities::customer;
 use crate::error::AppError;
 use crate::graphql::context::{require, state};
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
+use crate::loyalty::ledger;
 use crate::referrals::ReferralCode;
+use crate::referrals::graphql::{Referral, first_name};
+use crate::referrals::service as referrals;
+use crate::rewards::graphql::Reward;
+use crate::rewards::service as rewards;
 
 /// Channel recorded when a registration names none.
 pub const DEFAULT_ACQUISITION_CHANNEL: &str = "organic";
@@ -68,6 +73,43 @@ impl Customer {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+
+    /// The customer's points: the sum of their ledger. It can be negative when points were spent
+    /// before the reward that paid them was reversed.
+    async fn points_balance(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(ledger::balance(&state(ctx)?.db, self.0.id).await?)
+    }
+
+    /// The friends this customer referred, oldest first.
+    async fn referrals(&self, ctx: &Context<'_>) -> Result<Vec<Referral>> {
+        let referrals = referrals::by_referrer(&state(ctx)?.db, self.0.id).await?;
+        Ok(referrals.into_iter().map(Referral).collect())
+    }
+
+    /// Everything this customer earned, oldest first.
+    async fn rewards(&self, ctx: &Context<'_>) -> Result<Vec<Reward>> {
+        let rewards = rewards::for_customer(&state(ctx)?.db, self.0.id).await?;
+        Ok(rewards.into_iter().map(Reward).collect())
+    }
+
+    /// Who referred this customer (first name only), if anyone did.
+    async fn referred_by(&self, ctx: &Context<'_>) -> Result<Option<ReferredBy>> {
+        let db = &state(ctx)?.db;
+        let Some(referral) = referrals::of_referee(db, self.0.id).await? else {
+            return Ok(None);
+        };
+        let referrer = service::find_by_id(db, referral.referrer_id).await?;
+        Ok(Some(ReferredBy {
+            first_name: referrer.and_then(|r| first_name(r.name.as_deref())),
+        }))
+    }
+}
+
+/// The customer who referred someone, as that someone sees them.
+#[derive(SimpleObject)]
+pub struct ReferredBy {
+    /// The referrer's first name, if known.
+    pub first_name: Option<String>,
 }
 
 /// A registration sent by the merchant's backend.
@@ -96,6 +138,9 @@ pub struct RegisterCustomerInput {
 pub struct RegisterCustomerPayload {
     /// The registered customer (the existing one, for a repeated registration).
     pub customer: Customer,
+    /// The referral the signup's code created (REJECTED with a reason when a fraud rule refused
+    /// it); null when no code was given or the code belongs to nobody.
+    pub referral: Option<Referral>,
 }
 
 /// Changes to a customer; fields left out stay as they are.
@@ -206,9 +251,11 @@ impl CustomerMutation {
                 .map(|ip| state.ip_hasher.hash(&ip)),
             device_id: service::parse_optional_text("deviceId", input.device_id)?,
         };
-        let model = service::register(&state.db, state.clock.as_ref(), new).await?;
+        let registration =
+            service::register(&state.db, state.clock.as_ref(), state.fraud_limits(), new).await?;
         Ok(RegisterCustomerPayload {
-            customer: Customer(model),
+            customer: Customer(registration.customer),
+            referral: registration.referral.map(Referral),
         })
     }
 

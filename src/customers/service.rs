@@ -1,6 +1,7 @@
 //! The rules for customers. Uniqueness (externalId, normalized email, referral code) is enforced by
 //! the database; these functions turn violations into the errors a client can act on.
 
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
     EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, SqlErr,
@@ -10,9 +11,11 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::customers::EmailAddress;
 use crate::db::begin_write;
-use crate::entities::customer;
+use crate::entities::{customer, customer_email, referral};
 use crate::error::{AppError, DbContext};
 use crate::referrals::ReferralCode;
+use crate::referrals::attribution::{self, FraudLimits};
+use crate::referrals::service as referrals;
 
 /// How many times registration retries after losing a race or drawing a taken referral code.
 const MAX_ATTEMPTS: usize = 8;
@@ -31,6 +34,14 @@ pub struct NewCustomer {
     pub signup_referral_code: Option<String>,
     pub signup_ip_hash: Option<String>,
     pub device_id: Option<String>,
+}
+
+/// What a registration produced.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub customer: customer::Model,
+    /// The referral the signup's code created, or the one the customer already had.
+    pub referral: Option<referral::Model>,
 }
 
 /// Changes to a customer; `None` leaves a value as it is.
@@ -76,14 +87,16 @@ pub fn parse_email(field: &str, value: &str) -> Result<EmailAddress, AppError> {
 }
 
 /// Registers a customer, or returns the one already registered under the same externalId with the
-/// same email. Each new customer gets a fresh referral code.
+/// same email. Each new customer gets a fresh referral code; a referral code given at signup
+/// creates the referral in the same transaction.
 #[tracing::instrument(skip_all, fields(external_id = %input.external_id))]
 pub async fn register(
     db: &DatabaseConnection,
     clock: &dyn Clock,
+    limits: FraudLimits,
     input: NewCustomer,
-) -> Result<customer::Model, AppError> {
-    register_with_codes(db, clock, input, &mut || {
+) -> Result<Registration, AppError> {
+    register_with_codes(db, clock, limits, input, &mut || {
         ReferralCode::generate().map_err(|e| AppError::internal("generating a referral code", e))
     })
     .await
@@ -93,12 +106,14 @@ pub async fn register(
 pub async fn register_with_codes(
     db: &DatabaseConnection,
     clock: &dyn Clock,
+    limits: FraudLimits,
     input: NewCustomer,
     next_code: &mut (dyn FnMut() -> Result<ReferralCode, AppError> + Send),
-) -> Result<customer::Model, AppError> {
+) -> Result<Registration, AppError> {
     for _ in 0..MAX_ATTEMPTS {
         if let Some(existing) = find_by_external_id(db, &input.external_id).await? {
-            return same_registration(existing, &input);
+            let customer = same_registration(existing, &input)?;
+            return late_referral(db, clock, limits, customer, &input).await;
         }
         let now = clock.now();
         let code = next_code()?;
@@ -122,8 +137,16 @@ pub async fn register_with_codes(
         .await;
         match inserted {
             Ok(model) => {
+                remember_email(&txn, model.id, &model.email_normalized, now).await?;
+                let referral = match &input.signup_referral_code {
+                    Some(code) => attribution::attribute(&txn, limits, now, &model, code).await?,
+                    None => None,
+                };
                 txn.commit().await.context("committing registration")?;
-                return Ok(model);
+                return Ok(Registration {
+                    customer: model,
+                    referral,
+                });
             }
             Err(error) => {
                 txn.rollback().await.context("rolling back registration")?;
@@ -134,7 +157,10 @@ pub async fn register_with_codes(
                     // before the externalId one; only a different customer makes it a conflict.
                     Some(Violation::Email) => {
                         return match find_by_external_id(db, &input.external_id).await? {
-                            Some(existing) => same_registration(existing, &input),
+                            Some(existing) => {
+                                let customer = same_registration(existing, &input)?;
+                                late_referral(db, clock, limits, customer, &input).await
+                            }
                             None => Err(email_taken(&input.email)),
                         };
                     }
@@ -147,6 +173,69 @@ pub async fn register_with_codes(
         "registering a customer",
         format!("no free referral code after {MAX_ATTEMPTS} attempts"),
     ))
+}
+
+/// A repeated registration answers with the customer's referral. A customer registered without a
+/// code who registers again with one gets it attached now (the fraud rules then see any orders
+/// they already placed); a customer is referred once, so any later code is ignored.
+async fn late_referral(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    limits: FraudLimits,
+    customer: customer::Model,
+    input: &NewCustomer,
+) -> Result<Registration, AppError> {
+    let existing = referrals::of_referee(db, customer.id).await?;
+    let referral = match (&existing, &input.signup_referral_code) {
+        (None, Some(code)) => {
+            let txn = begin_write(db).await.context("starting a late referral")?;
+            match attribution::attribute(&txn, limits, clock.now(), &customer, code).await {
+                Ok(referral) => {
+                    txn.commit().await.context("committing a late referral")?;
+                    referral
+                }
+                Err(error) => {
+                    txn.rollback()
+                        .await
+                        .context("rolling back a late referral")?;
+                    // A concurrent registration attached one first: answer with that.
+                    match referrals::of_referee(db, customer.id).await? {
+                        Some(referral) => Some(referral),
+                        None => return Err(error),
+                    }
+                }
+            }
+        }
+        _ => existing,
+    };
+    Ok(Registration { customer, referral })
+}
+
+/// Keeps every email a customer has used, for the self-referral rule.
+async fn remember_email(
+    txn: &impl ConnectionTrait,
+    customer_id: Uuid,
+    email_normalized: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), AppError> {
+    customer_email::Entity::insert(customer_email::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        customer_id: Set(customer_id),
+        email_normalized: Set(email_normalized.to_owned()),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            customer_email::Column::CustomerId,
+            customer_email::Column::EmailNormalized,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await
+    .context("remembering a customer's email")?;
+    Ok(())
 }
 
 /// A replay of a registration is answered with the first result, unless it names another email.
@@ -209,6 +298,13 @@ pub async fn update(
             });
         }
     };
+    remember_email(
+        &txn,
+        updated.id,
+        &updated.email_normalized,
+        updated.updated_at,
+    )
+    .await?;
     txn.commit().await.context("committing a customer update")?;
     Ok(updated)
 }
@@ -222,6 +318,16 @@ pub async fn find_by_external_id(
         .one(db)
         .await
         .context("loading a customer by externalId")
+}
+
+pub async fn find_by_id(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<customer::Model>, AppError> {
+    customer::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .context("loading a customer")
 }
 
 pub async fn get_by_external_id(

@@ -23,3 +23,9 @@ pub fn require<'a>(
     let principal = viewer(ctx).require(roles)?;
     Ok((state(ctx)?, principal))
 }
+
+/// A Tandem id from a GraphQL `ID` argument.
+pub fn parse_id(field: &str, id: &async_graphql::ID) -> Result<uuid::Uuid, AppError> {
+    id.parse()
+        .map_err(|_| AppError::bad_input(field, format!("{field} '{}' is not a Tandem id", id.0)))
+}

@@ -5,7 +5,11 @@ pub mod pagination;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
+use crate::campaigns::graphql::{CampaignMutation, CampaignQuery};
 use crate::customers::graphql::{CustomerMutation, CustomerQuery};
+use crate::orders::graphql::OrderMutation;
+use crate::referrals::graphql::{ReferralMutation, ReferralQuery};
+use crate::rewards::graphql::RewardMutation;
 
 /// Deepest query accepted; deeper ones are refused before they run.
 pub const MAX_DEPTH: usize = 16;
@@ -15,12 +19,18 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 /// Everything a caller can read.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(CustomerQuery);
+pub struct QueryRoot(CustomerQuery, CampaignQuery, ReferralQuery);
 
 /// Everything a caller can change.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(CustomerMutation);
+pub struct MutationRoot(
+    CustomerMutation,
+    CampaignMutation,
+    ReferralMutation,
+    OrderMutation,
+    RewardMutation,
+);
 
 pub type TandemSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

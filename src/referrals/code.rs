@@ -2,9 +2,7 @@
 
 use std::fmt;
 
-/// Crockford's alphabet: digits and letters without I, L, O and U, so codes survive being read
-/// aloud or typed from a screenshot.
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+use crate::crockford::{self, ALPHABET};
 
 /// Length of a generated code: 40 random bits.
 pub const GENERATED_LENGTH: usize = 8;
@@ -19,14 +17,7 @@ pub struct ReferralCode(String);
 impl ReferralCode {
     /// A fresh random code.
     pub fn generate() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; 5];
-        getrandom::fill(&mut bytes)?;
-        let bits = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-        let code = (0..GENERATED_LENGTH)
-            .rev()
-            .map(|i| char::from(ALPHABET[((bits >> (i * 5)) & 31) as usize]))
-            .collect();
-        Ok(Self(code))
+        crockford::random(GENERATED_LENGTH).map(Self)
     }
 
     /// Reads a code as a person typed it: case is ignored, `I` and `L` read as `1`, `O` as `0`,

@@ -1,5 +1,14 @@
-//! Referrals: the codes customers share. Attribution, qualification and rewards grow here.
+//! Referrals: codes, tracked links, attribution with fraud rules, qualification, rewards for both
+//! sides exactly once, holds and reversals.
 
+pub mod attribution;
 pub mod code;
+pub mod decisions;
+pub mod graphql;
+pub mod holds;
+pub mod links;
+pub mod qualification;
+pub mod reversal;
+pub mod service;
 
 pub use code::ReferralCode;

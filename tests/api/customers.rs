@@ -359,12 +359,15 @@ async fn a_referral_code_already_taken_is_drawn_again() {
         device_id: None,
     };
     let mut next = move || Ok(draws.pop().expect("enough codes"));
-    let first = register_with_codes(&app.state.db, &app.clock, new("c1"), &mut next)
+    let limits = app.state.fraud_limits();
+    let first = register_with_codes(&app.state.db, &app.clock, limits, new("c1"), &mut next)
         .await
-        .unwrap();
-    let second = register_with_codes(&app.state.db, &app.clock, new("c2"), &mut next)
+        .unwrap()
+        .customer;
+    let second = register_with_codes(&app.state.db, &app.clock, limits, new("c2"), &mut next)
         .await
-        .unwrap();
+        .unwrap()
+        .customer;
     assert_eq!(first.referral_code, taken.as_str());
     assert_eq!(second.referral_code, fresh.as_str());
 }

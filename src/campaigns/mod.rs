@@ -1,0 +1,6 @@
+//! Campaigns: the double-sided rules a referral is paid under.
+
+pub mod graphql;
+pub mod service;
+
+pub use service::{CampaignRules, Milestone, RewardRule};

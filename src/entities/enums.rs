@@ -1,0 +1,134 @@
+//! The closed sets of values stored as strings, shared by the tables and the GraphQL schema.
+
+use async_graphql::Enum;
+use sea_orm::entity::prelude::*;
+
+/// What a reward gives.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RewardKind {
+    /// Loyalty points credited to the customer's balance.
+    #[sea_orm(string_value = "POINTS")]
+    Points,
+    /// A coupon for a percentage off (the amount is the percent, 1 to 100).
+    #[sea_orm(string_value = "PERCENT_COUPON")]
+    PercentCoupon,
+    /// A coupon for a fixed amount off, in minor units of the program currency.
+    #[sea_orm(string_value = "FIXED_COUPON")]
+    FixedCoupon,
+    /// Store credit, in minor units of the program currency, applied with its code.
+    #[sea_orm(string_value = "STORE_CREDIT")]
+    StoreCredit,
+}
+
+/// Who a reward is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum RewardSide {
+    /// The customer who shared the code.
+    #[sea_orm(string_value = "REFERRER")]
+    Referrer,
+    /// The friend who signed up with it.
+    #[sea_orm(string_value = "REFEREE")]
+    Referee,
+    /// A referrer's bonus for reaching a number of successful referrals.
+    #[sea_orm(string_value = "MILESTONE")]
+    Milestone,
+}
+
+/// Where a reward stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum RewardStatus {
+    /// Earned, but held until the campaign's hold period passes.
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    /// Given to the customer: points credited, coupon usable.
+    #[sea_orm(string_value = "ISSUED")]
+    Issued,
+    /// The coupon was used at checkout.
+    #[sea_orm(string_value = "REDEEMED")]
+    Redeemed,
+    /// Taken back, because the qualifying purchase was refunded.
+    #[sea_orm(string_value = "REVERSED")]
+    Reversed,
+}
+
+/// Where a referral stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum ReferralStatus {
+    /// The friend signed up; waiting for a qualifying first order.
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    /// The friend's order qualified; rewards are held or waiting for a review.
+    #[sea_orm(string_value = "QUALIFIED")]
+    Qualified,
+    /// Rewards were issued to both sides.
+    #[sea_orm(string_value = "REWARDED")]
+    Rewarded,
+    /// A rule refused the referral; see `rejectionReason` and `decisions`.
+    #[sea_orm(string_value = "REJECTED")]
+    Rejected,
+    /// The qualifying order was refunded and the rewards taken back.
+    #[sea_orm(string_value = "REVERSED")]
+    Reversed,
+}
+
+/// Why a referral was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum RejectionReason {
+    /// The friend is the referrer: same customer, an email the referrer has used, or the same device.
+    #[sea_orm(string_value = "SELF_REFERRAL")]
+    SelfReferral,
+    /// The friend had already ordered before the referral.
+    #[sea_orm(string_value = "EXISTING_CUSTOMER")]
+    ExistingCustomer,
+    /// The referrer made more referrals in 24 hours than the daily limit allows.
+    #[sea_orm(string_value = "VELOCITY_LIMIT")]
+    VelocityLimit,
+    /// No campaign was running when the friend signed up.
+    #[sea_orm(string_value = "CAMPAIGN_INACTIVE")]
+    CampaignInactive,
+    /// The friend's first qualifying order came after the campaign's qualification window.
+    #[sea_orm(string_value = "WINDOW_EXPIRED")]
+    WindowExpired,
+    /// An admin reviewed the flagged referral and refused it.
+    #[sea_orm(string_value = "REVIEW_REJECTED")]
+    ReviewRejected,
+}
+
+/// What one rule concluded about a referral.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum DecisionOutcome {
+    /// The rule found nothing against the referral.
+    #[sea_orm(string_value = "PASSED")]
+    Passed,
+    /// The rule refused the referral.
+    #[sea_orm(string_value = "REJECTED")]
+    Rejected,
+    /// The rule found something suspicious; the referral waits for a review.
+    #[sea_orm(string_value = "FLAGGED")]
+    Flagged,
+    /// The rule left a part out (for example the referrer's reward past the cap).
+    #[sea_orm(string_value = "SKIPPED")]
+    Skipped,
+    /// Something happened to the referral (qualified, rewarded, reversed, reviewed).
+    #[sea_orm(string_value = "RECORDED")]
+    Recorded,
+}

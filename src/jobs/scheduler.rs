@@ -1,0 +1,34 @@
+//! The scheduler loop. Each pass runs every job once; a failing job is logged and the loop goes on.
+
+use crate::referrals::holds;
+use crate::state::AppState;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    /// Held rewards issued because their hold passed.
+    pub rewards_released: usize,
+}
+
+/// Runs every job once, now (as the clock tells).
+pub async fn run_once(state: &AppState) -> PassReport {
+    let mut report = PassReport::default();
+    match holds::release_due(&state.db, state.clock.as_ref()).await {
+        Ok(released) => report.rewards_released = released,
+        Err(error) => tracing::error!(%error, "releasing held rewards"),
+    }
+    report
+}
+
+/// Runs [`run_once`] every `TANDEM_SCHEDULER_INTERVAL` until the process ends.
+pub async fn run_forever(state: AppState) {
+    let mut ticker = tokio::time::interval(state.settings.scheduler_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let report = run_once(&state).await;
+        if report != PassReport::default() {
+            tracing::info!(?report, "scheduler pass");
+        }
+    }
+}

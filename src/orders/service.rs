@@ -1,0 +1,278 @@
+//! The rules for orders: idempotent on externalId (a replay returns the first result and has no
+//! new effect; different content under the same id is a CONFLICT), one program currency, and
+//! refunds never above what is left.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QuerySelect, SqlErr,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::customers::service as customers;
+use crate::db::begin_write;
+use crate::entities::{order, refund};
+use crate::error::{AppError, DbContext};
+use crate::referrals::{qualification, reversal};
+
+const MAX_ATTEMPTS: usize = 4;
+/// How far in the future `placedAt` may be, for clocks that disagree.
+const FUTURE_TOLERANCE_MINUTES: i64 = 5;
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderItem {
+    pub product_id: String,
+    pub name: Option<String>,
+    pub unit_price: i64,
+    pub quantity: i64,
+}
+
+/// An order as reported, parsed.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub external_id: String,
+    pub customer_external_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub items: Vec<OrderItem>,
+    pub placed_at: Option<DateTime<Utc>>,
+    pub cart_external_id: Option<String>,
+}
+
+impl NewOrder {
+    /// Checks amounts, currency and items; `program_currency` is the only one accepted.
+    pub fn check(self, program_currency: &str) -> Result<Self, AppError> {
+        let external_id = customers::parse_external_id("externalId", &self.external_id)?;
+        let customer_external_id =
+            customers::parse_external_id("customerExternalId", &self.customer_external_id)?;
+        if self.amount <= 0 {
+            return Err(AppError::bad_input(
+                "amount",
+                "amount must be greater than 0 (minor units, e.g. 2500 for 25.00)",
+            ));
+        }
+        let currency = self.currency.trim().to_uppercase();
+        if currency != program_currency {
+            return Err(AppError::bad_input(
+                "currency",
+                format!(
+                    "currency must be {program_currency}, the program currency; got '{currency}'"
+                ),
+            ));
+        }
+        for item in &self.items {
+            if item.product_id.trim().is_empty() {
+                return Err(AppError::bad_input(
+                    "items.productId",
+                    "every item needs a productId",
+                ));
+            }
+            if item.quantity < 1 {
+                return Err(AppError::bad_input(
+                    "items.quantity",
+                    "an item's quantity must be 1 or more",
+                ));
+            }
+            if item.unit_price < 0 {
+                return Err(AppError::bad_input(
+                    "items.unitPrice",
+                    "an item's unitPrice cannot be negative",
+                ));
+            }
+        }
+        Ok(Self {
+            external_id,
+            customer_external_id,
+            currency,
+            ..self
+        })
+    }
+
+    /// A hash of everything the caller sent, to tell a replay from a different order.
+    fn fingerprint(&self) -> String {
+        let canonical = serde_json::json!({
+            "customer": self.customer_external_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "items": self.items,
+            "placedAt": self.placed_at.map(|t| t.timestamp_micros()),
+            "cart": self.cart_external_id,
+        });
+        Sha256::digest(canonical.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+pub async fn find_by_external_id(
+    db: &impl ConnectionTrait,
+    external_id: &str,
+) -> Result<Option<order::Model>, AppError> {
+    order::Entity::find()
+        .filter(order::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await
+        .context("loading an order")
+}
+
+/// Records an order and applies it to the buyer's referral, in one transaction.
+#[tracing::instrument(skip_all, fields(external_id = %input.external_id))]
+pub async fn record(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    input: NewOrder,
+) -> Result<order::Model, AppError> {
+    let fingerprint = input.fingerprint();
+    let now = clock.now();
+    if input
+        .placed_at
+        .is_some_and(|at| at > now + Duration::minutes(FUTURE_TOLERANCE_MINUTES))
+    {
+        return Err(AppError::bad_input("placedAt", "placedAt is in the future"));
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(existing) = find_by_external_id(db, &input.external_id).await? {
+            return replay(existing, &fingerprint);
+        }
+        let txn = begin_write(db).await.context("starting an order")?;
+        let customer = customers::get_by_external_id(&txn, &input.customer_external_id).await?;
+        let items = serde_json::to_value(&input.items)
+            .map_err(|e| AppError::internal("encoding order items", e))?;
+        let inserted = order::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            external_id: Set(input.external_id.clone()),
+            customer_id: Set(customer.id),
+            amount: Set(input.amount),
+            refunded_amount: Set(0),
+            currency: Set(input.currency.clone()),
+            items: Set(items),
+            cart_external_id: Set(input.cart_external_id.clone()),
+            fingerprint: Set(fingerprint.clone()),
+            placed_at: Set(input.placed_at.unwrap_or(now)),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await;
+        let order = match inserted {
+            Ok(order) => order,
+            Err(error) => {
+                txn.rollback().await.context("rolling back an order")?;
+                if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+                    // A concurrent request recorded this externalId first; read it next round.
+                    continue;
+                }
+                return Err(AppError::internal("recording an order", error));
+            }
+        };
+        qualification::on_order(&txn, now, &order).await?;
+        txn.commit().await.context("committing an order")?;
+        return Ok(order);
+    }
+    Err(AppError::internal(
+        "recording an order",
+        format!("gave up after {MAX_ATTEMPTS} attempts"),
+    ))
+}
+
+fn replay(existing: order::Model, fingerprint: &str) -> Result<order::Model, AppError> {
+    if existing.fingerprint == fingerprint {
+        Ok(existing)
+    } else {
+        Err(AppError::Conflict(format!(
+            "order '{}' was already recorded with different content; an order's externalId cannot be reused",
+            existing.external_id
+        )))
+    }
+}
+
+/// Refunds `amount` of an order. With `refund_id`, a repeat of the same refund is a no-op.
+#[tracing::instrument(skip(db, clock))]
+pub async fn refund(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    external_id: &str,
+    amount: i64,
+    refund_id: Option<String>,
+) -> Result<order::Model, AppError> {
+    if amount <= 0 {
+        return Err(AppError::bad_input(
+            "amount",
+            "amount must be greater than 0",
+        ));
+    }
+    let now = clock.now();
+    let txn = begin_write(db).await.context("starting a refund")?;
+    // Locking the order serializes concurrent refunds of it on PostgreSQL.
+    let order = order::Entity::find()
+        .filter(order::Column::ExternalId.eq(external_id))
+        .lock_exclusive()
+        .one(&txn)
+        .await
+        .context("loading an order to refund")?
+        .ok_or_else(|| AppError::NotFound(format!("no order has externalId '{external_id}'")))?;
+    if let Some(key) = &refund_id {
+        let earlier = refund::Entity::find()
+            .filter(refund::Column::OrderId.eq(order.id))
+            .filter(refund::Column::RefundKey.eq(key.as_str()))
+            .one(&txn)
+            .await
+            .context("loading an earlier refund")?;
+        if let Some(earlier) = earlier {
+            return if earlier.amount == amount {
+                Ok(order)
+            } else {
+                Err(AppError::Conflict(format!(
+                    "refund '{key}' of order '{external_id}' was already recorded for {}",
+                    earlier.amount
+                )))
+            };
+        }
+    }
+    let remaining = order.amount - order.refunded_amount;
+    if amount > remaining {
+        return Err(AppError::bad_input(
+            "amount",
+            format!("only {remaining} of order '{external_id}' is left to refund"),
+        ));
+    }
+    refund::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        order_id: Set(order.id),
+        refund_key: Set(refund_id.unwrap_or_else(|| Uuid::now_v7().to_string())),
+        amount: Set(amount),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .context("recording a refund")?;
+    let changed = order::Entity::update_many()
+        .col_expr(
+            order::Column::RefundedAmount,
+            Expr::col(order::Column::RefundedAmount).add(amount),
+        )
+        .filter(order::Column::Id.eq(order.id))
+        .filter(order::Column::RefundedAmount.eq(order.refunded_amount))
+        .exec(&txn)
+        .await
+        .context("updating an order's refunded amount")?
+        .rows_affected;
+    if changed == 0 {
+        return Err(AppError::Conflict(format!(
+            "order '{external_id}' was refunded by another request at the same time; try again"
+        )));
+    }
+    let refunded = order::Model {
+        refunded_amount: order.refunded_amount + amount,
+        ..order
+    };
+    reversal::on_refund(&txn, now, &refunded).await?;
+    txn.commit().await.context("committing a refund")?;
+    Ok(refunded)
+}

@@ -1,0 +1,275 @@
+//! Attribution: a friend signs up with a code, and a referral is created under the active
+//! campaign, with every fraud rule checked and its conclusion recorded. A signup never fails
+//! because of a referral: a rule that refuses it makes a REJECTED referral.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter,
+};
+use uuid::Uuid;
+
+use crate::campaigns::service as campaigns;
+use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
+use crate::entities::{customer, customer_email, order, referral};
+use crate::error::{AppError, DbContext};
+use crate::referrals::ReferralCode;
+use crate::referrals::decisions::{self, Decision, rule};
+
+/// The limits the fraud rules apply.
+#[derive(Debug, Clone, Copy)]
+pub struct FraudLimits {
+    /// Referrals one referrer may make in 24 hours.
+    pub referrals_per_day: u32,
+    /// Signups from one IP in an hour above which a referral is flagged.
+    pub signups_per_ip_hour: u32,
+}
+
+/// The referrer whose code this is, if any.
+pub async fn find_referrer(
+    db: &impl ConnectionTrait,
+    code: &str,
+) -> Result<Option<customer::Model>, AppError> {
+    let Some(code) = ReferralCode::parse(code) else {
+        return Ok(None);
+    };
+    customer::Entity::find()
+        .filter(customer::Column::ReferralCode.eq(code.as_str()))
+        .one(db)
+        .await
+        .context("looking up a referral code")
+}
+
+/// Creates the referral of `referee` by the owner of `code`, inside the caller's transaction.
+/// `None` when the code belongs to nobody.
+pub async fn attribute(
+    txn: &impl ConnectionTrait,
+    limits: FraudLimits,
+    now: DateTime<Utc>,
+    referee: &customer::Model,
+    code: &str,
+) -> Result<Option<referral::Model>, AppError> {
+    let Some(referrer) = find_referrer(txn, code).await? else {
+        return Ok(None);
+    };
+    let campaign = campaigns::active(txn, now).await?;
+    let mut checks = Vec::new();
+    let mut rejection: Option<RejectionReason> = None;
+    let mut reject = |reason: RejectionReason, decision: Decision, checks: &mut Vec<Decision>| {
+        rejection.get_or_insert(reason);
+        checks.push(decision);
+    };
+
+    match self_referral(txn, &referrer, referee).await? {
+        Some(why) => reject(
+            RejectionReason::SelfReferral,
+            Decision::new(rule::SELF_REFERRAL, DecisionOutcome::Rejected, why),
+            &mut checks,
+        ),
+        None => checks.push(Decision::new(
+            rule::SELF_REFERRAL,
+            DecisionOutcome::Passed,
+            "the friend is a different person from the referrer (customer, emails, device)",
+        )),
+    }
+
+    match &campaign {
+        Some(campaign) => checks.push(Decision::new(
+            rule::CAMPAIGN_ACTIVE,
+            DecisionOutcome::Passed,
+            format!("campaign '{}' is running", campaign.name),
+        )),
+        None => reject(
+            RejectionReason::CampaignInactive,
+            Decision::new(
+                rule::CAMPAIGN_ACTIVE,
+                DecisionOutcome::Rejected,
+                "no campaign was running when the friend signed up",
+            ),
+            &mut checks,
+        ),
+    }
+
+    let earlier_orders = order::Entity::find()
+        .filter(order::Column::CustomerId.eq(referee.id))
+        .filter(order::Column::PlacedAt.lte(now))
+        .count(txn)
+        .await
+        .context("counting a friend's earlier orders")?;
+    if earlier_orders > 0 {
+        reject(
+            RejectionReason::ExistingCustomer,
+            Decision::new(
+                rule::EXISTING_CUSTOMER,
+                DecisionOutcome::Rejected,
+                format!("the friend already had {earlier_orders} order(s) before the referral"),
+            ),
+            &mut checks,
+        );
+    } else {
+        checks.push(Decision::new(
+            rule::EXISTING_CUSTOMER,
+            DecisionOutcome::Passed,
+            "the friend had no order before the referral",
+        ));
+    }
+
+    let recent = referral::Entity::find()
+        .filter(referral::Column::ReferrerId.eq(referrer.id))
+        .filter(referral::Column::CreatedAt.gt(now - Duration::hours(24)))
+        .count(txn)
+        .await
+        .context("counting a referrer's recent referrals")?;
+    let limit = u64::from(limits.referrals_per_day);
+    if recent >= limit {
+        reject(
+            RejectionReason::VelocityLimit,
+            Decision::new(
+                rule::VELOCITY_LIMIT,
+                DecisionOutcome::Rejected,
+                format!(
+                    "the referrer already made {recent} referrals in 24 hours; the limit is {limit}"
+                ),
+            ),
+            &mut checks,
+        );
+    } else {
+        checks.push(Decision::new(
+            rule::VELOCITY_LIMIT,
+            DecisionOutcome::Passed,
+            format!("{recent} earlier referrals in 24 hours; the limit is {limit}"),
+        ));
+    }
+
+    let flags = suspicions(txn, limits, now, &referrer, referee).await?;
+    let flag_reason = flags
+        .iter()
+        .filter(|d| d.outcome == DecisionOutcome::Flagged)
+        .map(|d| d.rule)
+        .collect::<Vec<_>>()
+        .join(", ");
+    checks.extend(flags);
+
+    let status = if rejection.is_some() {
+        ReferralStatus::Rejected
+    } else {
+        ReferralStatus::Pending
+    };
+    let flagged = rejection.is_none() && !flag_reason.is_empty();
+    let created = referral::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        referrer_id: Set(referrer.id),
+        referee_id: Set(referee.id),
+        campaign_id: Set(campaign.as_ref().map(|c| c.id)),
+        code: Set(referrer.referral_code.clone()),
+        status: Set(status),
+        rejection_reason: Set(rejection),
+        flagged: Set(flagged),
+        flag_reason: Set(flagged.then_some(flag_reason)),
+        review_note: Set(None),
+        reviewed_at: Set(None),
+        qualifying_order_id: Set(None),
+        qualified_at: Set(None),
+        rewarded_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(txn)
+    .await
+    .context("creating a referral")?;
+    decisions::record_all(txn, created.id, checks, now).await?;
+    Ok(Some(created))
+}
+
+/// Suspicious but not certain: the friend shares the referrer's signup IP, or many signups came
+/// from the friend's IP within an hour.
+async fn suspicions(
+    db: &impl ConnectionTrait,
+    limits: FraudLimits,
+    now: DateTime<Utc>,
+    referrer: &customer::Model,
+    referee: &customer::Model,
+) -> Result<Vec<Decision>, AppError> {
+    let Some(ip) = &referee.signup_ip_hash else {
+        return Ok(vec![Decision::new(
+            rule::SAME_IP,
+            DecisionOutcome::Passed,
+            "no signup IP was given for the friend",
+        )]);
+    };
+    let mut found = Vec::new();
+    if referrer.signup_ip_hash.as_ref() == Some(ip) {
+        found.push(Decision::new(
+            rule::SAME_IP,
+            DecisionOutcome::Flagged,
+            "the friend signed up from the IP address the referrer signed up from",
+        ));
+    } else {
+        found.push(Decision::new(
+            rule::SAME_IP,
+            DecisionOutcome::Passed,
+            "the friend's IP address differs from the referrer's",
+        ));
+    }
+    let signups = customer::Entity::find()
+        .filter(customer::Column::SignupIpHash.eq(ip.as_str()))
+        .filter(customer::Column::CreatedAt.gt(now - Duration::hours(1)))
+        .count(db)
+        .await
+        .context("counting signups from one IP")?;
+    let limit = u64::from(limits.signups_per_ip_hour);
+    found.push(if signups > limit {
+        Decision::new(
+            rule::IP_BURST,
+            DecisionOutcome::Flagged,
+            format!("{signups} signups came from the friend's IP address in the last hour (more than {limit})"),
+        )
+    } else {
+        Decision::new(
+            rule::IP_BURST,
+            DecisionOutcome::Passed,
+            format!("{signups} signups from the friend's IP address in the last hour"),
+        )
+    });
+    Ok(found)
+}
+
+/// Why `referee` is the referrer in disguise, if they are: the same customer, an email either has
+/// ever used, or the same device. Checked at signup and again when an order qualifies, so
+/// changing an email after signup does not get around it.
+pub async fn self_referral(
+    db: &impl ConnectionTrait,
+    referrer: &customer::Model,
+    referee: &customer::Model,
+) -> Result<Option<String>, AppError> {
+    if referrer.id == referee.id {
+        return Ok(Some("the code belongs to the customer who used it".into()));
+    }
+    let history = customer_email::Entity::find()
+        .filter(customer_email::Column::CustomerId.is_in([referrer.id, referee.id]))
+        .all(db)
+        .await
+        .context("loading email history")?;
+    let emails_of = |customer: &customer::Model| -> HashSet<String> {
+        history
+            .iter()
+            .filter(|h| h.customer_id == customer.id)
+            .map(|h| h.email_normalized.clone())
+            .chain([customer.email_normalized.clone()])
+            .collect()
+    };
+    let referrer_emails = emails_of(referrer);
+    if let Some(shared) = emails_of(referee).intersection(&referrer_emails).next() {
+        return Ok(Some(format!(
+            "the friend's email {shared} is one the referrer has used"
+        )));
+    }
+    if let (Some(a), Some(b)) = (&referrer.device_id, &referee.device_id)
+        && a == b
+    {
+        return Ok(Some("the friend signed up on the referrer's device".into()));
+    }
+    Ok(None)
+}

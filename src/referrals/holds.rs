@@ -1,0 +1,76 @@
+//! Releasing held rewards when their hold passes. Run by the scheduler; safe with any number of
+//! processes: each reward is claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite's write
+//! lock serializes), and issuing is a conditional update.
+
+use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::clock::Clock;
+use crate::db::begin_write;
+use crate::entities::enums::{DecisionOutcome, RewardStatus};
+use crate::entities::reward;
+use crate::error::{AppError, DbContext};
+use crate::referrals::decisions::{self, Decision, rule};
+use crate::referrals::qualification::mark_rewarded;
+use crate::rewards::service as rewards;
+
+/// How many rewards one pass releases at most; the next pass takes the rest.
+const BATCH: u64 = 200;
+
+/// Issues every held reward whose hold has passed; returns how many this call issued.
+pub async fn release_due(db: &DatabaseConnection, clock: &dyn Clock) -> Result<usize, AppError> {
+    let now = clock.now();
+    let due: Vec<uuid::Uuid> = reward::Entity::find()
+        .select_only()
+        .column(reward::Column::Id)
+        .filter(reward::Column::Status.eq(RewardStatus::Pending))
+        .filter(reward::Column::ReleaseAt.lte(now))
+        .order_by_asc(reward::Column::ReleaseAt)
+        .limit(BATCH)
+        .into_tuple()
+        .all(db)
+        .await
+        .context("finding held rewards that are due")?;
+    let mut issued = 0;
+    for id in due {
+        let txn = begin_write(db).await.context("starting a hold release")?;
+        let claimed = reward::Entity::find_by_id(id)
+            .filter(reward::Column::Status.eq(RewardStatus::Pending))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .one(&txn)
+            .await
+            .context("claiming a held reward")?;
+        let Some(held) = claimed else {
+            // Another process has it, or it was reversed meanwhile.
+            continue;
+        };
+        if !rewards::issue(&txn, now, &held).await? {
+            continue;
+        }
+        issued += 1;
+        if let Some(referral_id) = held.referral_id {
+            let still_held = reward::Entity::find()
+                .filter(reward::Column::ReferralId.eq(referral_id))
+                .filter(reward::Column::Status.eq(RewardStatus::Pending))
+                .one(&txn)
+                .await
+                .context("checking a referral's other held rewards")?
+                .is_some();
+            if !still_held && mark_rewarded(&txn, now, referral_id).await? {
+                decisions::record(
+                    &txn,
+                    referral_id,
+                    Decision::new(
+                        rule::REWARDS,
+                        DecisionOutcome::Recorded,
+                        "hold passed: rewards issued",
+                    ),
+                    now,
+                )
+                .await?;
+            }
+        }
+        txn.commit().await.context("committing a hold release")?;
+    }
+    Ok(issued)
+}

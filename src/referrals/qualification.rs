@@ -1,0 +1,339 @@
+//! Qualification: the friend's first order that meets the campaign's minimum, inside the window,
+//! moves the referral PENDING → QUALIFIED (a conditional update, so exactly one order wins) and
+//! pays both sides.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
+
+use crate::campaigns::service as campaigns;
+use crate::entities::enums::{
+    DecisionOutcome, ReferralStatus, RejectionReason, RewardSide, RewardStatus,
+};
+use crate::entities::{campaign, customer, order, referral, reward};
+use crate::error::{AppError, DbContext};
+use crate::referrals::attribution::self_referral;
+use crate::referrals::decisions::{self, Decision, rule};
+use crate::rewards::service::{self as rewards, Grant};
+
+/// Applies a newly recorded order to the buyer's referral, if they have a pending one.
+pub async fn on_order(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    order: &order::Model,
+) -> Result<(), AppError> {
+    let Some(referral) = referral::Entity::find()
+        .filter(referral::Column::RefereeId.eq(order.customer_id))
+        .filter(referral::Column::Status.eq(ReferralStatus::Pending))
+        .one(txn)
+        .await
+        .context("loading a friend's pending referral")?
+    else {
+        return Ok(());
+    };
+    let Some(campaign_id) = referral.campaign_id else {
+        return Ok(());
+    };
+    let campaign = campaigns::find(txn, campaign_id)
+        .await?
+        .ok_or_else(|| AppError::internal("qualifying a referral", "its campaign is missing"))?;
+    let (referrer, referee) = parties(txn, &referral).await?;
+
+    if let Some(why) = self_referral(txn, &referrer, &referee).await? {
+        let detail = format!("checked again at order {}: {why}", order.external_id);
+        return reject(
+            txn,
+            now,
+            &referral,
+            RejectionReason::SelfReferral,
+            rule::SELF_REFERRAL,
+            detail,
+        )
+        .await;
+    }
+    if order.placed_at < referral.created_at {
+        let detail = format!(
+            "order {} was placed before the referral; the friend was already a customer",
+            order.external_id
+        );
+        return reject(
+            txn,
+            now,
+            &referral,
+            RejectionReason::ExistingCustomer,
+            rule::EXISTING_CUSTOMER,
+            detail,
+        )
+        .await;
+    }
+    if order.amount < campaign.min_order_amount {
+        let detail = format!(
+            "order {} of {} is below the campaign minimum of {}",
+            order.external_id, order.amount, campaign.min_order_amount
+        );
+        let decision = Decision::new(rule::MIN_ORDER_AMOUNT, DecisionOutcome::Skipped, detail);
+        return decisions::record(txn, referral.id, decision, now).await;
+    }
+    let deadline = referral.created_at + Duration::days(i64::from(campaign.qualify_within_days));
+    if order.placed_at > deadline {
+        let detail = format!(
+            "the first qualifying order {} came {} days after signup; the window is {} days",
+            order.external_id,
+            (order.placed_at - referral.created_at).num_days(),
+            campaign.qualify_within_days
+        );
+        return reject(
+            txn,
+            now,
+            &referral,
+            RejectionReason::WindowExpired,
+            rule::QUALIFY_WINDOW,
+            detail,
+        )
+        .await;
+    }
+
+    let won = referral::Entity::update_many()
+        .col_expr(
+            referral::Column::Status,
+            Expr::value(ReferralStatus::Qualified),
+        )
+        .col_expr(referral::Column::QualifyingOrderId, Expr::value(order.id))
+        .col_expr(referral::Column::QualifiedAt, Expr::value(now))
+        .col_expr(referral::Column::UpdatedAt, Expr::value(now))
+        .filter(referral::Column::Id.eq(referral.id))
+        .filter(referral::Column::Status.eq(ReferralStatus::Pending))
+        .exec(txn)
+        .await
+        .context("qualifying a referral")?
+        .rows_affected
+        == 1;
+    if !won {
+        // Another order qualified it first.
+        return Ok(());
+    }
+    decisions::record(
+        txn,
+        referral.id,
+        Decision::new(
+            rule::QUALIFICATION,
+            DecisionOutcome::Passed,
+            format!(
+                "order {} of {} qualified the referral",
+                order.external_id, order.amount
+            ),
+        ),
+        now,
+    )
+    .await?;
+    if referral.flagged {
+        let detail = format!(
+            "flagged ({}): rewards wait for an admin's review",
+            referral.flag_reason.as_deref().unwrap_or("suspicious")
+        );
+        let decision = Decision::new(rule::REVIEW, DecisionOutcome::Flagged, detail);
+        return decisions::record(txn, referral.id, decision, now).await;
+    }
+    pay(txn, now, &referral, &campaign).await
+}
+
+async fn parties(
+    txn: &impl ConnectionTrait,
+    referral: &referral::Model,
+) -> Result<(customer::Model, customer::Model), AppError> {
+    let load = |id| async move {
+        customer::Entity::find_by_id(id)
+            .one(txn)
+            .await
+            .context("loading a referral's customer")?
+            .ok_or_else(|| AppError::internal("loading a referral", "a customer is missing"))
+    };
+    Ok((
+        load(referral.referrer_id).await?,
+        load(referral.referee_id).await?,
+    ))
+}
+
+async fn reject(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    referral: &referral::Model,
+    reason: RejectionReason,
+    rule: &'static str,
+    detail: String,
+) -> Result<(), AppError> {
+    let changed = referral::Entity::update_many()
+        .col_expr(
+            referral::Column::Status,
+            Expr::value(ReferralStatus::Rejected),
+        )
+        .col_expr(referral::Column::RejectionReason, Expr::value(reason))
+        .col_expr(referral::Column::UpdatedAt, Expr::value(now))
+        .filter(referral::Column::Id.eq(referral.id))
+        .filter(referral::Column::Status.eq(ReferralStatus::Pending))
+        .exec(txn)
+        .await
+        .context("rejecting a referral")?
+        .rows_affected;
+    if changed == 1 {
+        let decision = Decision::new(rule, DecisionOutcome::Rejected, detail);
+        decisions::record(txn, referral.id, decision, now).await?;
+    }
+    Ok(())
+}
+
+/// Creates both sides' rewards (and a milestone bonus when one is reached) for a QUALIFIED
+/// referral, issued at once or held for the campaign's hold days. Each reward's natural key makes
+/// this safe to call twice.
+pub async fn pay(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    referral: &referral::Model,
+    campaign: &campaign::Model,
+) -> Result<(), AppError> {
+    // The referrer's row is the lock that serializes the cap and milestone counts of one
+    // referrer's referrals qualifying at the same time (SQLite's write lock already does).
+    customer::Entity::find_by_id(referral.referrer_id)
+        .lock_exclusive()
+        .one(txn)
+        .await
+        .context("locking a referrer")?;
+    let release_at =
+        (campaign.hold_days > 0).then(|| now + Duration::days(i64::from(campaign.hold_days)));
+    let mut notes = Vec::new();
+
+    rewards::grant(
+        txn,
+        now,
+        Grant {
+            customer_id: referral.referee_id,
+            referral_id: Some(referral.id),
+            side: RewardSide::Referee,
+            rule: campaigns::referee_reward(campaign),
+            dedupe_key: format!("referral:{}:REFEREE", referral.id),
+            milestone: None,
+            release_at,
+        },
+    )
+    .await?;
+
+    let earned = reward::Entity::find()
+        .filter(reward::Column::CustomerId.eq(referral.referrer_id))
+        .filter(reward::Column::Side.eq(RewardSide::Referrer))
+        .filter(reward::Column::Status.ne(RewardStatus::Reversed))
+        .count(txn)
+        .await
+        .context("counting a referrer's rewards")?;
+    match campaign.max_rewards_per_referrer {
+        Some(cap) if earned >= cap as u64 => {
+            notes.push(Decision::new(
+                rule::REFERRER_CAP,
+                DecisionOutcome::Skipped,
+                format!("the referrer already earned {earned} referral rewards; the campaign caps them at {cap}, so only the friend is rewarded"),
+            ));
+        }
+        _ => {
+            rewards::grant(
+                txn,
+                now,
+                Grant {
+                    customer_id: referral.referrer_id,
+                    referral_id: Some(referral.id),
+                    side: RewardSide::Referrer,
+                    rule: campaigns::referrer_reward(campaign),
+                    dedupe_key: format!("referral:{}:REFERRER", referral.id),
+                    milestone: None,
+                    release_at,
+                },
+            )
+            .await?;
+        }
+    }
+
+    let successful = referral::Entity::find()
+        .filter(referral::Column::ReferrerId.eq(referral.referrer_id))
+        .filter(
+            referral::Column::Status.is_in([ReferralStatus::Qualified, ReferralStatus::Rewarded]),
+        )
+        .filter(referral::Column::Flagged.eq(false))
+        .count(txn)
+        .await
+        .context("counting a referrer's successful referrals")?;
+    for milestone in campaigns::milestones(campaign) {
+        if u64::try_from(milestone.referrals).ok() != Some(successful) {
+            continue;
+        }
+        let granted = rewards::grant(
+            txn,
+            now,
+            Grant {
+                customer_id: referral.referrer_id,
+                referral_id: Some(referral.id),
+                side: RewardSide::Milestone,
+                rule: milestone.reward,
+                dedupe_key: format!(
+                    "milestone:{}:{}:{}",
+                    referral.referrer_id, campaign.id, milestone.referrals
+                ),
+                milestone: Some(milestone.referrals),
+                release_at,
+            },
+        )
+        .await?;
+        if granted.is_some() {
+            notes.push(Decision::new(
+                rule::MILESTONE,
+                DecisionOutcome::Recorded,
+                format!(
+                    "the referrer reached {} successful referrals: milestone bonus",
+                    milestone.referrals
+                ),
+            ));
+        }
+    }
+
+    match release_at {
+        None => {
+            mark_rewarded(txn, now, referral.id).await?;
+            notes.push(Decision::new(
+                rule::REWARDS,
+                DecisionOutcome::Recorded,
+                "rewards issued",
+            ));
+        }
+        Some(at) => notes.push(Decision::new(
+            rule::REWARDS,
+            DecisionOutcome::Recorded,
+            format!(
+                "rewards held until {} ({} hold days)",
+                at.to_rfc3339(),
+                campaign.hold_days
+            ),
+        )),
+    }
+    decisions::record_all(txn, referral.id, notes, now).await
+}
+
+/// QUALIFIED → REWARDED, once.
+pub async fn mark_rewarded(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    referral_id: uuid::Uuid,
+) -> Result<bool, AppError> {
+    let changed = referral::Entity::update_many()
+        .col_expr(
+            referral::Column::Status,
+            Expr::value(ReferralStatus::Rewarded),
+        )
+        .col_expr(referral::Column::RewardedAt, Expr::value(now))
+        .col_expr(referral::Column::UpdatedAt, Expr::value(now))
+        .filter(referral::Column::Id.eq(referral_id))
+        .filter(referral::Column::Status.eq(ReferralStatus::Qualified))
+        .exec(txn)
+        .await
+        .context("marking a referral rewarded")?
+        .rows_affected;
+    Ok(changed == 1)
+}

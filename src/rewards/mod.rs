@@ -1,0 +1,5 @@
+//! Rewards: what customers earn, exactly once, and take to checkout as coupons or points.
+
+pub mod coupon;
+pub mod graphql;
+pub mod service;

@@ -1,0 +1,262 @@
+//! The rules for rewards: created once per natural key, issued or held, reversed, redeemed.
+//! Every status change is a conditional update (`WHERE status = …`), so of two racing requests
+//! exactly one changes the row and the other sees that it lost.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+use uuid::Uuid;
+
+use crate::campaigns::RewardRule;
+use crate::clock::Clock;
+use crate::db::begin_write;
+use crate::entities::enums::{RewardKind, RewardSide, RewardStatus};
+use crate::entities::reward;
+use crate::error::{AppError, DbContext};
+use crate::loyalty::ledger::{self, Source};
+use crate::rewards::coupon;
+
+/// A reward to create.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub customer_id: Uuid,
+    pub referral_id: Option<Uuid>,
+    pub side: RewardSide,
+    pub rule: RewardRule,
+    /// The natural key: a second grant with the same key creates nothing.
+    pub dedupe_key: String,
+    pub milestone: Option<i32>,
+    /// `Some` holds the reward (PENDING) until then; `None` issues it at once.
+    pub release_at: Option<DateTime<Utc>>,
+}
+
+/// Creates the reward unless its key exists; POINTS issued at once are credited to the ledger.
+/// Returns the reward created, or `None` when the key already had one.
+pub async fn grant(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    grant: Grant,
+) -> Result<Option<reward::Model>, AppError> {
+    let coupon_code = match grant.rule.kind {
+        RewardKind::Points => None,
+        _ => Some(coupon::generate().map_err(|e| AppError::internal("making a coupon code", e))?),
+    };
+    let status = match grant.release_at {
+        Some(_) => RewardStatus::Pending,
+        None => RewardStatus::Issued,
+    };
+    let model = reward::Model {
+        id: Uuid::now_v7(),
+        customer_id: grant.customer_id,
+        referral_id: grant.referral_id,
+        side: grant.side,
+        kind: grant.rule.kind,
+        amount: grant.rule.amount,
+        coupon_code,
+        status,
+        dedupe_key: grant.dedupe_key,
+        milestone: grant.milestone,
+        release_at: grant.release_at,
+        issued_at: (status == RewardStatus::Issued).then_some(now),
+        redeemed_at: None,
+        reversed_at: None,
+        created_at: now,
+    };
+    let inserted = reward::Entity::insert(reward::ActiveModel {
+        id: Set(model.id),
+        customer_id: Set(model.customer_id),
+        referral_id: Set(model.referral_id),
+        side: Set(model.side),
+        kind: Set(model.kind),
+        amount: Set(model.amount),
+        coupon_code: Set(model.coupon_code.clone()),
+        status: Set(model.status),
+        dedupe_key: Set(model.dedupe_key.clone()),
+        milestone: Set(model.milestone),
+        release_at: Set(model.release_at),
+        issued_at: Set(model.issued_at),
+        redeemed_at: Set(None),
+        reversed_at: Set(None),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(reward::Column::DedupeKey)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await
+    .context("creating a reward")?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    if status == RewardStatus::Issued {
+        credit_points(txn, now, &model).await?;
+    }
+    Ok(Some(model))
+}
+
+async fn credit_points(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    reward: &reward::Model,
+) -> Result<(), AppError> {
+    if reward.kind == RewardKind::Points {
+        ledger::record(
+            txn,
+            reward.customer_id,
+            reward.amount,
+            reason(reward.side),
+            Source::Reward,
+            reward.id,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn reason(side: RewardSide) -> &'static str {
+    match side {
+        RewardSide::Referrer => "referral reward (you referred a friend)",
+        RewardSide::Referee => "referral reward (you were referred)",
+        RewardSide::Milestone => "referral milestone bonus",
+    }
+}
+
+/// Moves a held reward to ISSUED and credits its points. `false` when it was no longer PENDING.
+pub async fn issue(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    reward: &reward::Model,
+) -> Result<bool, AppError> {
+    let changed = reward::Entity::update_many()
+        .col_expr(reward::Column::Status, Expr::value(RewardStatus::Issued))
+        .col_expr(reward::Column::IssuedAt, Expr::value(now))
+        .filter(reward::Column::Id.eq(reward.id))
+        .filter(reward::Column::Status.eq(RewardStatus::Pending))
+        .exec(txn)
+        .await
+        .context("issuing a held reward")?
+        .rows_affected;
+    if changed == 1 {
+        credit_points(txn, now, reward).await?;
+    }
+    Ok(changed == 1)
+}
+
+/// Takes a PENDING or ISSUED reward back; issued points are debited (the balance may go below
+/// zero if they were spent). `false` when it was already redeemed or reversed.
+pub async fn reverse(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    reward: &reward::Model,
+) -> Result<bool, AppError> {
+    let changed = reward::Entity::update_many()
+        .col_expr(reward::Column::Status, Expr::value(RewardStatus::Reversed))
+        .col_expr(reward::Column::ReversedAt, Expr::value(now))
+        .filter(reward::Column::Id.eq(reward.id))
+        .filter(reward::Column::Status.eq(reward.status))
+        .filter(reward::Column::Status.is_in([RewardStatus::Pending, RewardStatus::Issued]))
+        .exec(txn)
+        .await
+        .context("reversing a reward")?
+        .rows_affected;
+    if changed == 1 && reward.status == RewardStatus::Issued && reward.kind == RewardKind::Points {
+        ledger::record(
+            txn,
+            reward.customer_id,
+            -reward.amount,
+            "referral reward reversed (the purchase was refunded)",
+            Source::RewardReversal,
+            reward.id,
+            now,
+        )
+        .await?;
+    }
+    Ok(changed == 1)
+}
+
+/// Marks the coupon with `code` REDEEMED, once.
+pub async fn redeem(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    code: &str,
+) -> Result<reward::Model, AppError> {
+    let not_found = || AppError::NotFound(format!("no coupon has the code '{code}'"));
+    let canonical = coupon::parse(code).ok_or_else(not_found)?;
+    let now = clock.now();
+    let txn = begin_write(db).await.context("starting a redemption")?;
+    let found = reward::Entity::find()
+        .filter(reward::Column::CouponCode.eq(canonical.as_str()))
+        .one(&txn)
+        .await
+        .context("loading a coupon")?
+        .ok_or_else(not_found)?;
+    let changed = reward::Entity::update_many()
+        .col_expr(reward::Column::Status, Expr::value(RewardStatus::Redeemed))
+        .col_expr(reward::Column::RedeemedAt, Expr::value(now))
+        .filter(reward::Column::Id.eq(found.id))
+        .filter(reward::Column::Status.eq(RewardStatus::Issued))
+        .exec(&txn)
+        .await
+        .context("redeeming a coupon")?
+        .rows_affected;
+    if changed == 0 {
+        return Err(match found.status {
+            RewardStatus::Redeemed => AppError::Conflict(format!(
+                "coupon {canonical} was already redeemed{}",
+                found
+                    .redeemed_at
+                    .map(|at| format!(" at {}", at.to_rfc3339()))
+                    .unwrap_or_default()
+            )),
+            RewardStatus::Pending => AppError::Conflict(format!(
+                "coupon {canonical} is on hold{} and cannot be used yet",
+                found
+                    .release_at
+                    .map(|at| format!(" until {}", at.to_rfc3339()))
+                    .unwrap_or_default()
+            )),
+            RewardStatus::Reversed => AppError::Conflict(format!(
+                "coupon {canonical} was cancelled because the purchase that earned it was refunded"
+            )),
+            RewardStatus::Issued => AppError::Conflict(format!(
+                "coupon {canonical} was redeemed by another request"
+            )),
+        });
+    }
+    txn.commit().await.context("committing a redemption")?;
+    Ok(reward::Model {
+        status: RewardStatus::Redeemed,
+        redeemed_at: Some(now),
+        ..found
+    })
+}
+
+pub async fn for_customer(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+) -> Result<Vec<reward::Model>, AppError> {
+    reward::Entity::find()
+        .filter(reward::Column::CustomerId.eq(customer_id))
+        .order_by_asc(reward::Column::Id)
+        .all(db)
+        .await
+        .context("listing a customer's rewards")
+}
+
+pub async fn for_referral(
+    db: &impl ConnectionTrait,
+    referral_id: Uuid,
+) -> Result<Vec<reward::Model>, AppError> {
+    reward::Entity::find()
+        .filter(reward::Column::ReferralId.eq(referral_id))
+        .order_by_asc(reward::Column::Id)
+        .all(db)
+        .await
+        .context("listing a referral's rewards")
+}
