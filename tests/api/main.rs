@@ -4,7 +4,9 @@
 mod common;
 
 mod auth;
+mod campaigns;
 mod cli;
 mod customers;
 mod health;
+mod referrals;
 mod schema;

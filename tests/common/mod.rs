@@ -59,16 +59,25 @@ impl TestApp {
         Self {
             address,
             clock,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
             state,
             _database: database,
         }
     }
 
+    /// What the app's clock says now.
+    pub fn clock_now(&self) -> chrono::DateTime<Utc> {
+        use tandem::clock::Clock;
+        self.clock.now()
+    }
+
     /// A token signed with the test secret.
     pub fn token(&self, role: &str, sub: &str) -> String {
         sign_hs256(
-            &json!({ "sub": sub, "role": role, "exp": (Utc::now() + Duration::hours(1)).timestamp() }),
+            &json!({ "sub": sub, "role": role, "exp": (self.clock_now() + Duration::hours(1)).timestamp() }),
             TEST_SECRET,
         )
     }
@@ -114,6 +123,138 @@ impl TestApp {
         .await
     }
 
+    /// Creates a campaign as an admin and returns it (id and every rule).
+    pub async fn create_campaign(&self, input: Value) -> Value {
+        let response = self
+            .graphql(
+                Some(&self.admin_token()),
+                "mutation($input: CampaignInput!) { createCampaign(input: $input) { id name holdDays minOrderAmount } }",
+                json!({ "input": input }),
+            )
+            .await;
+        data(&response)["createCampaign"].clone()
+    }
+
+    /// Registers a referrer, then a friend with the referrer's code; returns the friend's
+    /// registration response.
+    pub async fn refer(&self, referrer: &str, friend: &str, extra: Value) -> Value {
+        let code = self.referral_code_of(referrer).await;
+        let mut input = json!({
+            "externalId": friend,
+            "email": format!("{friend}@example.com"),
+            "name": format!("{} Friend", capitalize(friend)),
+            "referralCode": code,
+        });
+        if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
+            for (key, value) in extra {
+                input.insert(key.clone(), value.clone());
+            }
+        }
+        self.graphql(
+            Some(&self.service_token()),
+            REGISTER_WITH_REFERRAL,
+            json!({ "input": input }),
+        )
+        .await
+    }
+
+    /// The referral code of a customer, registering them first when needed.
+    pub async fn referral_code_of(&self, external_id: &str) -> String {
+        let response = self
+            .register(json!({
+                "externalId": external_id,
+                "email": format!("{external_id}@example.com"),
+                "name": format!("{} Referrer", capitalize(external_id)),
+            }))
+            .await;
+        data(&response)["registerCustomer"]["customer"]["referralCode"]
+            .as_str()
+            .expect("a referral code")
+            .to_owned()
+    }
+
+    /// Records an order as the shop's backend; returns the whole response.
+    pub async fn record_order(&self, external_id: &str, customer: &str, amount: i64) -> Value {
+        self.record_order_with(json!({
+            "externalId": external_id,
+            "customerExternalId": customer,
+            "amount": amount,
+            "currency": "USD",
+        }))
+        .await
+    }
+
+    pub async fn record_order_with(&self, input: Value) -> Value {
+        self.graphql(
+            Some(&self.service_token()),
+            "mutation($input: OrderInput!) { recordOrder(input: $input) { id externalId amount refundedAmount currency placedAt customerExternalId } }",
+            json!({ "input": input }),
+        )
+        .await
+    }
+
+    pub async fn refund_order(&self, external_id: &str, amount: i64) -> Value {
+        self.graphql(
+            Some(&self.service_token()),
+            "mutation($id: String!, $amount: Int!) { refundOrder(externalId: $id, amount: $amount) { externalId amount refundedAmount } }",
+            json!({ "id": external_id, "amount": amount }),
+        )
+        .await
+    }
+
+    /// Redeems a coupon as the shop would at checkout.
+    pub async fn redeem(&self, code: &str) -> Value {
+        self.graphql(
+            Some(&self.service_token()),
+            "mutation($code: String!) { redeemCoupon(code: $code) { status redeemedAt } }",
+            json!({ "code": code }),
+        )
+        .await
+    }
+
+    /// How many share-link clicks are stored.
+    pub async fn click_count(&self) -> u64 {
+        use sea_orm::{EntityTrait, PaginatorTrait};
+        tandem::entities::referral_click::Entity::find()
+            .count(&self.state.db)
+            .await
+            .expect("counting clicks")
+    }
+
+    /// One pass of the scheduler, as `tandem serve` runs every interval.
+    pub async fn run_scheduler(&self) -> tandem::jobs::scheduler::PassReport {
+        tandem::jobs::scheduler::run_once(&self.state).await
+    }
+
+    /// A referral with its decisions and rewards, as an admin sees it.
+    pub async fn referral(&self, id: &str) -> Value {
+        let response = self
+            .graphql(
+                Some(&self.admin_token()),
+                "query($id: ID!) { referral(id: $id) { id status rejectionReason flagged flagReason
+                   decisions { rule outcome detail }
+                   rewards { side kind amount status couponCode } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        data(&response)["referral"].clone()
+    }
+
+    /// What a customer sees of themself.
+    pub async fn me(&self, external_id: &str) -> Value {
+        let response = self
+            .graphql(
+                Some(&self.customer_token(external_id)),
+                "{ me { externalId pointsBalance
+                    referredBy { firstName }
+                    referrals { status friendFirstName rewards { side kind amount status } }
+                    rewards { id side kind amount status couponCode releaseAt } } }",
+                json!({}),
+            )
+            .await;
+        data(&response)["me"].clone()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{}", self.address, path))
@@ -121,6 +262,21 @@ impl TestApp {
             .await
             .expect("the server answers")
     }
+}
+
+pub const REGISTER_WITH_REFERRAL: &str = "mutation($input: RegisterCustomerInput!) {
+  registerCustomer(input: $input) {
+    customer { id externalId }
+    referral { id status rejectionReason flagged referrerFirstName friendFirstName }
+  }
+}";
+
+fn capitalize(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 pub const CUSTOMER_FIELDS: &str = "id externalId email name referralCode referralLink acquisitionChannel marketingConsent createdAt";
