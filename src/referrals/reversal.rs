@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::campaigns::service as campaigns;
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RewardStatus};
-use crate::entities::{order, referral};
+use crate::entities::{order, referral, reward};
 use crate::error::{AppError, DbContext};
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::rewards::service as rewards;
@@ -46,6 +46,15 @@ pub async fn on_refund(
         return decisions::record(txn, referral.id, decision, now).await;
     }
 
+    // Lock the rewards before the referral: the hold release takes them in that order too, so
+    // the two cannot deadlock.
+    let held_rewards = reward::Entity::find()
+        .filter(reward::Column::ReferralId.eq(referral.id))
+        .order_by_asc(reward::Column::Id)
+        .lock_exclusive()
+        .all(txn)
+        .await
+        .context("locking a referral's rewards")?;
     let changed = referral::Entity::update_many()
         .col_expr(
             referral::Column::Status,
@@ -69,7 +78,7 @@ pub async fn on_refund(
             order.external_id
         ),
     )];
-    for reward in rewards::for_referral(txn, referral.id).await? {
+    for reward in held_rewards {
         match reward.status {
             RewardStatus::Pending | RewardStatus::Issued => {
                 rewards::reverse(txn, now, &reward).await?;

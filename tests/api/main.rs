@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod campaigns;
 mod cli;
+mod concurrency;
 mod customers;
 mod health;
 mod referrals;
