@@ -51,3 +51,26 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     })
     .await
 }
+
+/// One page of `query` in ascending `id` order after the cursor `after`, and whether more follow.
+/// Ids are UUID v7, so this is creation order.
+pub async fn keyset_page<E>(
+    db: &impl sea_orm::ConnectionTrait,
+    query: sea_orm::Select<E>,
+    id: E::Column,
+    limit: u64,
+    after: Option<uuid::Uuid>,
+) -> Result<(Vec<E::Model>, bool), DbErr>
+where
+    E: sea_orm::EntityTrait,
+{
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut query = query.order_by_asc(id);
+    if let Some(after) = after {
+        query = query.filter(id.gt(after));
+    }
+    let mut rows = query.limit(limit + 1).all(db).await?;
+    let has_next = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, has_next))
+}

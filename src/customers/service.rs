@@ -4,13 +4,13 @@
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    EntityTrait, IntoActiveModel, QueryFilter, SqlErr,
 };
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::customers::EmailAddress;
-use crate::db::begin_write;
+use crate::db::{begin_write, keyset_page};
 use crate::entities::{customer, customer_email, referral};
 use crate::error::{AppError, DbContext};
 use crate::referrals::ReferralCode;
@@ -343,25 +343,21 @@ pub fn not_found(external_id: &str) -> AppError {
     AppError::NotFound(format!("no customer has externalId '{external_id}'"))
 }
 
-/// One page of customers in registration order (ids are UUID v7, so they sort by time), and
-/// whether more follow.
+/// One page of customers in registration order, and whether more follow.
 pub async fn list(
     db: &DatabaseConnection,
     limit: u64,
     after: Option<Uuid>,
 ) -> Result<(Vec<customer::Model>, bool), AppError> {
-    let mut query = customer::Entity::find().order_by_asc(customer::Column::Id);
-    if let Some(after) = after {
-        query = query.filter(customer::Column::Id.gt(after));
-    }
-    let mut rows = query
-        .limit(limit + 1)
-        .all(db)
-        .await
-        .context("listing customers")?;
-    let has_next = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    Ok((rows, has_next))
+    keyset_page(
+        db,
+        customer::Entity::find(),
+        customer::Column::Id,
+        limit,
+        after,
+    )
+    .await
+    .context("listing customers")
 }
 
 #[derive(Debug, PartialEq, Eq)]

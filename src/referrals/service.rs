@@ -3,13 +3,12 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
 };
 use uuid::Uuid;
 
 use crate::campaigns::service as campaigns;
 use crate::clock::Clock;
-use crate::db::begin_write;
+use crate::db::{begin_write, keyset_page};
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::referral;
 use crate::error::{AppError, DbContext};
@@ -59,24 +58,16 @@ pub async fn list(
     limit: u64,
     after: Option<Uuid>,
 ) -> Result<(Vec<referral::Model>, bool), AppError> {
-    let mut query = referral::Entity::find().order_by_asc(referral::Column::Id);
+    let mut query = referral::Entity::find();
     if let Some(status) = status {
         query = query.filter(referral::Column::Status.eq(status));
     }
     if let Some(flagged) = flagged {
         query = query.filter(referral::Column::Flagged.eq(flagged));
     }
-    if let Some(after) = after {
-        query = query.filter(referral::Column::Id.gt(after));
-    }
-    let mut rows = query
-        .limit(limit + 1)
-        .all(db)
+    keyset_page(db, query, referral::Column::Id, limit, after)
         .await
-        .context("listing referrals")?;
-    let has_next = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    Ok((rows, has_next))
+        .context("listing referrals")
 }
 
 /// An admin's decision on a flagged referral. Approval lets it go on (and pays it, if it already
