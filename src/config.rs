@@ -48,15 +48,39 @@ pub struct Settings {
     pub public_url: String,
     /// The program currency, ISO 4217 (three upper-case letters).
     pub currency: String,
-    pub smtp_url: Option<Secret>,
-    pub mail_from: Option<String>,
-    pub mail_dir: PathBuf,
     /// Referrals one referrer may make in 24 hours; more are rejected (`VELOCITY_LIMIT`).
     pub referral_daily_limit: u32,
     /// Signups from one IP address in an hour above which a referral is flagged for review.
     pub signup_ip_hourly_limit: u32,
-    /// How often the scheduler looks for due work (reward holds, and later carts and expiry).
+    /// How often the scheduler looks for due work (reward holds, abandoned carts).
     pub scheduler_interval: std::time::Duration,
+    pub mail: MailSettings,
+    pub carts: CartSettings,
+}
+
+/// Email delivery.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `None` writes `.eml` files to `dir` instead of sending.
+    pub smtp_url: Option<Secret>,
+    pub from: String,
+    pub dir: PathBuf,
+    /// A folder whose template folders replace the built-in ones.
+    pub template_dir: Option<PathBuf>,
+    /// Tries before a row is DEAD.
+    pub max_attempts: u32,
+    /// How often the delivery worker looks for due email.
+    pub poll_interval: std::time::Duration,
+}
+
+/// The cart-abandonment sequence.
+#[derive(Debug, Clone, Copy)]
+pub struct CartSettings {
+    pub reminder_after: std::time::Duration,
+    pub discount_after: std::time::Duration,
+    pub last_call_after: std::time::Duration,
+    pub discount_percent: u32,
+    pub cooldown: std::time::Duration,
 }
 
 /// A setting that could not be accepted. Its `Display` is the one line printed at start.
@@ -91,7 +115,11 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ),
     ("TANDEM_CURRENCY", "currency", Some("USD")),
     ("TANDEM_SMTP_URL", "smtp_url", None),
-    ("TANDEM_MAIL_FROM", "mail_from", None),
+    (
+        "TANDEM_MAIL_FROM",
+        "mail_from",
+        Some("Tandem <no-reply@localhost>"),
+    ),
     ("TANDEM_MAIL_DIR", "mail_dir", Some("./mail")),
     (
         "TANDEM_REFERRAL_DAILY_LIMIT",
@@ -108,6 +136,34 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
         "scheduler_interval",
         Some("60s"),
     ),
+    ("TANDEM_TEMPLATE_DIR", "template_dir", None),
+    ("TANDEM_MAIL_MAX_ATTEMPTS", "mail_max_attempts", Some("8")),
+    (
+        "TANDEM_MAIL_POLL_INTERVAL",
+        "mail_poll_interval",
+        Some("5s"),
+    ),
+    (
+        "TANDEM_CART_REMINDER_AFTER",
+        "cart_reminder_after",
+        Some("1h"),
+    ),
+    (
+        "TANDEM_CART_DISCOUNT_AFTER",
+        "cart_discount_after",
+        Some("24h"),
+    ),
+    (
+        "TANDEM_CART_LAST_CALL_AFTER",
+        "cart_last_call_after",
+        Some("72h"),
+    ),
+    (
+        "TANDEM_CART_DISCOUNT_PERCENT",
+        "cart_discount_percent",
+        Some("10"),
+    ),
+    ("TANDEM_CART_COOLDOWN", "cart_cooldown", Some("7d")),
 ];
 
 /// The file read when `TANDEM_CONFIG` does not name another.
@@ -235,16 +291,47 @@ impl Settings {
                     ConfigError::new(variable, format!("'{text}' is not a whole number above 0"))
                 })
         };
-        let interval_text = raw("TANDEM_SCHEDULER_INTERVAL").unwrap_or_default();
-        let scheduler_interval = humantime::parse_duration(interval_text.trim())
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                ConfigError::new(
-                    "TANDEM_SCHEDULER_INTERVAL",
-                    format!("'{interval_text}' is not a duration such as 30s or 5m"),
-                )
-            })?;
+        let duration = |variable: &str| -> Result<std::time::Duration, ConfigError> {
+            let text = raw(variable).unwrap_or_default();
+            humantime::parse_duration(text.trim())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        variable,
+                        format!("'{text}' is not a duration such as 90s, 1h or 7d"),
+                    )
+                })
+        };
+        let scheduler_interval = duration("TANDEM_SCHEDULER_INTERVAL")?;
+        let mail_from = raw("TANDEM_MAIL_FROM").unwrap_or_default();
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::new(
+                "TANDEM_MAIL_FROM",
+                format!("'{mail_from}' is not an address like 'Shop <hello@shop.example>'"),
+            ));
+        }
+        let carts = CartSettings {
+            reminder_after: duration("TANDEM_CART_REMINDER_AFTER")?,
+            discount_after: duration("TANDEM_CART_DISCOUNT_AFTER")?,
+            last_call_after: duration("TANDEM_CART_LAST_CALL_AFTER")?,
+            discount_percent: count("TANDEM_CART_DISCOUNT_PERCENT")?,
+            cooldown: duration("TANDEM_CART_COOLDOWN")?,
+        };
+        if carts.discount_percent > 100 {
+            return Err(ConfigError::new(
+                "TANDEM_CART_DISCOUNT_PERCENT",
+                "must be a percent from 1 to 100",
+            ));
+        }
+        if !(carts.reminder_after < carts.discount_after
+            && carts.discount_after < carts.last_call_after)
+        {
+            return Err(ConfigError::new(
+                "TANDEM_CART_DISCOUNT_AFTER",
+                "the cart stages must come in order: reminder, then discount, then last call",
+            ));
+        }
 
         Ok(Self {
             referral_daily_limit: count("TANDEM_REFERRAL_DAILY_LIMIT")?,
@@ -260,9 +347,15 @@ impl Settings {
             },
             public_url,
             currency,
-            smtp_url,
-            mail_from: raw("TANDEM_MAIL_FROM"),
-            mail_dir: PathBuf::from(raw("TANDEM_MAIL_DIR").unwrap_or_default()),
+            mail: MailSettings {
+                smtp_url,
+                from: mail_from,
+                dir: PathBuf::from(raw("TANDEM_MAIL_DIR").unwrap_or_default()),
+                template_dir: raw("TANDEM_TEMPLATE_DIR").map(PathBuf::from),
+                max_attempts: count("TANDEM_MAIL_MAX_ATTEMPTS")?,
+                poll_interval: duration("TANDEM_MAIL_POLL_INTERVAL")?,
+            },
+            carts,
         })
     }
 }
@@ -332,6 +425,10 @@ mod tests {
             ("TANDEM_REFERRAL_DAILY_LIMIT", "-1"),
             ("TANDEM_SIGNUP_IP_HOURLY_LIMIT", "many"),
             ("TANDEM_SCHEDULER_INTERVAL", "soon"),
+            ("TANDEM_MAIL_FROM", "not an address"),
+            ("TANDEM_CART_COOLDOWN", "a week"),
+            ("TANDEM_CART_DISCOUNT_PERCENT", "101"),
+            ("TANDEM_MAIL_MAX_ATTEMPTS", "0"),
         ];
         for (variable, value) in cases {
             let error = Settings::from_sources(&env(&[(variable, value)]), None).unwrap_err();

@@ -1,10 +1,12 @@
 pub mod auth;
 pub mod campaigns;
+pub mod carts;
 pub mod clock;
 pub mod config;
 pub mod crockford;
 pub mod customers;
 pub mod db;
+pub mod email;
 pub mod entities;
 pub mod error;
 pub mod graphql;

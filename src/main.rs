@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Start the API (the default).
     Serve,
+    /// Run the background workers only (email delivery and the scheduler), for scale-out.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print a signed token for calling the API.
@@ -66,6 +68,14 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
         Command::Schema => unreachable!("handled before start-up"),
+        Command::Worker => {
+            let state = AppState::init(settings, clock).await?;
+            tracing::info!("tandem worker: delivering email and running the scheduler");
+            tokio::select! {
+                () = tandem::jobs::scheduler::run_forever(state.clone()) => {}
+                () = tandem::jobs::delivery::run_forever(state) => {}
+            }
+        }
         Command::Migrate => {
             AppState::init(settings, clock).await?;
             println!("migrations applied");
@@ -101,6 +111,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 .write_all(banner.as_bytes())
                 .and_then(|()| stdout.flush());
             tokio::spawn(tandem::jobs::scheduler::run_forever(app.state().clone()));
+            tokio::spawn(tandem::jobs::delivery::run_forever(app.state().clone()));
             app.run_until_stopped().await?;
         }
     }

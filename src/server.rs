@@ -9,6 +9,7 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql::{ServerError, Value};
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
 
+use crate::email::unsubscribe;
 use crate::graphql::{TandemSchema, schema_builder};
 use crate::referrals::links::{self, Visitor};
 use crate::state::{AppState, StartError};
@@ -34,6 +35,11 @@ impl Application {
                 .route("/graphql", web::post().to(graphql))
                 .route("/graphql", web::get().to(graphiql))
                 .route("/r/{code}", web::get().to(links::follow_link))
+                .route(
+                    "/unsubscribe",
+                    web::get().to(unsubscribe::confirmation_page),
+                )
+                .route("/unsubscribe", web::post().to(unsubscribe::one_click))
                 .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
         })

@@ -13,6 +13,8 @@ use crate::entities::server_key;
 pub const JWT_SECRET: &str = "jwt_secret";
 /// The key that turns IP addresses into hashes before they are stored.
 pub const IP_HASH_KEY: &str = "ip_hash_key";
+/// The key that signs unsubscribe links.
+pub const UNSUBSCRIBE_KEY: &str = "unsubscribe_key";
 
 /// Returns the key called `name`, generating and storing it first if there is none. Safe when
 /// several processes start at once: the first insert wins and everyone reads that one.

@@ -7,6 +7,9 @@ use sea_orm::{DatabaseConnection, DbErr};
 use crate::auth::JwtKeys;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Settings};
+use crate::email::mailer::Mailer;
+use crate::email::templates::Templates;
+use crate::email::unsubscribe::UnsubscribeSigner;
 use crate::ip_hash::IpHasher;
 use crate::referrals::attribution::FraudLimits;
 use crate::{db, server_keys};
@@ -18,6 +21,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub jwt: Arc<JwtKeys>,
     pub ip_hasher: IpHasher,
+    pub templates: Arc<Templates>,
+    pub mailer: Arc<Mailer>,
+    pub unsubscribe: UnsubscribeSigner,
 }
 
 /// Why the server could not start.
@@ -60,7 +66,15 @@ impl AppState {
         )?;
         let ip_hasher =
             IpHasher::new(server_keys::get_or_create(&db, server_keys::IP_HASH_KEY).await?);
+        let unsubscribe = UnsubscribeSigner::new(
+            server_keys::get_or_create(&db, server_keys::UNSUBSCRIBE_KEY).await?,
+        );
+        let templates = Arc::new(Templates::new(settings.mail.template_dir.clone()));
+        let mailer = Arc::new(Mailer::from_settings(&settings.mail)?);
         Ok(Self {
+            templates,
+            mailer,
+            unsubscribe,
             db,
             clock,
             settings: Arc::new(settings),

@@ -7,6 +7,7 @@ mod m20261122_000001_create_server_keys;
 mod m20261122_000002_create_customers;
 mod m20261122_000003_create_referrals;
 mod m20261122_000004_create_orders_rewards_points;
+mod m20261122_000005_create_email_and_carts;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_customers::Migration),
             Box::new(m20261122_000003_create_referrals::Migration),
             Box::new(m20261122_000004_create_orders_rewards_points::Migration),
+            Box::new(m20261122_000005_create_email_and_carts::Migration),
         ]
     }
 }

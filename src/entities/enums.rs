@@ -47,6 +47,9 @@ pub enum RewardSide {
     /// A referrer's bonus for reaching a number of successful referrals.
     #[sea_orm(string_value = "MILESTONE")]
     Milestone,
+    /// A discount sent to win back an abandoned cart.
+    #[sea_orm(string_value = "CART")]
+    Cart,
 }
 
 /// Where a reward stands.
@@ -131,4 +134,52 @@ pub enum DecisionOutcome {
     /// Something happened to the referral (qualified, rewarded, reversed, reviewed).
     #[sea_orm(string_value = "RECORDED")]
     Recorded,
+}
+
+/// Where an email stands in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum EmailStatus {
+    /// Waiting to be sent (or to be tried again after a temporary failure).
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    /// Claimed by a worker that is sending it now.
+    #[sea_orm(string_value = "SENDING")]
+    Sending,
+    /// Accepted by the mail server (or written to a file).
+    #[sea_orm(string_value = "SENT")]
+    Sent,
+    /// Given up: a permanent failure, or the last try failed.
+    #[sea_orm(string_value = "DEAD")]
+    Dead,
+    /// Not sent because it no longer applies (the cart was bought, the address unsubscribed).
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+}
+
+/// Where a cart stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum CartStatus {
+    /// The shopper has items in it and has not bought them.
+    #[sea_orm(string_value = "ACTIVE")]
+    Active,
+    /// The shopper bought: the sequence stopped.
+    #[sea_orm(string_value = "CONVERTED")]
+    Converted,
+    /// The shopper emptied it: the sequence stopped.
+    #[sea_orm(string_value = "EMPTIED")]
+    Emptied,
+}
+
+/// Why an address gets no email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum SuppressionReason {
+    /// The person unsubscribed: no marketing email.
+    #[sea_orm(string_value = "UNSUBSCRIBED")]
+    Unsubscribed,
+    /// The mail server refused the address permanently: no email at all.
+    #[sea_orm(string_value = "BOUNCED")]
+    Bounced,
 }

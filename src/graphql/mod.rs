@@ -6,7 +6,9 @@ pub mod pagination;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::campaigns::graphql::{CampaignMutation, CampaignQuery};
+use crate::carts::graphql::CartMutation;
 use crate::customers::graphql::{CustomerMutation, CustomerQuery};
+use crate::email::graphql::{EmailMutation, EmailQuery};
 use crate::orders::graphql::OrderMutation;
 use crate::referrals::graphql::{ReferralMutation, ReferralQuery};
 use crate::rewards::graphql::RewardMutation;
@@ -19,7 +21,7 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 /// Everything a caller can read.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(CustomerQuery, CampaignQuery, ReferralQuery);
+pub struct QueryRoot(CustomerQuery, CampaignQuery, ReferralQuery, EmailQuery);
 
 /// Everything a caller can change.
 #[derive(MergedObject, Default)]
@@ -30,6 +32,8 @@ pub struct MutationRoot(
     ReferralMutation,
     OrderMutation,
     RewardMutation,
+    CartMutation,
+    EmailMutation,
 );
 
 pub type TandemSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -1,5 +1,6 @@
 //! The scheduler loop. Each pass runs every job once; a failing job is logged and the loop goes on.
 
+use crate::carts::abandonment;
 use crate::referrals::holds;
 use crate::state::AppState;
 
@@ -8,6 +9,8 @@ use crate::state::AppState;
 pub struct PassReport {
     /// Held rewards issued because their hold passed.
     pub rewards_released: usize,
+    /// Abandoned-cart emails written.
+    pub cart_emails: usize,
 }
 
 /// Runs every job once, now (as the clock tells).
@@ -16,6 +19,10 @@ pub async fn run_once(state: &AppState) -> PassReport {
     match holds::release_due(&state.db, state.clock.as_ref()).await {
         Ok(released) => report.rewards_released = released,
         Err(error) => tracing::error!(%error, "releasing held rewards"),
+    }
+    match abandonment::scan(state).await {
+        Ok(written) => report.cart_emails = written,
+        Err(error) => tracing::error!(%error, "scanning abandoned carts"),
     }
     report
 }

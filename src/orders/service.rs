@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::carts::service as carts;
 use crate::clock::Clock;
 use crate::customers::service as customers;
 use crate::db::begin_write;
-use crate::entities::{order, refund};
+use crate::entities::{order, order_line, refund};
 use crate::error::{AppError, DbContext};
 use crate::referrals::{qualification, reversal};
 
@@ -171,7 +172,21 @@ pub async fn record(
                 return Err(AppError::internal("recording an order", error));
             }
         };
+        for item in &input.items {
+            order_line::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                order_id: Set(order.id),
+                product_id: Set(item.product_id.clone()),
+                name: Set(item.name.clone()),
+                unit_price: Set(item.unit_price),
+                quantity: Set(item.quantity),
+            }
+            .insert(&txn)
+            .await
+            .context("recording an order line")?;
+        }
         qualification::on_order(&txn, now, &order).await?;
+        carts::convert_on_order(&txn, now, &order).await?;
         txn.commit().await.context("committing an order")?;
         return Ok(order);
     }

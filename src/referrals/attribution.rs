@@ -12,11 +12,13 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::campaigns::service as campaigns;
+use crate::email::outbox::{self, OutgoingEmail};
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::{customer, customer_email, order, referral};
 use crate::error::{AppError, DbContext};
 use crate::referrals::ReferralCode;
 use crate::referrals::decisions::{self, Decision, rule};
+use crate::referrals::graphql::first_name;
 
 /// The limits the fraud rules apply.
 #[derive(Debug, Clone, Copy)]
@@ -180,6 +182,25 @@ pub async fn attribute(
     .await
     .context("creating a referral")?;
     decisions::record_all(txn, created.id, checks, now).await?;
+    if status == ReferralStatus::Pending {
+        let data = serde_json::json!({
+            "friend_name": first_name(referee.name.as_deref()).unwrap_or_else(|| "A friend".into()),
+            "reward_kind": campaign.as_ref().map(|c| c.referrer_reward_kind),
+            "reward_amount": campaign.as_ref().map(|c| c.referrer_reward_amount),
+        });
+        outbox::enqueue(
+            txn,
+            now,
+            OutgoingEmail::to_customer(
+                "friend_joined",
+                &referrer,
+                data,
+                format!("referral:{}:friend_joined", created.id),
+                true,
+            ),
+        )
+        .await?;
+    }
     Ok(Some(created))
 }
 

@@ -13,8 +13,9 @@ use uuid::Uuid;
 use crate::campaigns::RewardRule;
 use crate::clock::Clock;
 use crate::db::begin_write;
+use crate::email::outbox::{self, OutgoingEmail};
 use crate::entities::enums::{RewardKind, RewardSide, RewardStatus};
-use crate::entities::reward;
+use crate::entities::{customer, reward};
 use crate::error::{AppError, DbContext};
 use crate::loyalty::ledger::{self, Source};
 use crate::rewards::coupon;
@@ -95,6 +96,7 @@ pub async fn grant(
     }
     if status == RewardStatus::Issued {
         credit_points(txn, now, &model).await?;
+        notify(txn, now, &model, "reward_earned").await?;
     }
     Ok(Some(model))
 }
@@ -119,11 +121,61 @@ async fn credit_points(
     Ok(())
 }
 
+/// Tells the customer about an issued or reversed reward. These are transactional: they go out
+/// without marketing consent (but never to a bounced address). Cart discounts are announced by
+/// the cart email itself.
+async fn notify(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    reward: &reward::Model,
+    template: &'static str,
+) -> Result<(), AppError> {
+    if reward.side == RewardSide::Cart {
+        return Ok(());
+    }
+    let Some(customer) = customer::Entity::find_by_id(reward.customer_id)
+        .one(txn)
+        .await
+        .context("loading a reward's customer")?
+    else {
+        return Ok(());
+    };
+    let why = match reward.side {
+        RewardSide::Referrer => "Your friend placed their first order.".to_owned(),
+        RewardSide::Referee => "Thanks for joining through a friend's link.".to_owned(),
+        RewardSide::Milestone => format!(
+            "You reached {} successful referrals.",
+            reward.milestone.unwrap_or_default()
+        ),
+        RewardSide::Cart => String::new(),
+    };
+    let data = serde_json::json!({
+        "reward_kind": reward.kind,
+        "reward_amount": reward.amount,
+        "coupon_code": reward.coupon_code,
+        "why": why,
+    });
+    outbox::enqueue(
+        txn,
+        now,
+        OutgoingEmail::to_customer(
+            template,
+            &customer,
+            data,
+            format!("reward:{}:{template}", reward.id),
+            false,
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
 fn reason(side: RewardSide) -> &'static str {
     match side {
         RewardSide::Referrer => "referral reward (you referred a friend)",
         RewardSide::Referee => "referral reward (you were referred)",
         RewardSide::Milestone => "referral milestone bonus",
+        RewardSide::Cart => "cart discount",
     }
 }
 
@@ -144,6 +196,7 @@ pub async fn issue(
         .rows_affected;
     if changed == 1 {
         credit_points(txn, now, reward).await?;
+        notify(txn, now, reward, "reward_earned").await?;
     }
     Ok(changed == 1)
 }
@@ -259,4 +312,22 @@ pub async fn for_referral(
         .all(db)
         .await
         .context("listing a referral's rewards")
+}
+
+/// A reward in words, for emails and landing pages: "500 points", "15% off", "10.00 USD off",
+/// "10.00 USD store credit".
+pub fn describe(kind: RewardKind, amount: i64, currency: &str) -> String {
+    match kind {
+        RewardKind::Points => format!("{amount} points"),
+        RewardKind::PercentCoupon => format!("{amount}% off"),
+        RewardKind::FixedCoupon => format!("{} off", money(amount, currency)),
+        RewardKind::StoreCredit => format!("{} store credit", money(amount, currency)),
+    }
+}
+
+/// Minor units as a decimal amount with its currency (two decimals).
+pub fn money(amount: i64, currency: &str) -> String {
+    let sign = if amount < 0 { "-" } else { "" };
+    let amount = amount.unsigned_abs();
+    format!("{sign}{}.{:02} {currency}", amount / 100, amount % 100)
 }

@@ -1,0 +1,239 @@
+//! The abandonment scan, run by the scheduler: each cart whose next stage is due (found through
+//! the `(status, next_stage_at)` index) gets that stage's email, written to the outbox in the same
+//! transaction that records the stage, so each stage goes out at most once per cart. Safe with
+//! several processes: a cart is claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::json;
+
+use crate::campaigns::RewardRule;
+use crate::carts::recommendations::recommend;
+use crate::carts::service::{items_of, stage_delay};
+use crate::db::begin_write;
+use crate::email::outbox::{self, OutgoingEmail};
+use crate::email::suppression;
+use crate::entities::enums::{CartStatus, RewardKind, RewardSide};
+use crate::entities::{cart, customer, order, reward};
+use crate::error::{AppError, DbContext};
+use crate::rewards::service::{self as rewards, Grant, money};
+use crate::state::AppState;
+
+const BATCH: u64 = 100;
+
+const TEMPLATES: [&str; 3] = ["cart_reminder", "cart_discount", "cart_last_call"];
+
+/// Advances every due cart by one stage; returns how many stage emails were written.
+pub async fn scan(state: &AppState) -> Result<usize, AppError> {
+    let now = state.clock.now();
+    let due: Vec<uuid::Uuid> = cart::Entity::find()
+        .select_only()
+        .column(cart::Column::Id)
+        .filter(cart::Column::Status.eq(CartStatus::Active))
+        .filter(cart::Column::NextStageAt.lte(now))
+        .order_by_asc(cart::Column::NextStageAt)
+        .limit(BATCH)
+        .into_tuple()
+        .all(&state.db)
+        .await
+        .context("finding carts that are due")?;
+    let mut written = 0;
+    for id in due {
+        if advance(state, now, id).await? {
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+async fn advance(state: &AppState, now: DateTime<Utc>, id: uuid::Uuid) -> Result<bool, AppError> {
+    let txn = begin_write(&state.db)
+        .await
+        .context("starting a cart stage")?;
+    let Some(cart) = cart::Entity::find_by_id(id)
+        .filter(cart::Column::Status.eq(CartStatus::Active))
+        .filter(cart::Column::NextStageAt.lte(now))
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .one(&txn)
+        .await
+        .context("claiming a due cart")?
+    else {
+        return Ok(false);
+    };
+    let customer = customer::Entity::find_by_id(cart.customer_id)
+        .one(&txn)
+        .await
+        .context("loading a cart's customer")?
+        .ok_or_else(|| AppError::internal("advancing a cart", "its customer is missing"))?;
+
+    let no_consent = !customer.marketing_consent
+        || suppression::blocks(&txn, &customer.email_normalized, true)
+            .await?
+            .is_some();
+    if no_consent || in_cooldown(&txn, state, now, &cart).await? {
+        stop(&txn, cart.id, None).await?;
+        txn.commit().await.context("stopping a cart sequence")?;
+        return Ok(false);
+    }
+    let bought = order::Entity::find()
+        .filter(order::Column::CustomerId.eq(cart.customer_id))
+        .filter(order::Column::PlacedAt.gte(cart.last_changed_at))
+        .count(&txn)
+        .await
+        .context("checking a cart for a purchase")?;
+    if bought > 0 {
+        stop(&txn, cart.id, Some((CartStatus::Converted, now))).await?;
+        txn.commit().await.context("converting a cart")?;
+        return Ok(false);
+    }
+
+    let stage = cart.stage + 1;
+    let settings = &state.settings.carts;
+    let coupon_code = match stage {
+        2 => discount_coupon(&txn, now, &cart, settings.discount_percent).await?,
+        3 => existing_coupon(&txn, &cart).await?,
+        _ => None,
+    };
+    let items = items_of(&cart);
+    let in_cart: Vec<String> = items.iter().map(|i| i.product_id.clone()).collect();
+    let currency = &state.settings.currency;
+    let recommendations = recommend(&txn, customer.id, &in_cart).await?;
+    let data = json!({
+        "cart_id": cart.id,
+        "items": items.iter().map(|i| json!({
+            "name": i.name.clone().unwrap_or_else(|| i.product_id.clone()),
+            "quantity": i.quantity,
+            "price": money(i.unit_price, currency),
+            "image_url": i.image_url,
+            "url": i.url,
+        })).collect::<Vec<_>>(),
+        "checkout_url": cart.checkout_url.clone().unwrap_or_else(|| state.settings.public_url.clone()),
+        "recommendations": recommendations.iter().map(|p| json!({
+            "product_id": p.product_id,
+            "name": p.name,
+            "price": p.unit_price.map(|price| money(price, currency)),
+            "url": p.url,
+            "image_url": p.image_url,
+        })).collect::<Vec<_>>(),
+        "coupon_code": coupon_code,
+        "discount_percent": settings.discount_percent,
+    });
+    let template = TEMPLATES[(stage - 1) as usize];
+    let written = outbox::enqueue(
+        &txn,
+        now,
+        OutgoingEmail::to_customer(
+            template,
+            &customer,
+            data,
+            format!("cart:{}:stage:{stage}", cart.id),
+            true,
+        ),
+    )
+    .await?;
+    cart::Entity::update_many()
+        .col_expr(cart::Column::Stage, Expr::value(stage))
+        .col_expr(
+            cart::Column::NextStageAt,
+            Expr::value(stage_delay(settings, stage + 1).map(|d| cart.last_changed_at + d)),
+        )
+        .col_expr(
+            cart::Column::SequenceStartedAt,
+            Expr::value(cart.sequence_started_at.unwrap_or(now)),
+        )
+        .col_expr(cart::Column::UpdatedAt, Expr::value(now))
+        .filter(cart::Column::Id.eq(cart.id))
+        .exec(&txn)
+        .await
+        .context("recording a cart stage")?;
+    txn.commit().await.context("committing a cart stage")?;
+    Ok(written)
+}
+
+/// A customer gets at most one sequence per cooldown: a cart whose sequence has not started does
+/// not start one while another of the customer's carts started one within the cooldown.
+async fn in_cooldown(
+    txn: &impl ConnectionTrait,
+    state: &AppState,
+    now: DateTime<Utc>,
+    cart: &cart::Model,
+) -> Result<bool, AppError> {
+    if cart.sequence_started_at.is_some() {
+        return Ok(false);
+    }
+    let cooldown = Duration::from_std(state.settings.carts.cooldown).unwrap_or(Duration::days(7));
+    let recent = cart::Entity::find()
+        .filter(cart::Column::CustomerId.eq(cart.customer_id))
+        .filter(cart::Column::Id.ne(cart.id))
+        .filter(cart::Column::SequenceStartedAt.gt(now - cooldown))
+        .count(txn)
+        .await
+        .context("checking the cart cooldown")?;
+    Ok(recent > 0)
+}
+
+async fn stop(
+    txn: &impl ConnectionTrait,
+    id: uuid::Uuid,
+    close: Option<(CartStatus, DateTime<Utc>)>,
+) -> Result<(), AppError> {
+    let mut update = cart::Entity::update_many()
+        .col_expr(
+            cart::Column::NextStageAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(cart::Column::Id.eq(id));
+    if let Some((status, at)) = close {
+        update = update
+            .col_expr(cart::Column::Status, Expr::value(status))
+            .col_expr(cart::Column::ClosedAt, Expr::value(at));
+    }
+    update.exec(txn).await.context("stopping a cart sequence")?;
+    Ok(())
+}
+
+fn discount_key(cart: &cart::Model) -> String {
+    format!("cart:{}:discount", cart.id)
+}
+
+/// The cart's single-use discount coupon, created once.
+async fn discount_coupon(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    cart: &cart::Model,
+    percent: u32,
+) -> Result<Option<String>, AppError> {
+    rewards::grant(
+        txn,
+        now,
+        Grant {
+            customer_id: cart.customer_id,
+            referral_id: None,
+            side: RewardSide::Cart,
+            rule: RewardRule {
+                kind: RewardKind::PercentCoupon,
+                amount: i64::from(percent),
+            },
+            dedupe_key: discount_key(cart),
+            milestone: None,
+            release_at: None,
+        },
+    )
+    .await?;
+    existing_coupon(txn, cart).await
+}
+
+async fn existing_coupon(
+    txn: &impl ConnectionTrait,
+    cart: &cart::Model,
+) -> Result<Option<String>, AppError> {
+    Ok(reward::Entity::find()
+        .filter(reward::Column::DedupeKey.eq(discount_key(cart)))
+        .one(txn)
+        .await
+        .context("loading a cart's coupon")?
+        .and_then(|r| r.coupon_code))
+}

@@ -1,0 +1,182 @@
+//! GraphQL types and resolvers for carts and product views.
+
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::auth::Role;
+use crate::carts::service::{self, CartItem, CartUpdate, ProductView};
+use crate::entities::cart;
+use crate::entities::enums::CartStatus;
+use crate::graphql::context::require;
+
+/// One line of a cart.
+#[derive(InputObject)]
+pub struct CartItemInput {
+    /// The shop's product id.
+    pub product_id: String,
+    /// The product's name, shown in cart emails.
+    pub name: Option<String>,
+    /// Price of one unit, in minor units.
+    pub unit_price: i64,
+    /// How many.
+    pub quantity: i64,
+    /// A picture of the product, shown in cart emails.
+    pub image_url: Option<String>,
+    /// The product's page.
+    pub url: Option<String>,
+}
+
+/// A cart as the shop has it now.
+#[derive(InputObject)]
+pub struct CartInput {
+    /// The shop's cart id.
+    pub external_id: String,
+    /// The shopper's externalId.
+    pub customer_external_id: String,
+    /// Everything in the cart; an empty list means the cart was emptied.
+    pub items: Vec<CartItemInput>,
+    /// Where the shopper finishes the purchase; the public URL when absent.
+    pub checkout_url: Option<String>,
+}
+
+/// A product page a shopper looked at.
+#[derive(InputObject)]
+pub struct ProductViewInput {
+    /// The shopper's externalId.
+    pub customer_external_id: String,
+    /// The shop's product id.
+    pub product_id: String,
+    /// The product's name.
+    pub name: Option<String>,
+    /// Price of one unit, in minor units.
+    pub unit_price: Option<i64>,
+    /// The product's page.
+    pub url: Option<String>,
+    /// A picture of the product.
+    pub image_url: Option<String>,
+}
+
+/// One line of a cart.
+#[derive(SimpleObject)]
+#[graphql(name = "CartItem")]
+pub struct CartItemView {
+    /// The shop's product id.
+    pub product_id: String,
+    /// The product's name.
+    pub name: Option<String>,
+    /// Price of one unit, in minor units.
+    pub unit_price: i64,
+    /// How many.
+    pub quantity: i64,
+    /// A picture of the product.
+    pub image_url: Option<String>,
+    /// The product's page.
+    pub url: Option<String>,
+}
+
+pub struct Cart(pub cart::Model);
+
+/// A shopper's cart and where its abandonment sequence stands.
+#[Object]
+impl Cart {
+    /// Tandem's id for the cart.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The shop's cart id.
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    /// What is in it.
+    async fn items(&self) -> Vec<CartItemView> {
+        service::items_of(&self.0)
+            .into_iter()
+            .map(|i| CartItemView {
+                product_id: i.product_id,
+                name: i.name,
+                unit_price: i.unit_price,
+                quantity: i.quantity,
+                image_url: i.image_url,
+                url: i.url,
+            })
+            .collect()
+    }
+    /// Where the shopper finishes the purchase.
+    async fn checkout_url(&self) -> Option<&str> {
+        self.0.checkout_url.as_deref()
+    }
+    /// Whether it is active, bought or emptied.
+    async fn status(&self) -> CartStatus {
+        self.0.status
+    }
+    /// The last abandonment email sent: 0 none, 1 reminder, 2 discount, 3 last call.
+    async fn stage(&self) -> i32 {
+        self.0.stage
+    }
+    /// When the items last changed.
+    async fn last_changed_at(&self) -> DateTime<Utc> {
+        self.0.last_changed_at
+    }
+    /// When the next abandonment email is due; null when none is.
+    async fn next_stage_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_stage_at
+    }
+}
+
+#[derive(Default)]
+pub struct CartMutation;
+
+#[Object]
+impl CartMutation {
+    /// Creates or updates a cart (service tokens). A change of items restarts the abandonment
+    /// clock; a stage already sent is not sent again; an empty cart stops the sequence.
+    async fn upsert_cart(&self, ctx: &Context<'_>, input: CartInput) -> Result<Cart> {
+        let (state, _) = require(ctx, &[Role::Service])?;
+        let update = CartUpdate {
+            external_id: input.external_id,
+            customer_external_id: input.customer_external_id,
+            items: input
+                .items
+                .into_iter()
+                .map(|i| CartItem {
+                    product_id: i.product_id.trim().to_owned(),
+                    name: i.name,
+                    unit_price: i.unit_price,
+                    quantity: i.quantity,
+                    image_url: i.image_url,
+                    url: i.url,
+                })
+                .collect(),
+            checkout_url: input.checkout_url.filter(|u| !u.trim().is_empty()),
+        }
+        .check()?;
+        let saved = service::upsert(
+            &state.db,
+            state.clock.as_ref(),
+            &state.settings.carts,
+            update,
+        )
+        .await?;
+        Ok(Cart(saved))
+    }
+
+    /// Records that a shopper looked at a product, for cart-email recommendations (service
+    /// tokens). Returns true.
+    async fn track_product_view(&self, ctx: &Context<'_>, input: ProductViewInput) -> Result<bool> {
+        let (state, _) = require(ctx, &[Role::Service])?;
+        service::track_view(
+            &state.db,
+            state.clock.as_ref(),
+            ProductView {
+                customer_external_id: input.customer_external_id,
+                product_id: input.product_id,
+                name: input.name,
+                unit_price: input.unit_price,
+                url: input.url,
+                image_url: input.image_url,
+            },
+        )
+        .await?;
+        Ok(true)
+    }
+}

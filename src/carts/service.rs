@@ -1,0 +1,269 @@
+//! The rules for carts: upserts restart the sequence's clock without re-sending a stage, an empty
+//! cart stops it, and an order converts the customer's carts.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, IntoActiveModel, QueryFilter,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::config::CartSettings;
+use crate::customers::service as customers;
+use crate::db::begin_write;
+use crate::email::outbox;
+use crate::entities::enums::CartStatus;
+use crate::entities::{cart, order, product_view};
+use crate::error::{AppError, DbContext};
+
+/// One line of a cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CartItem {
+    pub product_id: String,
+    pub name: Option<String>,
+    pub unit_price: i64,
+    pub quantity: i64,
+    pub image_url: Option<String>,
+    pub url: Option<String>,
+}
+
+/// A cart as the shop reports it.
+#[derive(Debug, Clone)]
+pub struct CartUpdate {
+    pub external_id: String,
+    pub customer_external_id: String,
+    pub items: Vec<CartItem>,
+    pub checkout_url: Option<String>,
+}
+
+impl CartUpdate {
+    pub fn check(self) -> Result<Self, AppError> {
+        let external_id = customers::parse_external_id("externalId", &self.external_id)?;
+        let customer_external_id =
+            customers::parse_external_id("customerExternalId", &self.customer_external_id)?;
+        for item in &self.items {
+            if item.product_id.trim().is_empty() {
+                return Err(AppError::bad_input(
+                    "items.productId",
+                    "every item needs a productId",
+                ));
+            }
+            if item.quantity < 1 {
+                return Err(AppError::bad_input(
+                    "items.quantity",
+                    "an item's quantity must be 1 or more",
+                ));
+            }
+            if item.unit_price < 0 {
+                return Err(AppError::bad_input(
+                    "items.unitPrice",
+                    "an item's unitPrice cannot be negative",
+                ));
+            }
+        }
+        if let Some(url) = &self.checkout_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(AppError::bad_input(
+                "checkoutUrl",
+                "checkoutUrl must be an http(s) URL",
+            ));
+        }
+        Ok(Self {
+            external_id,
+            customer_external_id,
+            ..self
+        })
+    }
+}
+
+/// The delay after the cart's last change at which `stage` (1, 2, 3) is due.
+pub fn stage_delay(settings: &CartSettings, stage: i32) -> Option<chrono::Duration> {
+    let delay = match stage {
+        1 => settings.reminder_after,
+        2 => settings.discount_after,
+        3 => settings.last_call_after,
+        _ => return None,
+    };
+    chrono::Duration::from_std(delay).ok()
+}
+
+pub fn items_of(cart: &cart::Model) -> Vec<CartItem> {
+    serde_json::from_value(cart.items.clone()).unwrap_or_default()
+}
+
+/// Creates or updates a cart. A change of items restarts the clock for the next stage; a stage
+/// already sent is never sent again; no items stops the sequence.
+pub async fn upsert(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    settings: &CartSettings,
+    update: CartUpdate,
+) -> Result<cart::Model, AppError> {
+    let now = clock.now();
+    let txn = begin_write(db).await.context("starting a cart update")?;
+    let customer = customers::get_by_external_id(&txn, &update.customer_external_id).await?;
+    let items = serde_json::to_value(&update.items)
+        .map_err(|e| AppError::internal("encoding cart items", e))?;
+    let existing = cart::Entity::find()
+        .filter(cart::Column::ExternalId.eq(update.external_id.as_str()))
+        .one(&txn)
+        .await
+        .context("loading a cart")?;
+    let saved = match existing {
+        None => {
+            let status = if update.items.is_empty() {
+                CartStatus::Emptied
+            } else {
+                CartStatus::Active
+            };
+            cart::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                external_id: Set(update.external_id.clone()),
+                customer_id: Set(customer.id),
+                items: Set(items),
+                checkout_url: Set(update.checkout_url.clone()),
+                status: Set(status),
+                stage: Set(0),
+                last_changed_at: Set(now),
+                next_stage_at: Set((status == CartStatus::Active)
+                    .then(|| stage_delay(settings, 1).map(|d| now + d))
+                    .flatten()),
+                sequence_started_at: Set(None),
+                closed_at: Set((status == CartStatus::Emptied).then_some(now)),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await
+            .context("creating a cart")?
+        }
+        Some(found) if found.customer_id != customer.id => {
+            return Err(AppError::Conflict(format!(
+                "cart '{}' belongs to another customer",
+                update.external_id
+            )));
+        }
+        Some(found) => {
+            let changed = found.items != items || found.checkout_url != update.checkout_url;
+            if !changed {
+                found
+            } else {
+                let mut model = found.clone().into_active_model();
+                model.items = Set(items);
+                model.checkout_url = Set(update.checkout_url.clone());
+                model.updated_at = Set(now);
+                if found.status != CartStatus::Converted {
+                    model.last_changed_at = Set(now);
+                    if update.items.is_empty() {
+                        model.status = Set(CartStatus::Emptied);
+                        model.next_stage_at = Set(None);
+                        model.closed_at = Set(Some(now));
+                    } else {
+                        model.status = Set(CartStatus::Active);
+                        model.closed_at = Set(None);
+                        model.next_stage_at =
+                            Set(stage_delay(settings, found.stage + 1).map(|d| now + d));
+                    }
+                }
+                let saved = model.update(&txn).await.context("updating a cart")?;
+                if saved.status == CartStatus::Emptied {
+                    let prefix = format!("cart:{}:", saved.id);
+                    outbox::cancel_pending(&txn, now, &prefix, "the cart was emptied").await?;
+                }
+                saved
+            }
+        }
+    };
+    txn.commit().await.context("committing a cart update")?;
+    Ok(saved)
+}
+
+/// Converts the customer's carts when they order: the one named by `cartExternalId`, and every
+/// active cart whose last change came before the order. Their unsent stages are cancelled.
+pub async fn convert_on_order(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    order: &order::Model,
+) -> Result<(), AppError> {
+    let mut carts = cart::Entity::find()
+        .filter(cart::Column::CustomerId.eq(order.customer_id))
+        .filter(cart::Column::Status.eq(CartStatus::Active))
+        .filter(cart::Column::LastChangedAt.lte(order.placed_at))
+        .all(txn)
+        .await
+        .context("finding carts an order converts")?;
+    if let Some(named) = &order.cart_external_id
+        && let Some(cart) = cart::Entity::find()
+            .filter(cart::Column::ExternalId.eq(named.as_str()))
+            .filter(cart::Column::CustomerId.eq(order.customer_id))
+            .filter(cart::Column::Status.ne(CartStatus::Converted))
+            .one(txn)
+            .await
+            .context("finding an order's cart")?
+        && !carts.iter().any(|c| c.id == cart.id)
+    {
+        carts.push(cart);
+    }
+    for cart in carts {
+        cart::Entity::update_many()
+            .col_expr(cart::Column::Status, Expr::value(CartStatus::Converted))
+            .col_expr(
+                cart::Column::NextStageAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(cart::Column::ClosedAt, Expr::value(now))
+            .col_expr(cart::Column::UpdatedAt, Expr::value(now))
+            .filter(cart::Column::Id.eq(cart.id))
+            .exec(txn)
+            .await
+            .context("converting a cart")?;
+        let prefix = format!("cart:{}:", cart.id);
+        outbox::cancel_pending(txn, now, &prefix, "the cart was bought").await?;
+    }
+    Ok(())
+}
+
+/// A product page the customer looked at, for recommendations.
+#[derive(Debug, Clone)]
+pub struct ProductView {
+    pub customer_external_id: String,
+    pub product_id: String,
+    pub name: Option<String>,
+    pub unit_price: Option<i64>,
+    pub url: Option<String>,
+    pub image_url: Option<String>,
+}
+
+pub async fn track_view(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    view: ProductView,
+) -> Result<(), AppError> {
+    let product_id = view.product_id.trim().to_owned();
+    if product_id.is_empty() {
+        return Err(AppError::bad_input(
+            "productId",
+            "productId must not be empty",
+        ));
+    }
+    let customer = customers::get_by_external_id(db, &view.customer_external_id).await?;
+    product_view::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        customer_id: Set(customer.id),
+        product_id: Set(product_id),
+        name: Set(view.name),
+        unit_price: Set(view.unit_price),
+        url: Set(view.url),
+        image_url: Set(view.image_url),
+        viewed_at: Set(clock.now()),
+    }
+    .insert(db)
+    .await
+    .context("recording a product view")?;
+    Ok(())
+}

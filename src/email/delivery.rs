@@ -1,0 +1,401 @@
+//! The delivery worker: claims due outbox rows, checks they still apply, renders and sends them,
+//! and records the outcome. Delivery is at least once: a row is claimed with a lease, and a worker
+//! that dies after sending but before recording leaves the lease to lapse, so the row is sent again
+//! later, with the same Message-ID.
+
+use chrono::{DateTime, Duration, Utc};
+use lettre::Message;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use sea_orm::sea_query::{Condition, Expr, LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::{Map, Value};
+
+use crate::db::begin_write;
+use crate::email::mailer::SendFailure;
+use crate::email::suppression;
+use crate::entities::email_outbox as outbox;
+use crate::entities::enums::{CartStatus, EmailStatus, SuppressionReason};
+use crate::entities::{cart, customer, order};
+use crate::error::{AppError, DbContext};
+use crate::loyalty::ledger;
+use crate::referrals::graphql::first_name;
+use crate::state::AppState;
+
+/// Rows one pass claims at most.
+const BATCH: u64 = 25;
+/// How long a claim lasts; a row still SENDING after this is taken again.
+const LEASE_MINUTES: i64 = 10;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub sent: usize,
+    pub retried: usize,
+    pub dead: usize,
+    pub cancelled: usize,
+}
+
+/// Sends every due email once (as the clock tells) and reports what happened.
+pub async fn deliver_due(state: &AppState) -> Result<DeliveryReport, AppError> {
+    let now = state.clock.now();
+    let claimed = claim(state, now).await?;
+    let mut report = DeliveryReport::default();
+    for row in claimed {
+        match deliver(state, now, &row).await {
+            Ok(status) => match status {
+                EmailStatus::Sent => report.sent += 1,
+                EmailStatus::Pending => report.retried += 1,
+                EmailStatus::Dead => report.dead += 1,
+                EmailStatus::Cancelled => report.cancelled += 1,
+                EmailStatus::Sending => {}
+            },
+            Err(error) => tracing::error!(%error, email = %row.id, "delivering an email"),
+        }
+    }
+    Ok(report)
+}
+
+/// Takes due rows (and rows whose claim lapsed) for this worker. On PostgreSQL the select skips
+/// rows another worker holds, so any number of workers share the queue.
+async fn claim(state: &AppState, now: DateTime<Utc>) -> Result<Vec<outbox::Model>, AppError> {
+    let txn = begin_write(&state.db)
+        .await
+        .context("starting an email claim")?;
+    let due = outbox::Entity::find()
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(outbox::Column::Status.eq(EmailStatus::Pending))
+                        .add(outbox::Column::NextAttemptAt.lte(now)),
+                )
+                .add(
+                    Condition::all()
+                        .add(outbox::Column::Status.eq(EmailStatus::Sending))
+                        .add(outbox::Column::LeaseUntil.lt(now)),
+                ),
+        )
+        .order_by_asc(outbox::Column::NextAttemptAt)
+        .limit(BATCH)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .all(&txn)
+        .await
+        .context("finding due emails")?;
+    let domain = sender(state)?.email.domain().to_owned();
+    let mut claimed = Vec::with_capacity(due.len());
+    for row in due {
+        let message_id = if row.message_id.is_empty() {
+            format!("<{}@{domain}>", row.id)
+        } else {
+            row.message_id.clone()
+        };
+        let lease_until = now + Duration::minutes(LEASE_MINUTES);
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value(EmailStatus::Sending))
+            .col_expr(outbox::Column::LeaseUntil, Expr::value(lease_until))
+            .col_expr(outbox::Column::Attempts, Expr::value(row.attempts + 1))
+            .col_expr(outbox::Column::MessageId, Expr::value(message_id.clone()))
+            .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+            .filter(outbox::Column::Id.eq(row.id))
+            .exec(&txn)
+            .await
+            .context("claiming an email")?;
+        claimed.push(outbox::Model {
+            status: EmailStatus::Sending,
+            attempts: row.attempts + 1,
+            lease_until: Some(lease_until),
+            message_id,
+            ..row
+        });
+    }
+    txn.commit().await.context("committing an email claim")?;
+    Ok(claimed)
+}
+
+fn sender(state: &AppState) -> Result<Mailbox, AppError> {
+    state
+        .settings
+        .mail
+        .from
+        .parse()
+        .map_err(|e| AppError::internal("reading TANDEM_MAIL_FROM", e))
+}
+
+async fn deliver(
+    state: &AppState,
+    now: DateTime<Utc>,
+    row: &outbox::Model,
+) -> Result<EmailStatus, AppError> {
+    if let Some(why) = no_longer_wanted(&state.db, row).await? {
+        return finish(state, now, row, EmailStatus::Cancelled, Some(why), None).await;
+    }
+    let context = context(state, row).await?;
+    let rendered = match state.templates.render(&row.template, &context) {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            let why = format!("template {} does not render: {e}", row.template);
+            return finish(state, now, row, EmailStatus::Dead, Some(why), None).await;
+        }
+    };
+    let message = match build(state, row, &context, rendered) {
+        Ok(message) => message,
+        Err(why) => return finish(state, now, row, EmailStatus::Dead, Some(why), None).await,
+    };
+    match state.mailer.send(message).await {
+        Ok(()) => finish(state, now, row, EmailStatus::Sent, None, None).await,
+        Err(SendFailure::Permanent { message, recipient }) => {
+            if recipient {
+                let address = crate::customers::EmailAddress::parse(&row.recipient)
+                    .map(|a| a.normalized().to_owned())
+                    .unwrap_or_else(|_| row.recipient.to_lowercase());
+                suppression::suppress(
+                    &state.db,
+                    &address,
+                    SuppressionReason::Bounced,
+                    Some(message.clone()),
+                    now,
+                )
+                .await?;
+            }
+            finish(state, now, row, EmailStatus::Dead, Some(message), None).await
+        }
+        Err(SendFailure::Transient(message)) => {
+            if row.attempts >= state.settings.mail.max_attempts as i32 {
+                let why = format!("gave up after {} tries: {message}", row.attempts);
+                finish(state, now, row, EmailStatus::Dead, Some(why), None).await
+            } else {
+                let next = now + backoff(row.attempts);
+                finish(
+                    state,
+                    now,
+                    row,
+                    EmailStatus::Pending,
+                    Some(message),
+                    Some(next),
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: about 30 s, 1 min, 2 min… capped at 6 h, each scaled by a
+/// random 0.5–1.5 so failing rows do not retry in lockstep.
+pub fn backoff(attempts: i32) -> Duration {
+    let base = 30i64 * (1i64 << attempts.clamp(0, 12).saturating_sub(1));
+    let capped = base.min(6 * 3600);
+    let mut byte = [0u8; 1];
+    let jitter = if getrandom::fill(&mut byte).is_ok() {
+        0.5 + f64::from(byte[0]) / 255.0
+    } else {
+        1.0
+    };
+    Duration::milliseconds((capped as f64 * 1000.0 * jitter) as i64)
+}
+
+/// Why a claimed email should not go out any more, if so.
+async fn no_longer_wanted(
+    db: &impl ConnectionTrait,
+    row: &outbox::Model,
+) -> Result<Option<String>, AppError> {
+    let normalized = crate::customers::EmailAddress::parse(&row.recipient)
+        .map(|a| a.normalized().to_owned())
+        .unwrap_or_else(|_| row.recipient.to_lowercase());
+    if let Some(reason) = suppression::blocks(db, &normalized, row.marketing).await? {
+        return Ok(Some(format!("the address is suppressed ({reason:?})")));
+    }
+    if row.marketing
+        && let Some(customer_id) = row.customer_id
+    {
+        let consented = customer::Entity::find_by_id(customer_id)
+            .one(db)
+            .await
+            .context("checking consent before sending")?
+            .is_some_and(|c| c.marketing_consent);
+        if !consented {
+            return Ok(Some(
+                "the customer no longer consents to marketing email".into(),
+            ));
+        }
+    }
+    if let Some(cart_id) = row.data.get("cart_id").and_then(Value::as_str)
+        && let Ok(cart_id) = cart_id.parse::<uuid::Uuid>()
+    {
+        let Some(cart) = cart::Entity::find_by_id(cart_id)
+            .one(db)
+            .await
+            .context("checking a cart before sending")?
+        else {
+            return Ok(Some("the cart is gone".into()));
+        };
+        if cart.status != CartStatus::Active {
+            return Ok(Some(
+                format!("the cart is {:?}", cart.status).to_lowercase(),
+            ));
+        }
+        // An order can arrive between the scan that wrote this email and now.
+        let bought = order::Entity::find()
+            .filter(order::Column::CustomerId.eq(cart.customer_id))
+            .filter(order::Column::PlacedAt.gte(cart.last_changed_at))
+            .count(db)
+            .await
+            .context("checking for a purchase before sending")?;
+        if bought > 0 {
+            return Ok(Some(
+                "the customer bought after the cart's last change".into(),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+/// The template's values: the row's data, plus the recipient's name, points, referral link and
+/// (for marketing email) the unsubscribe link, read now so they are current.
+async fn context(state: &AppState, row: &outbox::Model) -> Result<Value, AppError> {
+    let mut context = match &row.data {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    let public_url = &state.settings.public_url;
+    context.insert("public_url".into(), Value::String(public_url.clone()));
+    if let Some(customer_id) = row.customer_id
+        && let Some(customer) = customer::Entity::find_by_id(customer_id)
+            .one(&state.db)
+            .await
+            .context("loading an email's customer")?
+    {
+        context.entry("name").or_insert_with(|| {
+            Value::String(first_name(customer.name.as_deref()).unwrap_or_else(|| "there".into()))
+        });
+        context.insert(
+            "referral_link".into(),
+            Value::String(format!("{public_url}/r/{}", customer.referral_code)),
+        );
+        context.insert(
+            "points_balance".into(),
+            Value::from(ledger::balance(&state.db, customer.id).await?),
+        );
+    }
+    context
+        .entry("name")
+        .or_insert_with(|| Value::String("there".into()));
+    let kind = context
+        .get("reward_kind")
+        .cloned()
+        .and_then(|k| serde_json::from_value::<crate::entities::enums::RewardKind>(k).ok());
+    if let (Some(kind), Some(amount)) = (kind, context.get("reward_amount").and_then(Value::as_i64))
+    {
+        let text = crate::rewards::service::describe(kind, amount, &state.settings.currency);
+        context.insert("reward".into(), Value::String(text));
+        context.insert(
+            "is_points".into(),
+            Value::Bool(kind == crate::entities::enums::RewardKind::Points),
+        );
+    }
+    if row.marketing {
+        context.insert(
+            "unsubscribe_url".into(),
+            Value::String(unsubscribe_url(state, &row.recipient)),
+        );
+    }
+    Ok(Value::Object(context))
+}
+
+fn unsubscribe_url(state: &AppState, recipient: &str) -> String {
+    let normalized = crate::customers::EmailAddress::parse(recipient)
+        .map(|a| a.normalized().to_owned())
+        .unwrap_or_else(|_| recipient.to_lowercase());
+    format!(
+        "{}/unsubscribe?token={}",
+        state.settings.public_url,
+        state.unsubscribe.token(&normalized)
+    )
+}
+
+fn build(
+    state: &AppState,
+    row: &outbox::Model,
+    context: &Value,
+    rendered: crate::email::templates::Rendered,
+) -> Result<Message, String> {
+    let to: Mailbox = row
+        .recipient
+        .parse()
+        .map_err(|e| format!("the recipient {} is not an address: {e}", row.recipient))?;
+    let mut builder = Message::builder()
+        .from(sender(state).map_err(|e| e.to_string())?)
+        .to(to)
+        .subject(rendered.subject)
+        .message_id(Some(row.message_id.clone()));
+    if let Some(url) = context.get("unsubscribe_url").and_then(Value::as_str) {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".into(),
+            ));
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text,
+            rendered.html,
+        ))
+        .map_err(|e| format!("the message cannot be built: {e}"))
+}
+
+/// Records the outcome, if this worker still holds the row.
+async fn finish(
+    state: &AppState,
+    now: DateTime<Utc>,
+    row: &outbox::Model,
+    status: EmailStatus,
+    error: Option<String>,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> Result<EmailStatus, AppError> {
+    let mut update = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(status))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        .filter(outbox::Column::Id.eq(row.id))
+        .filter(outbox::Column::Status.eq(EmailStatus::Sending))
+        .filter(outbox::Column::Attempts.eq(row.attempts));
+    if let Some(error) = error {
+        update = update.col_expr(outbox::Column::LastError, Expr::value(error));
+    }
+    if let Some(at) = next_attempt_at {
+        update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(at));
+    }
+    if status == EmailStatus::Sent {
+        update = update.col_expr(outbox::Column::SentAt, Expr::value(now));
+    }
+    update
+        .exec(&state.db)
+        .await
+        .context("recording an email's outcome")?;
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_capped() {
+        for _ in 0..50 {
+            let first = backoff(1).num_seconds();
+            assert!((15..=45).contains(&first), "{first}");
+            let late = backoff(30).num_seconds();
+            assert!(late <= 9 * 3600, "{late}");
+        }
+        assert!(backoff(6).num_seconds() > backoff(1).num_seconds());
+    }
+}

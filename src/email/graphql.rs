@@ -1,0 +1,199 @@
+//! GraphQL types and resolvers for email: deliveries, retries, invitations, unsubscribing.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::auth::Role;
+use crate::customers::service as customers;
+use crate::email::invites::{self, Invitation, SkipReason};
+use crate::email::{outbox, unsubscribe};
+use crate::entities::email_outbox;
+use crate::entities::enums::EmailStatus;
+use crate::graphql::context::{parse_id, require, state};
+use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
+
+pub struct EmailDelivery(pub email_outbox::Model);
+
+/// One email in the outbox and what became of it.
+#[Object]
+impl EmailDelivery {
+    /// The delivery's id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Who it is to.
+    async fn recipient(&self) -> &str {
+        &self.0.recipient
+    }
+    /// Which template it renders.
+    async fn template(&self) -> &str {
+        &self.0.template
+    }
+    /// The natural key that makes it exactly-once, e.g. `cart:{id}:stage:1`.
+    async fn dedupe_key(&self) -> &str {
+        &self.0.dedupe_key
+    }
+    /// Whether it is marketing (needs consent, carries unsubscribe headers).
+    async fn marketing(&self) -> bool {
+        self.0.marketing
+    }
+    /// Where it stands.
+    async fn status(&self) -> EmailStatus {
+        self.0.status
+    }
+    /// How many times sending was tried.
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// The last failure, or why it was cancelled.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    /// The Message-ID it is sent with (the same on every try).
+    async fn message_id(&self) -> Option<&str> {
+        Some(self.0.message_id.as_str()).filter(|id| !id.is_empty())
+    }
+    /// When the next try is due.
+    async fn next_attempt_at(&self) -> DateTime<Utc> {
+        self.0.next_attempt_at
+    }
+    /// When the mail server accepted it.
+    async fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.0.sent_at
+    }
+    /// When it was written.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// One delivery in a page.
+#[derive(SimpleObject)]
+pub struct EmailDeliveryEdge {
+    /// Pass as `after` to continue after this delivery.
+    pub cursor: String,
+    /// The delivery.
+    pub node: EmailDelivery,
+}
+
+/// A page of deliveries, oldest first.
+#[derive(SimpleObject)]
+pub struct EmailDeliveryConnection {
+    /// The deliveries of this page with their cursors.
+    pub edges: Vec<EmailDeliveryEdge>,
+    /// Where this page stands.
+    pub page_info: PageInfo,
+}
+
+/// An address that was not invited, and why.
+#[derive(SimpleObject)]
+pub struct SkippedInvite {
+    /// The address as given.
+    pub email: String,
+    /// Why it was skipped.
+    pub reason: SkipReason,
+}
+
+/// What an invitation call did.
+#[derive(SimpleObject)]
+pub struct InviteResult {
+    /// The addresses an invitation was queued for.
+    pub sent: Vec<String>,
+    /// The addresses skipped, with the reason.
+    pub skipped: Vec<SkippedInvite>,
+}
+
+/// The result of unsubscribing.
+#[derive(SimpleObject)]
+pub struct UnsubscribeResult {
+    /// The address that will get no more marketing email.
+    pub email: String,
+}
+
+#[derive(Default)]
+pub struct EmailQuery;
+
+#[Object]
+impl EmailQuery {
+    /// The outbox, oldest first, optionally of one status (admin tokens).
+    async fn email_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only deliveries in this status.")] status: Option<EmailStatus>,
+        #[graphql(desc = "Page size, 1 to 100; 20 when absent.")] first: Option<i32>,
+        #[graphql(desc = "The endCursor of the previous page.")] after: Option<String>,
+    ) -> Result<EmailDeliveryConnection> {
+        let (state, _) = require(ctx, &[Role::Admin])?;
+        let request = PageRequest::parse(first, after.as_deref())?;
+        let (rows, has_next) =
+            outbox::list(&state.db, status, request.limit, request.after).await?;
+        let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
+        Ok(EmailDeliveryConnection {
+            page_info: page_info(&ids, request, has_next),
+            edges: rows
+                .into_iter()
+                .map(|row| EmailDeliveryEdge {
+                    cursor: encode_cursor(row.id),
+                    node: EmailDelivery(row),
+                })
+                .collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct EmailMutation;
+
+#[Object]
+impl EmailMutation {
+    /// Queues a DEAD or CANCELLED email again with its tries reset (admin tokens).
+    async fn retry_email(&self, ctx: &Context<'_>, id: ID) -> Result<EmailDelivery> {
+        let (state, _) = require(ctx, &[Role::Admin])?;
+        let id = parse_id("id", &id)?;
+        Ok(EmailDelivery(
+            outbox::retry(&state.db, state.clock.now(), id).await?,
+        ))
+    }
+
+    /// Invites friends by email with the customer's referral link (customer tokens): at most 20
+    /// addresses a call and 50 a day.
+    async fn invite_friends(
+        &self,
+        ctx: &Context<'_>,
+        emails: Vec<String>,
+        #[graphql(desc = "A personal note shown in the invitation.")] message: Option<String>,
+    ) -> Result<InviteResult> {
+        let (state, principal) = require(ctx, &[Role::Customer])?;
+        let referrer = customers::get_by_external_id(&state.db, &principal.subject).await?;
+        let message = customers::parse_optional_text("message", message)?;
+        let outcome = invites::invite(
+            &state.db,
+            state.clock.as_ref(),
+            Invitation {
+                referrer: &referrer,
+                emails,
+                message,
+                public_url: &state.settings.public_url,
+                currency: &state.settings.currency,
+            },
+        )
+        .await?;
+        Ok(InviteResult {
+            sent: outcome.sent,
+            skipped: outcome
+                .skipped
+                .into_iter()
+                .map(|(email, reason)| SkippedInvite { email, reason })
+                .collect(),
+        })
+    }
+
+    /// Stops marketing email to the address an unsubscribe link names (anyone with the link).
+    async fn unsubscribe(&self, ctx: &Context<'_>, token: String) -> Result<UnsubscribeResult> {
+        let state = state(ctx)?;
+        let email =
+            unsubscribe::unsubscribe(&state.db, state.clock.as_ref(), &state.unsubscribe, &token)
+                .await?;
+        Ok(UnsubscribeResult { email })
+    }
+}

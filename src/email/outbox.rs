@@ -1,0 +1,177 @@
+//! The outbox: every email is a row written in the same transaction as the event that causes it,
+//! with a unique `dedupe_key`, so an email exists once and only if its event happened. The
+//! delivery worker sends the rows.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+};
+use uuid::Uuid;
+
+use crate::customers::EmailAddress;
+use crate::db::{begin_write, keyset_page};
+use crate::email::suppression;
+use crate::entities::customer;
+use crate::entities::email_outbox as outbox;
+use crate::entities::enums::EmailStatus;
+use crate::error::{AppError, DbContext};
+
+/// An email to write to the outbox.
+#[derive(Debug, Clone)]
+pub struct OutgoingEmail {
+    pub template: &'static str,
+    pub recipient: String,
+    /// The customer the email is about and to; their consent governs marketing email.
+    pub customer_id: Option<Uuid>,
+    pub data: serde_json::Value,
+    pub dedupe_key: String,
+    /// Marketing email goes only to consenting customers at addresses that did not unsubscribe.
+    pub marketing: bool,
+}
+
+impl OutgoingEmail {
+    /// An email to a customer.
+    pub fn to_customer(
+        template: &'static str,
+        customer: &customer::Model,
+        data: serde_json::Value,
+        dedupe_key: String,
+        marketing: bool,
+    ) -> Self {
+        Self {
+            template,
+            recipient: customer.email.clone(),
+            customer_id: Some(customer.id),
+            data,
+            dedupe_key,
+            marketing,
+        }
+    }
+}
+
+/// Writes the email unless its key exists, the customer did not consent to marketing, or the
+/// address is suppressed. Returns whether a row was written.
+pub async fn enqueue(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    email: OutgoingEmail,
+) -> Result<bool, AppError> {
+    let Ok(address) = EmailAddress::parse(&email.recipient) else {
+        return Ok(false);
+    };
+    if suppression::blocks(txn, address.normalized(), email.marketing)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    if email.marketing
+        && let Some(customer_id) = email.customer_id
+    {
+        let consented = customer::Entity::find_by_id(customer_id)
+            .one(txn)
+            .await
+            .context("checking marketing consent")?
+            .is_some_and(|c| c.marketing_consent);
+        if !consented {
+            return Ok(false);
+        }
+    }
+    let id = Uuid::now_v7();
+    let written = outbox::Entity::insert(outbox::ActiveModel {
+        id: Set(id),
+        recipient: Set(address.as_str().to_owned()),
+        customer_id: Set(email.customer_id),
+        template: Set(email.template.to_owned()),
+        data: Set(email.data),
+        dedupe_key: Set(email.dedupe_key),
+        marketing: Set(email.marketing),
+        status: Set(EmailStatus::Pending),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        lease_until: Set(None),
+        last_error: Set(None),
+        message_id: Set(String::new()),
+        sent_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(outbox::Column::DedupeKey)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await
+    .context("writing an email to the outbox")?;
+    Ok(written > 0)
+}
+
+/// Cancels the not-yet-sent emails whose key starts with `prefix` (a cart's stages, say).
+pub async fn cancel_pending(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    prefix: &str,
+    why: &str,
+) -> Result<u64, AppError> {
+    Ok(outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(EmailStatus::Cancelled))
+        .col_expr(outbox::Column::LastError, Expr::value(why))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        .filter(outbox::Column::DedupeKey.starts_with(prefix))
+        .filter(outbox::Column::Status.eq(EmailStatus::Pending))
+        .exec(txn)
+        .await
+        .context("cancelling pending emails")?
+        .rows_affected)
+}
+
+/// A page of outbox rows, oldest first, optionally of one status.
+pub async fn list(
+    db: &DatabaseConnection,
+    status: Option<EmailStatus>,
+    limit: u64,
+    after: Option<Uuid>,
+) -> Result<(Vec<outbox::Model>, bool), AppError> {
+    let mut query = outbox::Entity::find();
+    if let Some(status) = status {
+        query = query.filter(outbox::Column::Status.eq(status));
+    }
+    keyset_page(db, query, outbox::Column::Id, limit, after)
+        .await
+        .context("listing email deliveries")
+}
+
+/// Puts a DEAD or CANCELLED email back in the queue, with its tries reset.
+pub async fn retry(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    id: Uuid,
+) -> Result<outbox::Model, AppError> {
+    let txn = begin_write(db).await.context("starting an email retry")?;
+    let changed = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(EmailStatus::Pending))
+        .col_expr(outbox::Column::Attempts, Expr::value(0))
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::Status.is_in([EmailStatus::Dead, EmailStatus::Cancelled]))
+        .exec(&txn)
+        .await
+        .context("queueing an email again")?
+        .rows_affected;
+    let row = outbox::Entity::find_by_id(id)
+        .one(&txn)
+        .await
+        .context("loading an email")?
+        .ok_or_else(|| AppError::NotFound(format!("no email delivery has id {id}")))?;
+    if changed == 0 {
+        return Err(AppError::Conflict(format!(
+            "email {id} is {:?}; only DEAD or CANCELLED emails can be retried",
+            row.status
+        )));
+    }
+    txn.commit().await.context("committing an email retry")?;
+    Ok(row)
+}

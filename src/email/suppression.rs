@@ -1,0 +1,51 @@
+//! The suppression list: addresses that unsubscribed (no marketing email) or bounced (no email).
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+
+use crate::entities::enums::SuppressionReason;
+use crate::entities::suppression;
+use crate::error::{AppError, DbContext};
+
+/// Why `email_normalized` may not get an email of this kind, if it may not.
+pub async fn blocks(
+    db: &impl ConnectionTrait,
+    email_normalized: &str,
+    marketing: bool,
+) -> Result<Option<SuppressionReason>, AppError> {
+    let found = suppression::Entity::find_by_id(email_normalized.to_owned())
+        .one(db)
+        .await
+        .context("checking the suppression list")?;
+    Ok(found
+        .map(|s| s.reason)
+        .filter(|reason| marketing || *reason == SuppressionReason::Bounced))
+}
+
+/// Adds an address; a bounce outranks an unsubscribe.
+pub async fn suppress(
+    db: &impl ConnectionTrait,
+    email_normalized: &str,
+    reason: SuppressionReason,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let mut on_conflict = OnConflict::column(suppression::Column::EmailNormalized);
+    if reason == SuppressionReason::Bounced {
+        on_conflict.update_columns([suppression::Column::Reason, suppression::Column::Detail]);
+    } else {
+        on_conflict.do_nothing();
+    }
+    suppression::Entity::insert(suppression::ActiveModel {
+        email_normalized: Set(email_normalized.to_owned()),
+        reason: Set(reason),
+        detail: Set(detail),
+        created_at: Set(now),
+    })
+    .on_conflict(on_conflict.to_owned())
+    .exec_without_returning(db)
+    .await
+    .context("adding to the suppression list")?;
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! The delivery worker loop: sends due email every `TANDEM_MAIL_POLL_INTERVAL`.
+
+use crate::email::delivery::{DeliveryReport, deliver_due};
+use crate::state::AppState;
+
+/// Runs the delivery pass until the process ends; a failing pass is logged and the loop goes on.
+pub async fn run_forever(state: AppState) {
+    let mut ticker = tokio::time::interval(state.settings.mail.poll_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match deliver_due(&state).await {
+            Ok(report) if report != DeliveryReport::default() => {
+                tracing::info!(?report, "email delivery pass");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "email delivery pass"),
+        }
+    }
+}
