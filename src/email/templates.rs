@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 macro_rules! builtin {
@@ -42,6 +42,32 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "cart_last_call/body.html",
 );
 
+/// Renders a value: `none` as nothing, and in HTML strings escaped for `& < > " '` only, so that
+/// links stay readable (minijinja's default also escapes `/`).
+fn format_value(
+    out: &mut minijinja::Output,
+    state: &minijinja::State,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    if value.is_none() {
+        return Ok(());
+    }
+    match value.as_str() {
+        Some(text) if state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
+            let escaped = text
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', "&#x27;");
+            out.write_str(&escaped).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+            })
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -59,6 +85,7 @@ impl Templates {
     pub fn new(override_dir: Option<PathBuf>) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
+        env.set_formatter(format_value);
         env.set_loader(move |name: &str| {
             if name.contains("..") {
                 return Ok(None);
@@ -120,7 +147,8 @@ mod tests {
                 &json!({ "referrer_name": "<b>Ann</b>", "offer": "10% off", "referral_link": "https://x/r/A", "message": "Try it & see" }),
             )
             .unwrap();
-        assert!(rendered.html.contains("&lt;b&gt;Ann"));
+        assert!(rendered.html.contains("&lt;b&gt;Ann&lt;/b&gt;"));
+        assert!(rendered.html.contains("href=\"https://x/r/A\""));
         assert!(!rendered.html.contains("<b>Ann</b>"));
         assert!(rendered.text.contains("<b>Ann</b>"));
         assert_eq!(rendered.subject, "<b>Ann</b> invited you: 10% off");

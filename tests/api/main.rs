@@ -8,6 +8,7 @@ mod campaigns;
 mod cli;
 mod concurrency;
 mod customers;
+mod emails;
 mod health;
 mod referrals;
 mod schema;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod database;
+pub mod smtp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +45,17 @@ impl TestApp {
             ("TANDEM_BIND".into(), "127.0.0.1:0".into()),
             ("TANDEM_JWT_SECRET".into(), TEST_SECRET.into()),
             ("TANDEM_PUBLIC_URL".into(), "https://shop.example".into()),
+            (
+                "TANDEM_MAIL_FROM".into(),
+                "Shop <hello@shop.example>".into(),
+            ),
+            (
+                "TANDEM_MAIL_DIR".into(),
+                std::env::temp_dir()
+                    .join(format!("tandem-mail-{}", uuid::Uuid::new_v4().simple()))
+                    .display()
+                    .to_string(),
+            ),
         ]);
         for (name, value) in extra {
             env.insert((*name).into(), (*value).into());
@@ -224,6 +236,30 @@ impl TestApp {
     /// One pass of the scheduler, as `tandem serve` runs every interval.
     pub async fn run_scheduler(&self) -> tandem::jobs::scheduler::PassReport {
         tandem::jobs::scheduler::run_once(&self.state).await
+    }
+
+    /// One pass of the delivery worker.
+    pub async fn deliver_emails(&self) -> tandem::email::delivery::DeliveryReport {
+        tandem::email::delivery::deliver_due(&self.state)
+            .await
+            .expect("a delivery pass")
+    }
+
+    /// The outbox as an admin sees it.
+    pub async fn email_deliveries(&self) -> Vec<Value> {
+        let response = self
+            .graphql(
+                Some(&self.admin_token()),
+                "{ emailDeliveries(first: 100) { edges { node { id recipient template dedupeKey status attempts lastError messageId sentAt } } } }",
+                json!({}),
+            )
+            .await;
+        data(&response)["emailDeliveries"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"].clone())
+            .collect()
     }
 
     /// A referral with its decisions and rewards, as an admin sees it.
