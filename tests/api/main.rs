@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod campaigns;
+mod carts;
 mod cli;
 mod concurrency;
 mod customers;
