@@ -18,6 +18,7 @@ use crate::email::outbox;
 use crate::entities::enums::CartStatus;
 use crate::entities::{cart, order, product_view};
 use crate::error::{AppError, DbContext};
+use crate::orders::service::check_line;
 
 /// One line of a cart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,24 +47,7 @@ impl CartUpdate {
         let customer_external_id =
             customers::parse_external_id("customerExternalId", &self.customer_external_id)?;
         for item in &self.items {
-            if item.product_id.trim().is_empty() {
-                return Err(AppError::bad_input(
-                    "items.productId",
-                    "every item needs a productId",
-                ));
-            }
-            if item.quantity < 1 {
-                return Err(AppError::bad_input(
-                    "items.quantity",
-                    "an item's quantity must be 1 or more",
-                ));
-            }
-            if item.unit_price < 0 {
-                return Err(AppError::bad_input(
-                    "items.unitPrice",
-                    "an item's unitPrice cannot be negative",
-                ));
-            }
+            check_line(&item.product_id, item.unit_price, item.quantity)?;
         }
         if let Some(url) = &self.checkout_url
             && !(url.starts_with("https://") || url.starts_with("http://"))

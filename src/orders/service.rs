@@ -68,24 +68,7 @@ impl NewOrder {
             ));
         }
         for item in &self.items {
-            if item.product_id.trim().is_empty() {
-                return Err(AppError::bad_input(
-                    "items.productId",
-                    "every item needs a productId",
-                ));
-            }
-            if item.quantity < 1 {
-                return Err(AppError::bad_input(
-                    "items.quantity",
-                    "an item's quantity must be 1 or more",
-                ));
-            }
-            if item.unit_price < 0 {
-                return Err(AppError::bad_input(
-                    "items.unitPrice",
-                    "an item's unitPrice cannot be negative",
-                ));
-            }
+            check_line(&item.product_id, item.unit_price, item.quantity)?;
         }
         Ok(Self {
             external_id,
@@ -110,6 +93,29 @@ impl NewOrder {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
+}
+
+/// Checks one line of an order or a cart.
+pub fn check_line(product_id: &str, unit_price: i64, quantity: i64) -> Result<(), AppError> {
+    if product_id.trim().is_empty() {
+        return Err(AppError::bad_input(
+            "items.productId",
+            "every item needs a productId",
+        ));
+    }
+    if quantity < 1 {
+        return Err(AppError::bad_input(
+            "items.quantity",
+            "an item's quantity must be 1 or more",
+        ));
+    }
+    if unit_price < 0 {
+        return Err(AppError::bad_input(
+            "items.unitPrice",
+            "an item's unitPrice cannot be negative",
+        ));
+    }
+    Ok(())
 }
 
 pub async fn find_by_external_id(
