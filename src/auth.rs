@@ -140,10 +140,6 @@ impl JwtKeys {
         })
     }
 
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
     /// Whether this server can mint tokens (it can only with a shared secret).
     pub fn can_mint(&self) -> bool {
         self.encoding.is_some()

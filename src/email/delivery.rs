@@ -61,11 +61,8 @@ pub async fn deliver_due(state: &AppState) -> Result<DeliveryReport, AppError> {
 /// Takes due rows (and rows whose claim lapsed) for this worker. On PostgreSQL the select skips
 /// rows another worker holds, so any number of workers share the queue.
 async fn claim(state: &AppState, now: DateTime<Utc>) -> Result<Vec<outbox::Model>, AppError> {
-    let txn = begin_write(&state.db)
-        .await
-        .context("starting an email claim")?;
-    let due = outbox::Entity::find()
-        .filter(
+    let due_now = || {
+        outbox::Entity::find().filter(
             Condition::any()
                 .add(
                     Condition::all()
@@ -78,6 +75,20 @@ async fn claim(state: &AppState, now: DateTime<Utc>) -> Result<Vec<outbox::Model
                         .add(outbox::Column::LeaseUntil.lt(now)),
                 ),
         )
+    };
+    // A read first, so an idle worker never takes SQLite's write lock.
+    let anything_due = due_now()
+        .one(&state.db)
+        .await
+        .context("looking for due emails")?
+        .is_some();
+    if !anything_due {
+        return Ok(Vec::new());
+    }
+    let txn = begin_write(&state.db)
+        .await
+        .context("starting an email claim")?;
+    let due = due_now()
         .order_by_asc(outbox::Column::NextAttemptAt)
         .limit(BATCH)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)

@@ -78,15 +78,3 @@ pub async fn balance(db: &impl ConnectionTrait, customer_id: Uuid) -> Result<i64
         .context("summing a points balance")?;
     Ok(sum.unwrap_or(0))
 }
-
-/// Entries of one source kind and id, for tests and support.
-pub async fn entries_for_customer(
-    db: &impl ConnectionTrait,
-    customer_id: Uuid,
-) -> Result<Vec<entry::Model>, AppError> {
-    entry::Entity::find()
-        .filter(entry::Column::CustomerId.eq(customer_id))
-        .all(db)
-        .await
-        .context("listing points ledger entries")
-}

@@ -47,10 +47,6 @@ impl TestDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
-
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.cleanup, Cleanup::Postgres { .. })
-    }
 }
 
 /// The same server URL with another database name.
