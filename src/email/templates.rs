@@ -7,40 +7,9 @@ use std::path::PathBuf;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
-macro_rules! builtin {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../templates/", $name)))),*]
-    };
-}
-
-/// The built-in files, by the name templates use for them.
-const BUILTIN: &[(&str, &str)] = builtin!(
-    "layout.html",
-    "cart_items.html",
-    "cart_items.txt",
-    "text_footer.txt",
-    "referral_invite/subject.txt",
-    "referral_invite/body.txt",
-    "referral_invite/body.html",
-    "friend_joined/subject.txt",
-    "friend_joined/body.txt",
-    "friend_joined/body.html",
-    "reward_earned/subject.txt",
-    "reward_earned/body.txt",
-    "reward_earned/body.html",
-    "reward_reversed/subject.txt",
-    "reward_reversed/body.txt",
-    "reward_reversed/body.html",
-    "cart_reminder/subject.txt",
-    "cart_reminder/body.txt",
-    "cart_reminder/body.html",
-    "cart_discount/subject.txt",
-    "cart_discount/body.txt",
-    "cart_discount/body.html",
-    "cart_last_call/subject.txt",
-    "cart_last_call/body.txt",
-    "cart_last_call/body.html",
-);
+/// The built-in files, by the name templates use for them (`reward_earned/subject.txt`): every
+/// file under `templates/`, embedded by `build.rs`.
+const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 
 /// Renders a value: `none` as nothing, and in HTML strings escaped for `& < > " '` only, so that
 /// links stay readable (minijinja's default also escapes `/`).
@@ -155,19 +124,18 @@ mod tests {
     }
 
     #[test]
-    fn every_builtin_template_renders() {
+    fn every_template_folder_is_built_in_and_renders() {
+        let folders: Vec<&str> = BUILTIN
+            .iter()
+            .filter_map(|(name, _)| name.strip_suffix("/subject.txt"))
+            .collect();
+        assert_eq!(folders.len(), 7, "{folders:?}");
         let templates = Templates::new(None);
-        for name in [
-            "referral_invite",
-            "friend_joined",
-            "reward_earned",
-            "reward_reversed",
-            "cart_reminder",
-            "cart_discount",
-            "cart_last_call",
-        ] {
+        for name in folders {
             let rendered = templates.render(name, &json!({})).unwrap();
             assert!(!rendered.subject.is_empty(), "{name}");
+            assert!(!rendered.text.trim().is_empty(), "{name}");
+            assert!(rendered.html.contains("<html>"), "{name}");
         }
     }
 
