@@ -10,7 +10,7 @@ use async_graphql::{ServerError, Value};
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
 
 use crate::email::unsubscribe;
-use crate::graphql::{TandemSchema, schema_builder};
+use crate::graphql::{TandemSchema, loaders, schema_builder};
 use crate::referrals::links::{self, Visitor};
 use crate::state::{AppState, StartError};
 
@@ -78,7 +78,13 @@ async fn graphql(
     let viewer = state.jwt.viewer(authorization, state.clock.now());
     let visitor = Visitor::from_request(&http);
     let mut response = schema
-        .execute(request.into_inner().data(viewer).data(visitor))
+        .execute(
+            request
+                .into_inner()
+                .data(viewer)
+                .data(visitor)
+                .data(loaders::for_request(state.db.clone())),
+        )
         .await;
     label_request_errors(&mut response.errors);
     response.into()

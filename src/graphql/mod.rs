@@ -1,6 +1,7 @@
 //! The GraphQL schema: one builder, used by the server and by `tandem schema`.
 
 pub mod context;
+pub mod loaders;
 pub mod pagination;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};

@@ -4,11 +4,10 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::auth::Role;
-use crate::entities::{customer, order};
-use crate::error::{AppError, DbContext};
-use crate::graphql::context::{require, state};
+use crate::entities::order;
+use crate::graphql::context::require;
+use crate::graphql::loaders;
 use crate::orders::service::{self, NewOrder, OrderItem};
-use sea_orm::EntityTrait;
 
 /// One line of an order.
 #[derive(InputObject)]
@@ -71,13 +70,9 @@ impl Order {
     }
     /// The buyer's externalId.
     async fn customer_external_id(&self, ctx: &Context<'_>) -> Result<String> {
-        let state = state(ctx)?;
-        let buyer = customer::Entity::find_by_id(self.0.customer_id)
-            .one(&state.db)
-            .await
-            .context("loading an order's customer")?
-            .ok_or_else(|| AppError::internal("loading an order", "its customer is missing"))?;
-        Ok(buyer.external_id)
+        Ok(loaders::customer(ctx, self.0.customer_id)
+            .await?
+            .external_id)
     }
     /// The order total, in minor units.
     async fn amount(&self) -> i64 {

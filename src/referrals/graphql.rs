@@ -9,15 +9,15 @@ use crate::campaigns::service as campaigns;
 use crate::customers::graphql::Customer;
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::{customer, referral, referral_decision};
-use crate::error::{AppError, DbContext};
+use crate::error::AppError;
 use crate::graphql::context::{parse_id, require, state, viewer};
+use crate::graphql::loaders;
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
 use crate::referrals::attribution::find_referrer;
 use crate::referrals::links::{self, Channel, Visitor};
 use crate::referrals::{decisions, service};
 use crate::rewards::graphql::Reward;
 use crate::rewards::service as rewards;
-use sea_orm::EntityTrait;
 
 /// The first word of a name: all that one side of a referral sees of the other.
 pub fn first_name(name: Option<&str>) -> Option<String> {
@@ -26,11 +26,7 @@ pub fn first_name(name: Option<&str>) -> Option<String> {
 }
 
 async fn load_customer(ctx: &Context<'_>, id: uuid::Uuid) -> Result<customer::Model, AppError> {
-    customer::Entity::find_by_id(id)
-        .one(&state(ctx)?.db)
-        .await
-        .context("loading a referral's customer")?
-        .ok_or_else(|| AppError::internal("loading a referral", "a customer is missing"))
+    loaders::customer(ctx, id).await
 }
 
 pub struct Referral(pub referral::Model);
