@@ -8,6 +8,14 @@ fn referral_of(response: &Value) -> &Value {
     &data(response)["registerCustomer"]["referral"]
 }
 
+/// Refers `friend` by `referrer` and returns the referral's id.
+async fn referred(app: &TestApp, referrer: &str, friend: &str) -> String {
+    referral_of(&app.refer(referrer, friend, json!({})).await)["id"]
+        .as_str()
+        .expect("a referral")
+        .to_owned()
+}
+
 fn rewards_by_side<'a>(referral: &'a Value, side: &str) -> Vec<&'a Value> {
     referral["rewards"]
         .as_array()
@@ -160,10 +168,7 @@ async fn without_a_running_campaign_the_referral_is_rejected_campaign_inactive()
 async fn the_friends_first_qualifying_order_rewards_both_sides_once() {
     let app = TestApp::spawn().await;
     campaign_with(&app, json!({ "minOrderAmount": 2000 })).await;
-    let referral_id = referral_of(&app.refer("ann", "bob", json!({})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let referral_id = referred(&app, "ann", "bob").await;
 
     data(&app.record_order("o-small", "bob", 1500).await);
     let after_small = app.referral(&referral_id).await;
@@ -208,10 +213,7 @@ async fn the_friends_first_qualifying_order_rewards_both_sides_once() {
 async fn an_order_after_the_window_rejects_the_referral_window_expired() {
     let app = TestApp::spawn().await;
     campaign_with(&app, json!({ "qualifyWithinDays": 30 })).await;
-    let id = referral_of(&app.refer("ann", "bob", json!({})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = referred(&app, "ann", "bob").await;
     app.clock.advance(Duration::days(31));
     data(&app.record_order("o-1", "bob", 5000).await);
     let referral = app.referral(&id).await;
@@ -224,10 +226,7 @@ async fn an_order_after_the_window_rejects_the_referral_window_expired() {
 async fn held_rewards_issue_when_the_hold_passes() {
     let app = TestApp::spawn().await;
     campaign_with(&app, json!({ "holdDays": 14 })).await;
-    let id = referral_of(&app.refer("ann", "bob", json!({})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = referred(&app, "ann", "bob").await;
     data(&app.record_order("o-1", "bob", 5000).await);
 
     let held = app.referral(&id).await;
@@ -265,10 +264,7 @@ async fn held_rewards_issue_when_the_hold_passes() {
 async fn a_refund_during_the_hold_reverses_both_rewards_and_the_referral() {
     let app = TestApp::spawn().await;
     campaign_with(&app, json!({ "holdDays": 14, "minOrderAmount": 3000 })).await;
-    let id = referral_of(&app.refer("ann", "bob", json!({})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = referred(&app, "ann", "bob").await;
     data(&app.record_order("o-1", "bob", 5000).await);
 
     // Still above the minimum: nothing changes.
@@ -300,10 +296,7 @@ async fn a_refund_after_the_hold_debits_points_and_reverses_unredeemed_coupons()
         json!({ "refereeReward": { "kind": "PERCENT_COUPON", "amount": 15 } }),
     )
     .await;
-    let id = referral_of(&app.refer("ann", "bob", json!({})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = referred(&app, "ann", "bob").await;
     data(&app.record_order("o-1", "bob", 5000).await);
     assert_eq!(app.me("ann").await["pointsBalance"], 500);
 
@@ -329,10 +322,7 @@ async fn a_refund_after_the_hold_debits_points_and_reverses_unredeemed_coupons()
 async fn a_redeemed_coupon_stays_redeemed_when_the_order_is_refunded() {
     let app = TestApp::spawn().await;
     campaign_with(&app, json!({})).await;
-    let id = referral_of(&app.refer("ann", "bob", json!({})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = referred(&app, "ann", "bob").await;
     data(&app.record_order("o-1", "bob", 5000).await);
     let coupon = app.me("bob").await["rewards"][0]["couponCode"]
         .as_str()
@@ -383,10 +373,7 @@ async fn past_the_cap_the_friend_is_rewarded_and_the_referrer_skipped_with_a_rea
     let app = TestApp::spawn().await;
     campaign_with(&app, json!({ "maxRewardsPerReferrer": 1 })).await;
     app.refer("ann", "bob", json!({})).await;
-    let second = referral_of(&app.refer("ann", "cat", json!({})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = referred(&app, "ann", "cat").await;
     data(&app.record_order("o-1", "bob", 5000).await);
     data(&app.record_order("o-2", "cat", 5000).await);
     let capped = app.referral(&second).await;
@@ -529,10 +516,7 @@ async fn self_referral_cannot_be_walked_around_by_changing_emails() {
     );
 
     // A friend signs up honestly, then takes an address the referrer used before the first order.
-    let id = referral_of(&app.refer("zed", "bob", json!({})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = referred(&app, "zed", "bob").await;
     data(
         &app.graphql(
             Some(&app.service_token()),
