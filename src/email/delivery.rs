@@ -159,9 +159,7 @@ async fn deliver(
         Ok(()) => finish(state, now, row, EmailStatus::Sent, None, None).await,
         Err(SendFailure::Permanent { message, recipient }) => {
             if recipient {
-                let address = crate::customers::EmailAddress::parse(&row.recipient)
-                    .map(|a| a.normalized().to_owned())
-                    .unwrap_or_else(|_| row.recipient.to_lowercase());
+                let address = normalized_address(&row.recipient);
                 suppression::suppress(
                     &state.db,
                     &address,
@@ -212,9 +210,7 @@ async fn no_longer_wanted(
     db: &impl ConnectionTrait,
     row: &outbox::Model,
 ) -> Result<Option<String>, AppError> {
-    let normalized = crate::customers::EmailAddress::parse(&row.recipient)
-        .map(|a| a.normalized().to_owned())
-        .unwrap_or_else(|_| row.recipient.to_lowercase());
+    let normalized = normalized_address(&row.recipient);
     if let Some(reason) = suppression::blocks(db, &normalized, row.marketing).await? {
         return Ok(Some(format!("the address is suppressed ({reason:?})")));
     }
@@ -315,10 +311,15 @@ async fn context(state: &AppState, row: &outbox::Model) -> Result<Value, AppErro
     Ok(Value::Object(context))
 }
 
-fn unsubscribe_url(state: &AppState, recipient: &str) -> String {
-    let normalized = crate::customers::EmailAddress::parse(recipient)
+/// The form the suppression list and unsubscribe tokens use for a recipient.
+fn normalized_address(recipient: &str) -> String {
+    crate::customers::EmailAddress::parse(recipient)
         .map(|a| a.normalized().to_owned())
-        .unwrap_or_else(|_| recipient.to_lowercase());
+        .unwrap_or_else(|_| recipient.to_lowercase())
+}
+
+fn unsubscribe_url(state: &AppState, recipient: &str) -> String {
+    let normalized = normalized_address(recipient);
     format!(
         "{}/unsubscribe?token={}",
         state.settings.public_url,

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder,
 };
 use uuid::Uuid;
@@ -66,31 +66,15 @@ pub async fn grant(
         reversed_at: None,
         created_at: now,
     };
-    let inserted = reward::Entity::insert(reward::ActiveModel {
-        id: Set(model.id),
-        customer_id: Set(model.customer_id),
-        referral_id: Set(model.referral_id),
-        side: Set(model.side),
-        kind: Set(model.kind),
-        amount: Set(model.amount),
-        coupon_code: Set(model.coupon_code.clone()),
-        status: Set(model.status),
-        dedupe_key: Set(model.dedupe_key.clone()),
-        milestone: Set(model.milestone),
-        release_at: Set(model.release_at),
-        issued_at: Set(model.issued_at),
-        redeemed_at: Set(None),
-        reversed_at: Set(None),
-        created_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::column(reward::Column::DedupeKey)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await
-    .context("creating a reward")?;
+    let inserted = reward::Entity::insert(model.clone().into_active_model())
+        .on_conflict(
+            OnConflict::column(reward::Column::DedupeKey)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await
+        .context("creating a reward")?;
     if inserted == 0 {
         return Ok(None);
     }
