@@ -56,6 +56,42 @@ pub struct Settings {
     pub scheduler_interval: std::time::Duration,
     pub mail: MailSettings,
     pub carts: CartSettings,
+    pub http: HttpLimits,
+}
+
+/// What one HTTP request may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Largest request body; a larger one is refused with 413 before it is read.
+    pub max_body_bytes: usize,
+    /// Most operations in one batch (a JSON array body); 0 turns batches off.
+    pub max_batch: usize,
+    /// How long one request may run before it is stopped.
+    pub request_timeout: std::time::Duration,
+    pub query: QueryLimits,
+}
+
+/// The limits on one GraphQL operation, checked before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Deepest chain of fields (introspection fields excepted).
+    pub max_depth: usize,
+    /// Most expensive operation: a field costs 1, a paged list multiplies what is inside it by
+    /// its `first`.
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_root_fields: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 1_000,
+            max_aliases: 30,
+            max_root_fields: 20,
+        }
+    }
 }
 
 /// Email delivery.
@@ -164,6 +200,13 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
         Some("10"),
     ),
     ("TANDEM_CART_COOLDOWN", "cart_cooldown", Some("7d")),
+    ("TANDEM_MAX_DEPTH", "max_depth", Some("12")),
+    ("TANDEM_MAX_COMPLEXITY", "max_complexity", Some("1000")),
+    ("TANDEM_MAX_ALIASES", "max_aliases", Some("30")),
+    ("TANDEM_MAX_ROOT_FIELDS", "max_root_fields", Some("20")),
+    ("TANDEM_MAX_BATCH", "max_batch", Some("10")),
+    ("TANDEM_MAX_BODY_BYTES", "max_body_bytes", Some("65536")),
+    ("TANDEM_REQUEST_TIMEOUT", "request_timeout", Some("10s")),
 ];
 
 /// The file read when `TANDEM_CONFIG` does not name another.
@@ -333,7 +376,32 @@ impl Settings {
             ));
         }
 
+        let batch_text = raw("TANDEM_MAX_BATCH").unwrap_or_default();
+        let max_batch = batch_text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= 100)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "TANDEM_MAX_BATCH",
+                    format!("'{batch_text}' is not a whole number from 0 (batches off) to 100"),
+                )
+            })?;
+        let http = HttpLimits {
+            max_body_bytes: count("TANDEM_MAX_BODY_BYTES")? as usize,
+            max_batch,
+            request_timeout: duration("TANDEM_REQUEST_TIMEOUT")?,
+            query: QueryLimits {
+                max_depth: count("TANDEM_MAX_DEPTH")? as usize,
+                max_complexity: count("TANDEM_MAX_COMPLEXITY")? as usize,
+                max_aliases: count("TANDEM_MAX_ALIASES")? as usize,
+                max_root_fields: count("TANDEM_MAX_ROOT_FIELDS")? as usize,
+            },
+        };
+
         Ok(Self {
+            http,
             referral_daily_limit: count("TANDEM_REFERRAL_DAILY_LIMIT")?,
             signup_ip_hourly_limit: count("TANDEM_SIGNUP_IP_HOURLY_LIMIT")?,
             scheduler_interval,
@@ -401,6 +469,10 @@ mod tests {
         assert_eq!(settings.public_url, "http://127.0.0.1:8080");
         assert_eq!(settings.currency, "USD");
         assert!(settings.jwt.secret.is_none());
+        assert_eq!(settings.http.query, QueryLimits::default());
+        assert_eq!(settings.http.max_body_bytes, 64 * 1024);
+        assert_eq!(settings.http.max_batch, 10);
+        assert_eq!(settings.http.request_timeout.as_secs(), 10);
     }
 
     #[test]
@@ -429,6 +501,10 @@ mod tests {
             ("TANDEM_CART_COOLDOWN", "a week"),
             ("TANDEM_CART_DISCOUNT_PERCENT", "101"),
             ("TANDEM_MAIL_MAX_ATTEMPTS", "0"),
+            ("TANDEM_MAX_BATCH", "-1"),
+            ("TANDEM_MAX_DEPTH", "0"),
+            ("TANDEM_MAX_BODY_BYTES", "64k"),
+            ("TANDEM_REQUEST_TIMEOUT", "forever"),
         ];
         for (variable, value) in cases {
             let error = Settings::from_sources(&env(&[(variable, value)]), None).unwrap_err();

@@ -1,4 +1,4 @@
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -53,6 +53,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them; log collectors get plain text.
+        .with_ansi(std::io::stdout().is_terminal() && std::io::stderr().is_terminal())
         .init();
     match run(cli.command.unwrap_or(Command::Serve)).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,21 +92,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let app = Application::build(state)?;
             let base = format!("http://{}:{}", app.state().settings.bind.ip(), app.port());
             let mut banner = format!("Tandem is listening on {base}\nGraphiQL: {base}/graphql\n");
-            if app.state().jwt.can_mint() {
-                let token = app.state().jwt.mint(
-                    Role::Admin,
-                    "admin",
-                    chrono::Duration::hours(24),
-                    clock.now(),
-                )?;
-                banner.push_str(&format!(
-                    "Admin token (valid 24h): {token}\n  send it as the header  Authorization: Bearer <token>\n"
-                ));
-            } else {
-                banner.push_str(
-                    "Tokens come from your identity provider (TANDEM_JWT_PUBLIC_KEY is set).\n",
-                );
-            }
+            banner.push_str(&token_hint(&app, clock.as_ref())?);
             // A server whose stdout was closed keeps serving: the banner is best effort.
             let mut stdout = std::io::stdout();
             let _ = stdout
@@ -116,4 +104,31 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// How long the development token printed at start lasts.
+const DEV_TOKEN_HOURS: i64 = 24;
+
+/// The banner's line about tokens. A token is printed only for a person at a terminal running
+/// with a generated secret (a development setup): printed anywhere else it ends up in logs.
+fn token_hint(app: &Application, clock: &dyn Clock) -> Result<String, Box<dyn std::error::Error>> {
+    let settings = &app.state().settings;
+    if settings.jwt.public_key_pem.is_some() {
+        return Ok(
+            "Tokens come from your identity provider (TANDEM_JWT_PUBLIC_KEY is set).\n".into(),
+        );
+    }
+    if settings.jwt.secret.is_none() && std::io::stdout().is_terminal() {
+        let token = app.state().jwt.mint(
+            Role::Admin,
+            "admin",
+            chrono::Duration::hours(DEV_TOKEN_HOURS),
+            clock.now(),
+        )?;
+        return Ok(format!(
+            "Admin token (development, valid {DEV_TOKEN_HOURS}h): {token}\n  send it as the header  \
+             Authorization: Bearer <token>\n"
+        ));
+    }
+    Ok("Mint a token with: tandem token --role admin --sub ops --ttl 1h\n".into())
 }

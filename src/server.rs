@@ -3,15 +3,11 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::http::header::{AUTHORIZATION, ContentType};
-use actix_web::{HttpRequest, HttpResponse, web};
-use async_graphql::http::GraphiQLSource;
-use async_graphql::{ServerError, Value};
-use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
+use actix_web::{HttpResponse, web};
 
 use crate::email::unsubscribe;
-use crate::graphql::{TandemSchema, loaders, schema_builder};
-use crate::referrals::links::{self, Visitor};
+use crate::graphql::{serving_schema, transport};
+use crate::referrals::links;
 use crate::state::{AppState, StartError};
 
 /// A bound, not yet running server.
@@ -26,15 +22,16 @@ impl Application {
     pub fn build(state: AppState) -> Result<Self, StartError> {
         let listener = TcpListener::bind(state.settings.bind)?;
         let port = listener.local_addr()?.port();
-        let schema = schema_builder().data(state.clone()).finish();
+        let schema = serving_schema(state.clone());
         let app_state = state.clone();
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(web::Data::new(schema.clone()))
                 .app_data(web::Data::new(app_state.clone()))
-                .route("/graphql", web::post().to(graphql))
-                .route("/graphql", web::get().to(graphiql))
+                .route("/graphql", web::post().to(transport::post))
+                .route("/graphql", web::get().to(transport::get))
                 .route("/r/{code}", web::get().to(links::follow_link))
+                .route("/r/{code}", web::head().to(links::follow_link_head))
                 .route(
                     "/unsubscribe",
                     web::get().to(unsubscribe::confirmation_page),
@@ -43,6 +40,8 @@ impl Application {
                 .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
         })
+        // A client that hangs up has its request dropped, and with it the work in progress.
+        .h1_allow_half_closed(false)
         .listen(listener)?
         .run();
         Ok(Self {
@@ -63,48 +62,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-async fn graphql(
-    schema: web::Data<TandemSchema>,
-    state: web::Data<AppState>,
-    http: HttpRequest,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
-    let authorization = http
-        .headers()
-        .get(AUTHORIZATION)
-        .map(|value| value.to_str().unwrap_or_default());
-    let viewer = state.jwt.viewer(authorization, state.clock.now());
-    let visitor = Visitor::from_request(&http);
-    let mut response = schema
-        .execute(
-            request
-                .into_inner()
-                .data(viewer)
-                .data(visitor)
-                .data(loaders::for_request(state.db.clone())),
-        )
-        .await;
-    label_request_errors(&mut response.errors);
-    response.into()
-}
-
-/// Errors raised before any resolver ran (parse, validation, limits, argument types) are the
-/// client's request at fault; they get the code every other client error has.
-fn label_request_errors(errors: &mut [ServerError]) {
-    for error in errors {
-        let extensions = error.extensions.get_or_insert_with(Default::default);
-        if extensions.get("code").is_none() {
-            extensions.set("code", Value::String("BAD_USER_INPUT".into()));
-        }
-    }
-}
-
-async fn graphiql() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::html())
-        .body(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
 async fn health() -> HttpResponse {

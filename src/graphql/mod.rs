@@ -1,8 +1,10 @@
 //! The GraphQL schema: one builder, used by the server and by `tandem schema`.
 
 pub mod context;
+pub mod limits;
 pub mod loaders;
 pub mod pagination;
+pub mod transport;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
@@ -13,11 +15,6 @@ use crate::email::graphql::{EmailMutation, EmailQuery};
 use crate::orders::graphql::OrderMutation;
 use crate::referrals::graphql::{ReferralMutation, ReferralQuery};
 use crate::rewards::graphql::RewardMutation;
-
-/// Deepest query accepted; deeper ones are refused before they run.
-pub const MAX_DEPTH: usize = 16;
-/// Most expensive query accepted (one point a field, lists multiplied by their page size).
-pub const MAX_COMPLEXITY: usize = 5_000;
 
 /// Everything a caller can read.
 #[derive(MergedObject, Default)]
@@ -39,15 +36,26 @@ pub struct MutationRoot(
 
 pub type TandemSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// The schema with its limits and no data attached; the server adds the application state.
+/// The schema with no data and no limits attached; the server adds the application state and
+/// the limits from the settings.
 pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         EmptySubscription,
     )
-    .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
+}
+
+/// The schema the server runs: depth, aliases and root fields are checked by
+/// [`limits::check_document`] before async-graphql sees a query; async-graphql then computes
+/// the complexity (paged lists multiply by their `first`) on a query already known to be small.
+pub fn serving_schema(state: crate::state::AppState) -> TandemSchema {
+    let limits = state.settings.http.query;
+    schema_builder()
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(limits::MAX_NESTING)
+        .data(state)
+        .finish()
 }
 
 /// The SDL that `schema.graphql` holds.

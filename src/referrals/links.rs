@@ -2,7 +2,7 @@
 //! user agent) and send the visitor to the campaign's landing page with `?ref=CODE`. An unknown
 //! code still lands, without `ref`, and records nothing.
 
-use actix_web::http::header::{LOCATION, USER_AGENT};
+use actix_web::http::header::{HeaderValue, LOCATION, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, web};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use uuid::Uuid;
@@ -61,18 +61,14 @@ pub async fn track(
     visitor: &Visitor,
 ) -> Result<Landing, AppError> {
     let now = state.clock.now();
-    let campaign = campaigns::active(&state.db, now).await?;
-    let base = campaign
-        .and_then(|c| c.landing_url)
-        .unwrap_or_else(|| state.settings.public_url.clone());
+    let base = landing_base(state).await?;
     let Some(referrer) = find_referrer(&state.db, code).await? else {
         return Ok(Landing {
             recorded: false,
             url: base,
         });
     };
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}ref={}", referrer.referral_code);
+    let url = with_ref(&base, &referrer.referral_code);
     referral_click::ActiveModel {
         id: Set(Uuid::now_v7()),
         referrer_id: Set(referrer.id),
@@ -96,6 +92,22 @@ pub async fn track(
     })
 }
 
+/// The landing URL with `ref=CODE` added to its query, before any `#fragment`. A base that does
+/// not parse (landing URLs are checked when written, so only an old row can be one) gets the
+/// parameter appended as text.
+pub fn with_ref(base: &str, code: &str) -> String {
+    match url::Url::parse(base) {
+        Ok(mut url) => {
+            url.query_pairs_mut().append_pair("ref", code);
+            url.into()
+        }
+        Err(_) => {
+            let separator = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{separator}ref={code}")
+        }
+    }
+}
+
 /// `GET /r/{code}`: always a redirect; a fault is logged and the visitor still lands.
 pub async fn follow_link(
     state: web::Data<AppState>,
@@ -110,7 +122,66 @@ pub async fn follow_link(
             state.settings.public_url.clone()
         }
     };
+    redirect(&url, &state.settings.public_url)
+}
+
+/// `HEAD /r/{code}`: answers as `GET` would (link checkers and previews ask this way), without
+/// recording a click, since nobody followed the link.
+pub async fn follow_link_head(
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+) -> HttpResponse {
+    let url = match landing_for(&state, &code).await {
+        Ok(url) => url,
+        Err(error) => {
+            tracing::error!(%error, "answering HEAD for a referral link");
+            state.settings.public_url.clone()
+        }
+    };
+    redirect(&url, &state.settings.public_url)
+}
+
+/// The active campaign's landing page, else the public URL.
+async fn landing_base(state: &AppState) -> Result<String, AppError> {
+    let campaign = campaigns::active(&state.db, state.clock.now()).await?;
+    Ok(campaign
+        .and_then(|c| c.landing_url)
+        .unwrap_or_else(|| state.settings.public_url.clone()))
+}
+
+/// Where a visitor of `code` lands, without recording anything.
+async fn landing_for(state: &AppState, code: &str) -> Result<String, AppError> {
+    let base = landing_base(state).await?;
+    Ok(match find_referrer(&state.db, code).await? {
+        Some(referrer) => with_ref(&base, &referrer.referral_code),
+        None => base,
+    })
+}
+
+/// A 302 to `url`, or to `fallback` when `url` cannot be a header value.
+fn redirect(url: &str, fallback: &str) -> HttpResponse {
+    let location = HeaderValue::from_str(url).unwrap_or_else(|_| {
+        tracing::warn!("a landing URL cannot be sent as a Location header; using the public URL");
+        HeaderValue::from_str(fallback).unwrap_or_else(|_| HeaderValue::from_static("/"))
+    });
     HttpResponse::Found()
-        .insert_header((LOCATION, url))
+        .insert_header((LOCATION, location))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_ref;
+
+    #[test]
+    fn the_ref_parameter_goes_before_a_fragment() {
+        assert_eq!(
+            with_ref("https://shop.example/join#offer", "ABCD1234"),
+            "https://shop.example/join?ref=ABCD1234#offer"
+        );
+        assert_eq!(
+            with_ref("https://shop.example/join?utm=x", "ABCD1234"),
+            "https://shop.example/join?utm=x&ref=ABCD1234"
+        );
+    }
 }

@@ -10,7 +10,12 @@ use tokio::process::{Child, Command};
 use crate::common::TestDatabase;
 
 fn tandem(database: &TestDatabase, work_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    program(env!("CARGO_BIN_EXE_tandem"), database, work_dir)
+}
+
+/// `program` with the environment of a test server.
+fn program(program: &str, database: &TestDatabase, work_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(program);
     command
         .env_clear()
         .current_dir(work_dir)
@@ -27,7 +32,8 @@ fn work_dir() -> std::path::PathBuf {
     dir
 }
 
-/// Starts `tandem serve` and reads its banner: the base URL and the admin token.
+/// Starts `tandem serve` and reads its banner up to the line about tokens; returns the base URL
+/// and the banner.
 async fn serve(database: &TestDatabase, dir: &std::path::Path) -> (Child, String, String) {
     let mut child = tandem(database, dir)
         .stdout(Stdio::piped())
@@ -35,8 +41,8 @@ async fn serve(database: &TestDatabase, dir: &std::path::Path) -> (Child, String
         .spawn()
         .expect("tandem starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut url, mut token) = (None, None);
-    while url.is_none() || token.is_none() {
+    let (mut url, mut banner) = (None, String::new());
+    while !banner.contains("token") {
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await
             .expect("the banner is printed")
@@ -45,13 +51,23 @@ async fn serve(database: &TestDatabase, dir: &std::path::Path) -> (Child, String
         if let Some(rest) = line.strip_prefix("Tandem is listening on ") {
             url = Some(rest.to_owned());
         }
-        if let Some(rest) = line.strip_prefix("Admin token (valid 24h): ") {
-            token = Some(rest.to_owned());
-        }
+        banner.push_str(&line);
+        banner.push('\n');
     }
     // Keep reading, so the server never writes into a closed pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url.unwrap(), token.unwrap())
+    (child, url.expect("the banner gives the URL"), banner)
+}
+
+/// Mints a token with `tandem token`.
+async fn mint(database: &TestDatabase, dir: &std::path::Path) -> String {
+    let output = tandem(database, dir)
+        .args(["token", "--role", "admin", "--sub", "ops", "--ttl", "1h"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 async fn customers_with(url: &str, token: &str) -> Value {
@@ -81,10 +97,11 @@ async fn tandem_schema_prints_the_sdl() {
 }
 
 #[tokio::test]
-async fn serve_prints_a_working_admin_token_that_survives_a_restart() {
+async fn a_minted_token_survives_a_restart() {
     let database = TestDatabase::create().await;
     let dir = work_dir();
-    let (child, url, token) = serve(&database, &dir).await;
+    let token = mint(&database, &dir).await;
+    let (child, url, _) = serve(&database, &dir).await;
     let health = reqwest::get(format!("{url}/health")).await.unwrap();
     assert_eq!(health.status(), 200);
     assert!(customers_with(&url, &token).await.get("errors").is_none());
@@ -96,16 +113,84 @@ async fn serve_prints_a_working_admin_token_that_survives_a_restart() {
 }
 
 #[tokio::test]
-async fn token_mints_a_token_the_server_accepts() {
+async fn serve_prints_no_token_when_stdout_is_not_a_terminal() {
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let (_child, _, banner) = serve(&database, &dir).await;
+    assert!(!banner.contains("eyJ"), "{banner}");
+    assert!(banner.contains("tandem token --role admin"), "{banner}");
+}
+
+/// Runs `tandem serve` under `script`, which gives it a terminal, until the banner's token line.
+async fn banner_at_a_terminal(database: &TestDatabase, extra: &[(&str, &str)]) -> String {
+    let dir = work_dir();
+    let mut command = program("script", database, &dir);
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    let mut child = command
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(["-q", "-e", "-c", env!("CARGO_BIN_EXE_tandem"), "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    while !banner.contains("token") {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the banner is printed")
+            .unwrap()
+            .expect("stdout stays open");
+        banner.push_str(&line);
+        banner.push('\n');
+    }
+    let _ = child.kill().await;
+    banner
+}
+
+#[tokio::test]
+async fn serve_prints_a_development_token_only_at_a_terminal_without_a_configured_secret() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let database = TestDatabase::create().await;
+    let banner = banner_at_a_terminal(&database, &[]).await;
+    assert!(banner.contains("Admin token (development, valid 24h): eyJ"), "{banner}");
+
+    let configured = banner_at_a_terminal(
+        &database,
+        &[("TANDEM_JWT_SECRET", "a-configured-secret-of-at-least-32-chars")],
+    )
+    .await;
+    assert!(!configured.contains("eyJ"), "{configured}");
+    assert!(configured.contains("tandem token"), "{configured}");
+}
+
+#[tokio::test]
+async fn logs_carry_no_colour_codes_when_not_at_a_terminal() {
     let database = TestDatabase::create().await;
     let dir = work_dir();
     let output = tandem(&database, &dir)
-        .args(["token", "--role", "admin", "--sub", "ops", "--ttl", "1h"])
+        .env("RUST_LOG", "info")
+        .arg("migrate")
         .output()
         .await
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("INFO") || stderr.contains("WARN"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
+#[tokio::test]
+async fn token_mints_a_token_the_server_accepts() {
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let token = mint(&database, &dir).await;
     let (_child, url, _) = serve(&database, &dir).await;
     let response = customers_with(&url, &token).await;
     assert!(response.get("errors").is_none(), "{response}");

@@ -22,9 +22,15 @@ async fn ready_answers_503_when_the_database_is_gone() {
 }
 
 #[tokio::test]
-async fn graphiql_is_served_on_get() {
+async fn graphiql_is_served_to_a_browser() {
     let app = TestApp::spawn().await;
-    let response = app.get("/graphql").await;
+    let response = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().contains("graphiql"));
 }

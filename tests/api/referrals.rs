@@ -86,7 +86,7 @@ async fn track_referral_click_records_a_click_for_apps() {
     let known = app.graphql(None, query, json!({ "code": code })).await;
     assert_eq!(
         data(&known)["trackReferralClick"],
-        json!({ "recorded": true, "landingUrl": format!("https://shop.example?ref={code}") })
+        json!({ "recorded": true, "landingUrl": format!("https://shop.example/?ref={code}") })
     );
     let unknown = app
         .graphql(None, query, json!({ "code": "ZZZZZZZZ" }))

@@ -1,0 +1,505 @@
+//! GraphQL over HTTP, as the GraphQL-over-HTTP specification describes it: queries by POST
+//! (JSON) or GET (URL parameters), mutations by POST only, and the response's media type and
+//! status chosen from the `Accept` header. Every request is bounded before it costs anything:
+//! the body's size before it is read, its nesting before it is parsed, and each operation's
+//! size, depth, aliases and root fields before it is validated; execution has a time limit.
+
+use std::collections::HashMap;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_graphql::futures_util::StreamExt;
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Request, Response, ServerError, Value, Variables};
+use serde_json::{Map, json};
+
+use crate::config::HttpLimits;
+use crate::graphql::limits::{self, Syntax};
+use crate::graphql::{TandemSchema, loaders};
+use crate::referrals::links::Visitor;
+use crate::state::AppState;
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// The media type of the answer, from the request's `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// `application/json`: GraphQL errors answer 200, as most clients expect.
+    Json,
+    /// `application/graphql-response+json`: a request that could not run answers 4xx.
+    GraphQlResponse,
+}
+
+impl Format {
+    fn from_request(http: &HttpRequest) -> Self {
+        let Some(accept) = http.headers().get(header::ACCEPT) else {
+            return Self::Json;
+        };
+        let accept = accept.to_str().unwrap_or_default();
+        let quality = |wanted: &str| -> f32 {
+            accept
+                .split(',')
+                .filter_map(|part| {
+                    let mut pieces = part.split(';').map(str::trim);
+                    let media = pieces.next()?.to_ascii_lowercase();
+                    (media == wanted).then(|| {
+                        pieces
+                            .find_map(|p| p.strip_prefix("q="))
+                            .and_then(|q| q.parse::<f32>().ok())
+                            .unwrap_or(1.0)
+                    })
+                })
+                .fold(0.0, f32::max)
+        };
+        let graphql_response = quality(GRAPHQL_RESPONSE);
+        if graphql_response > 0.0 && graphql_response >= quality("application/json") {
+            Self::GraphQlResponse
+        } else {
+            Self::Json
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json; charset=utf-8",
+            Self::GraphQlResponse => "application/graphql-response+json; charset=utf-8",
+        }
+    }
+}
+
+/// A request refused at the HTTP level: it gets this status and one GraphQL error.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refusal {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+/// One operation as the client sent it.
+struct Operation {
+    query: String,
+    operation_name: Option<String>,
+    variables: Variables,
+}
+
+/// What became of one operation.
+enum Outcome {
+    /// It ran; `data` is there, even if some fields failed.
+    Executed(Response),
+    /// It could not run: it does not parse, validate, fit the limits, or its variables do not
+    /// match their types.
+    NotRun(Vec<ServerError>),
+    /// It ran out of time and was stopped.
+    TimedOut(ServerError),
+}
+
+/// What each request shares: who calls, from where, and the limits.
+struct Call<'a> {
+    schema: &'a TandemSchema,
+    state: &'a AppState,
+    http: &'a HttpRequest,
+}
+
+/// `POST /graphql`: a JSON body holding one operation, or a batch (a JSON array) of them.
+pub async fn post(
+    schema: web::Data<TandemSchema>,
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let format = Format::from_request(&http);
+    let limits = state.settings.http;
+    let body = match read_body(&http, payload, &limits).await {
+        Ok(body) => body,
+        Err(refusal) => return refused(format, refusal),
+    };
+    let call = Call {
+        schema: &schema,
+        state: &state,
+        http: &http,
+    };
+    match parse_post_body(&body, &limits) {
+        Err(refusal) => refused(format, refusal),
+        Ok(Body::Single(operation)) => {
+            let outcome = call.run(operation, Method::POST).await;
+            match outcome {
+                Ok(outcome) => answer(format, outcome),
+                Err(refusal) => refused(format, refusal),
+            }
+        }
+        Ok(Body::Batch(operations)) => {
+            let mut answers = Vec::with_capacity(operations.len());
+            for operation in operations {
+                match call.run(operation, Method::POST).await {
+                    Ok(outcome) => answers.push(outcome_body(outcome)),
+                    Err(refusal) => return refused(format, refusal),
+                }
+            }
+            respond(
+                format,
+                StatusCode::OK,
+                serde_json::Value::Array(answers).to_string(),
+            )
+        }
+    }
+}
+
+/// `GET /graphql`: a query in the URL's parameters, or GraphiQL for a browser.
+pub async fn get(
+    schema: web::Data<TandemSchema>,
+    state: web::Data<AppState>,
+    http: HttpRequest,
+) -> HttpResponse {
+    let format = Format::from_request(&http);
+    let params = match web::Query::<HashMap<String, String>>::from_query(http.query_string()) {
+        Ok(params) => params
+            .into_inner()
+            .into_iter()
+            .map(|(key, value)| (key, serde_json::Value::String(value)))
+            .collect::<Map<_, _>>(),
+        Err(error) => {
+            return refused(
+                format,
+                Refusal::bad_request(format!("The URL's parameters cannot be read: {error}")),
+            );
+        }
+    };
+    if !params.contains_key("query") && accepts_html(&http) {
+        return HttpResponse::Ok()
+            .content_type(header::ContentType::html())
+            .body(GraphiQLSource::build().endpoint("/graphql").finish());
+    }
+    let call = Call {
+        schema: &schema,
+        state: &state,
+        http: &http,
+    };
+    let operation = match parse_get_params(params) {
+        Ok(operation) => operation,
+        Err(refusal) => return refused(format, refusal),
+    };
+    match call.run(operation, Method::GET).await {
+        Ok(outcome) => answer(format, outcome),
+        Err(refusal) => {
+            let mut response = refused(format, refusal);
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            response
+        }
+    }
+}
+
+fn accepts_html(http: &HttpRequest) -> bool {
+    http.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/html"))
+}
+
+/// Reads the body, refusing one over the limit before reading it when its length is declared,
+/// and as soon as it passes the limit when it is not.
+async fn read_body(
+    http: &HttpRequest,
+    mut payload: web::Payload,
+    limits: &HttpLimits,
+) -> Result<web::BytesMut, Refusal> {
+    let too_large = || Refusal {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!(
+            "The request body is larger than {} bytes (TANDEM_MAX_BODY_BYTES)",
+            limits.max_body_bytes
+        ),
+    };
+    let content_type = http
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    if media != "application/json" {
+        return Err(Refusal {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "Send the request as JSON, with the header Content-Type: application/json"
+                .into(),
+        });
+    }
+    let declared = http
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limits.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| {
+            Refusal::bad_request(format!("The request body could not be read: {error}"))
+        })?;
+        if body.len() + chunk.len() > limits.max_body_bytes {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+enum Body {
+    Single(Operation),
+    Batch(Vec<Operation>),
+}
+
+fn parse_post_body(body: &[u8], limits: &HttpLimits) -> Result<Body, Refusal> {
+    if body.is_empty() {
+        return Err(Refusal::bad_request(
+            "The request body is empty; send {\"query\": \"…\"}",
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Refusal::bad_request("The request body is not UTF-8 text"))?;
+    limits::check_nesting(text, Syntax::Json, "The request body").map_err(Refusal::bad_request)?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|error| Refusal::bad_request(format!("The request body is not JSON: {error}")))?;
+    match value {
+        serde_json::Value::Array(items) => {
+            if limits.max_batch == 0 {
+                return Err(Refusal::bad_request(
+                    "Batches are turned off (TANDEM_MAX_BATCH=0); send one operation a request",
+                ));
+            }
+            if items.len() > limits.max_batch {
+                return Err(Refusal::bad_request(format!(
+                    "The batch holds {} operations; the limit is {} (TANDEM_MAX_BATCH)",
+                    items.len(),
+                    limits.max_batch
+                )));
+            }
+            if items.is_empty() {
+                return Err(Refusal::bad_request("The batch is empty"));
+            }
+            items
+                .into_iter()
+                .map(|item| match item {
+                    serde_json::Value::Object(params) => parse_params(params, false),
+                    _ => Err(Refusal::bad_request(
+                        "Each operation in a batch must be a JSON object with a query",
+                    )),
+                })
+                .collect::<Result<_, _>>()
+                .map(Body::Batch)
+        }
+        serde_json::Value::Object(params) => parse_params(params, false).map(Body::Single),
+        _ => Err(Refusal::bad_request(
+            "The request body must be a JSON object like {\"query\": \"…\", \"variables\": {…}}",
+        )),
+    }
+}
+
+/// GET parameters are strings; `variables` and `extensions` hold JSON text.
+fn parse_get_params(params: Map<String, serde_json::Value>) -> Result<Operation, Refusal> {
+    parse_params(params, true)
+}
+
+/// The parameters of one operation: `query` (a string, required), `operationName` (a string or
+/// null), `variables` and `extensions` (objects or null). Other keys are ignored.
+fn parse_params(
+    mut params: Map<String, serde_json::Value>,
+    encoded: bool,
+) -> Result<Operation, Refusal> {
+    let query = match params.remove("query") {
+        Some(serde_json::Value::String(query)) => query,
+        None | Some(serde_json::Value::Null) => {
+            return Err(Refusal::bad_request(
+                "The request has no query: send {\"query\": \"{ … }\"}",
+            ));
+        }
+        Some(_) => return Err(Refusal::bad_request("The query parameter must be a string")),
+    };
+    let operation_name = match params.remove("operationName") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(name)) => Some(name),
+        Some(_) => {
+            return Err(Refusal::bad_request(
+                "The operationName parameter must be a string or null",
+            ));
+        }
+    };
+    let mut object = |name: &str| -> Result<Option<Map<String, serde_json::Value>>, Refusal> {
+        let value = match params.remove(name) {
+            Some(serde_json::Value::String(text)) if encoded => {
+                limits::check_nesting(&text, Syntax::Json, &format!("The {name} parameter"))
+                    .map_err(Refusal::bad_request)?;
+                serde_json::from_str(&text).map_err(|error| {
+                    Refusal::bad_request(format!("The {name} parameter is not JSON: {error}"))
+                })?
+            }
+            Some(value) => value,
+            None => serde_json::Value::Null,
+        };
+        match value {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::Object(map) => Ok(Some(map)),
+            _ => Err(Refusal::bad_request(format!(
+                "The {name} parameter must be a JSON object or null"
+            ))),
+        }
+    };
+    let variables = object("variables")?
+        .map(|map| Variables::from_json(serde_json::Value::Object(map)))
+        .unwrap_or_default();
+    object("extensions")?;
+    Ok(Operation {
+        query,
+        operation_name,
+        variables,
+    })
+}
+
+impl Call<'_> {
+    /// Checks one operation against the limits, then runs it within the time limit.
+    async fn run(&self, operation: Operation, method: Method) -> Result<Outcome, Refusal> {
+        let limits = self.state.settings.http;
+        if let Err(message) = limits::check_nesting(&operation.query, Syntax::GraphQl, "The query")
+        {
+            return Ok(Outcome::NotRun(vec![ServerError::new(message, None)]));
+        }
+        let document = match async_graphql::parser::parse_query(&operation.query) {
+            Ok(document) => document,
+            Err(error) => return Ok(Outcome::NotRun(vec![error.into()])),
+        };
+        if let Err(message) = limits::check_document(&document, limits.query) {
+            return Ok(Outcome::NotRun(vec![ServerError::new(message, None)]));
+        }
+        if method == Method::GET
+            && operation_type(&document, operation.operation_name.as_deref())
+                != Some(OperationType::Query)
+        {
+            return Err(Refusal {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                message: "Only queries can be sent with GET; send mutations with POST".into(),
+            });
+        }
+        let state = self.state;
+        let viewer = state.jwt.viewer(
+            self.http
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(|value| value.to_str().unwrap_or_default()),
+            state.clock.now(),
+        );
+        let mut request = Request::new(operation.query)
+            .variables(operation.variables)
+            .data(viewer)
+            .data(Visitor::from_request(self.http))
+            .data(loaders::for_request(state.db.clone()));
+        if let Some(name) = operation.operation_name {
+            request = request.operation_name(name);
+        }
+        request.set_parsed_query(document);
+        let Ok(response) =
+            tokio::time::timeout(limits.request_timeout, self.schema.execute(request)).await
+        else {
+            let mut error = ServerError::new(
+                format!(
+                    "The request took longer than {} and was stopped (TANDEM_REQUEST_TIMEOUT); \
+                     ask for less, or try again",
+                    humantime::format_duration(limits.request_timeout)
+                ),
+                None,
+            );
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "TIMEOUT");
+            return Ok(Outcome::TimedOut(error));
+        };
+        // Errors raised before any resolver ran carry no path, and leave no data.
+        if response.data == Value::Null
+            && !response.errors.is_empty()
+            && response.errors.iter().all(|e| e.path.is_empty())
+        {
+            return Ok(Outcome::NotRun(response.errors));
+        }
+        Ok(Outcome::Executed(response))
+    }
+}
+
+/// The type of the operation a request selects, when it names one that exists.
+fn operation_type(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> Option<OperationType> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(operation.node.ty),
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            operations.get(name).map(|operation| operation.node.ty)
+        }
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next().map(|operation| operation.node.ty)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+/// Errors raised before any resolver ran (parse, validation, limits, variable types) are the
+/// client's request at fault; they get the code every other client error has.
+fn label_request_errors(errors: &mut [ServerError]) {
+    for error in errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", Value::String("BAD_USER_INPUT".into()));
+        }
+    }
+}
+
+fn outcome_body(outcome: Outcome) -> serde_json::Value {
+    match outcome {
+        Outcome::Executed(mut response) => {
+            label_request_errors(&mut response.errors);
+            serde_json::to_value(&response).unwrap_or_else(|_| json!({ "data": null }))
+        }
+        Outcome::NotRun(mut errors) => {
+            label_request_errors(&mut errors);
+            json!({ "errors": errors })
+        }
+        Outcome::TimedOut(error) => json!({ "data": null, "errors": [error] }),
+    }
+}
+
+fn answer(format: Format, outcome: Outcome) -> HttpResponse {
+    let status = match (&outcome, format) {
+        (Outcome::NotRun(_), Format::GraphQlResponse) => StatusCode::BAD_REQUEST,
+        (Outcome::TimedOut(_), Format::GraphQlResponse) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::OK,
+    };
+    respond(format, status, outcome_body(outcome).to_string())
+}
+
+fn refused(format: Format, refusal: Refusal) -> HttpResponse {
+    let body = json!({
+        "errors": [{
+            "message": refusal.message,
+            "extensions": { "code": "BAD_USER_INPUT" },
+        }]
+    });
+    respond(format, refusal.status, body.to_string())
+}
+
+fn respond(format: Format, status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, format.content_type()))
+        .body(body)
+}
