@@ -11,20 +11,22 @@ use crate::entities::campaign;
 use crate::entities::enums::RewardKind;
 use crate::error::AppError;
 use crate::graphql::context::{require, state};
+use crate::graphql::scalars::Long;
 
 /// A reward to give: its kind and amount.
 #[derive(InputObject)]
 pub struct RewardRuleInput {
     /// What the reward gives.
     pub kind: RewardKind,
-    /// Points, a percent (1–100) for PERCENT_COUPON, or minor units of the program currency.
-    pub amount: i64,
+    /// Points, a percent (1–100) for PERCENT_COUPON, or minor units of the program currency:
+    /// 1 to 1,000,000,000.
+    pub amount: i32,
 }
 
 /// A bonus for the referrer at their N-th successful referral.
 #[derive(InputObject)]
 pub struct MilestoneInput {
-    /// The number of successful referrals that earns the bonus.
+    /// The number of successful referrals that earns the bonus: 1 to 100,000.
     pub referrals: i32,
     /// The bonus.
     pub reward: RewardRuleInput,
@@ -33,23 +35,27 @@ pub struct MilestoneInput {
 /// The rules of a double-sided referral campaign.
 #[derive(InputObject)]
 pub struct CampaignInput {
-    /// A name for operators.
+    /// A name for operators, at most 200 characters.
     pub name: String,
     /// What the customer who shared the code earns.
     pub referrer_reward: RewardRuleInput,
     /// What the friend who signed up with the code earns.
     pub referee_reward: RewardRuleInput,
-    /// The smallest first order that qualifies, in minor units; 0 when absent.
-    pub min_order_amount: Option<i64>,
-    /// Days after signup within which the friend's first qualifying order must come; 30 when absent.
+    /// The smallest first order that qualifies, in minor units (0 to 1,000,000,000); 0 when
+    /// absent.
+    pub min_order_amount: Option<i32>,
+    /// Days after signup within which the friend's first qualifying order must come (1 to
+    /// 3,650); 30 when absent.
     pub qualify_within_days: Option<i32>,
-    /// Days rewards are held before they are issued (and reversed if the order is refunded first); 0 when absent.
+    /// Days rewards are held before they are issued, and reversed if the order is refunded
+    /// first (0 to 365); 0 when absent.
     pub hold_days: Option<i32>,
-    /// Most referral rewards one referrer can earn; null for no cap.
+    /// Most referral rewards one referrer can earn (1 to 100,000); null for no cap.
     pub max_rewards_per_referrer: Option<i32>,
-    /// Bonuses for the referrer at the N-th successful referral.
+    /// Bonuses for the referrer at the N-th successful referral; at most 20.
     pub milestones: Option<Vec<MilestoneInput>>,
-    /// Where share links land; the public URL when absent.
+    /// Where share links land: an http(s) URL of at most 2,048 characters; the public URL
+    /// when absent.
     pub landing_url: Option<String>,
     /// When the campaign starts; at once when absent.
     pub starts_at: Option<DateTime<Utc>>,
@@ -66,7 +72,11 @@ impl CampaignInput {
             .map(|m| {
                 Ok(Milestone {
                     referrals: m.referrals,
-                    reward: RewardRule::parse("milestones.reward", m.reward.kind, m.reward.amount)?,
+                    reward: RewardRule::parse(
+                        "milestones.reward",
+                        m.reward.kind,
+                        i64::from(m.reward.amount),
+                    )?,
                 })
             })
             .collect::<Result<Vec<_>, AppError>>()?;
@@ -75,21 +85,21 @@ impl CampaignInput {
             referrer_reward: RewardRule::parse(
                 "referrerReward",
                 self.referrer_reward.kind,
-                self.referrer_reward.amount,
+                i64::from(self.referrer_reward.amount),
             )?,
             referee_reward: RewardRule::parse(
                 "refereeReward",
                 self.referee_reward.kind,
-                self.referee_reward.amount,
+                i64::from(self.referee_reward.amount),
             )?,
-            min_order_amount: self.min_order_amount.unwrap_or(0),
+            min_order_amount: self.min_order_amount.map_or(0, i64::from),
             qualify_within_days: self
                 .qualify_within_days
                 .unwrap_or(DEFAULT_QUALIFY_WITHIN_DAYS),
             hold_days: self.hold_days.unwrap_or(0),
             max_rewards_per_referrer: self.max_rewards_per_referrer,
             milestones,
-            landing_url: self.landing_url.filter(|u| !u.trim().is_empty()),
+            landing_url: self.landing_url,
             starts_at: self.starts_at,
             ends_at: self.ends_at,
         }
@@ -104,14 +114,14 @@ pub struct RewardRuleView {
     /// What the reward gives.
     pub kind: RewardKind,
     /// Points, a percent, or minor units of the program currency.
-    pub amount: i64,
+    pub amount: Long,
 }
 
 impl From<RewardRule> for RewardRuleView {
     fn from(rule: RewardRule) -> Self {
         Self {
             kind: rule.kind,
-            amount: rule.amount,
+            amount: Long(rule.amount),
         }
     }
 }
@@ -148,8 +158,8 @@ impl Campaign {
         service::referee_reward(&self.0).into()
     }
     /// The smallest first order that qualifies, in minor units.
-    async fn min_order_amount(&self) -> i64 {
-        self.0.min_order_amount
+    async fn min_order_amount(&self) -> Long {
+        Long(self.0.min_order_amount)
     }
     /// Days after signup within which the first qualifying order must come.
     async fn qualify_within_days(&self) -> i32 {

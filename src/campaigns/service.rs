@@ -14,9 +14,12 @@ use crate::db::begin_write;
 use crate::entities::campaign;
 use crate::entities::enums::RewardKind;
 use crate::error::{AppError, DbContext};
+use crate::input::{self, MAX_AMOUNT};
 
-/// Largest amount accepted for any reward or minimum (minor units or points).
-const MAX_AMOUNT: i64 = 1_000_000_000;
+/// Most milestones one campaign may have.
+const MAX_MILESTONES: usize = 20;
+/// Largest referral count a cap or a milestone may name.
+const MAX_REFERRAL_COUNT: i64 = 100_000;
 
 /// A reward: what kind, and how much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,15 +84,8 @@ pub const DEFAULT_QUALIFY_WITHIN_DAYS: i32 = 30;
 impl CampaignRules {
     /// Checks the values that do not depend on one another's kind: ranges, order of dates, URL.
     pub fn check(self) -> Result<Self, AppError> {
-        if self.name.trim().is_empty() {
-            return Err(AppError::bad_input("name", "name must not be empty"));
-        }
-        if !(0..=MAX_AMOUNT).contains(&self.min_order_amount) {
-            return Err(AppError::bad_input(
-                "minOrderAmount",
-                "minOrderAmount must be 0 or more (minor units)",
-            ));
-        }
+        let name = input::name("name", &self.name)?;
+        input::int_in("minOrderAmount", self.min_order_amount, 0..=MAX_AMOUNT)?;
         if !(1..=3650).contains(&self.qualify_within_days) {
             return Err(AppError::bad_input(
                 "qualifyWithinDays",
@@ -102,20 +98,21 @@ impl CampaignRules {
                 "holdDays must be between 0 and 365",
             ));
         }
-        if self.max_rewards_per_referrer.is_some_and(|cap| cap < 1) {
-            return Err(AppError::bad_input(
+        if let Some(cap) = self.max_rewards_per_referrer {
+            input::int_in(
                 "maxRewardsPerReferrer",
-                "maxRewardsPerReferrer must be 1 or more, or null for no cap",
-            ));
+                i64::from(cap),
+                1..=MAX_REFERRAL_COUNT,
+            )?;
         }
+        input::list_len("milestones", self.milestones.len(), MAX_MILESTONES)?;
         let mut seen = std::collections::HashSet::new();
         for milestone in &self.milestones {
-            if milestone.referrals < 1 {
-                return Err(AppError::bad_input(
-                    "milestones.referrals",
-                    "a milestone's referrals must be 1 or more",
-                ));
-            }
+            input::int_in(
+                "milestones.referrals",
+                i64::from(milestone.referrals),
+                1..=MAX_REFERRAL_COUNT,
+            )?;
             if !seen.insert(milestone.referrals) {
                 return Err(AppError::bad_input(
                     "milestones.referrals",
@@ -126,14 +123,7 @@ impl CampaignRules {
                 ));
             }
         }
-        if let Some(url) = &self.landing_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(AppError::bad_input(
-                "landingUrl",
-                "landingUrl must be an http:// or https:// URL",
-            ));
-        }
+        let landing_url = input::optional_http_url("landingUrl", self.landing_url.as_deref())?;
         if let (Some(starts), Some(ends)) = (self.starts_at, self.ends_at)
             && ends <= starts
         {
@@ -143,7 +133,8 @@ impl CampaignRules {
             ));
         }
         Ok(Self {
-            name: self.name.trim().to_owned(),
+            name,
+            landing_url,
             ..self
         })
     }

@@ -8,51 +8,54 @@ use crate::carts::service::{self, CartItem, CartUpdate, ProductView};
 use crate::entities::cart;
 use crate::entities::enums::CartStatus;
 use crate::graphql::context::require;
+use crate::graphql::scalars::Long;
 
 /// One line of a cart.
 #[derive(InputObject)]
 pub struct CartItemInput {
-    /// The shop's product id.
+    /// The shop's product id, at most 128 characters.
     pub product_id: String,
-    /// The product's name, shown in cart emails.
+    /// The product's name, shown in cart emails; at most 200 characters.
     pub name: Option<String>,
-    /// Price of one unit, in minor units.
-    pub unit_price: i64,
-    /// How many.
-    pub quantity: i64,
-    /// A picture of the product, shown in cart emails.
+    /// Price of one unit, in minor units: 0 to 1,000,000,000.
+    pub unit_price: i32,
+    /// How many: 1 to 10,000.
+    pub quantity: i32,
+    /// A picture of the product, shown in cart emails: an http(s) URL of at most 2,048
+    /// characters.
     pub image_url: Option<String>,
-    /// The product's page.
+    /// The product's page: an http(s) URL of at most 2,048 characters.
     pub url: Option<String>,
 }
 
 /// A cart as the shop has it now.
 #[derive(InputObject)]
 pub struct CartInput {
-    /// The shop's cart id.
+    /// The shop's cart id, at most 128 characters.
     pub external_id: String,
-    /// The shopper's externalId.
+    /// The shopper's externalId, at most 128 characters.
     pub customer_external_id: String,
-    /// Everything in the cart; an empty list means the cart was emptied.
+    /// Everything in the cart, at most 100 lines; an empty list means the cart was emptied.
     pub items: Vec<CartItemInput>,
-    /// Where the shopper finishes the purchase; the public URL when absent.
+    /// Where the shopper finishes the purchase: an http(s) URL of at most 2,048 characters;
+    /// the public URL when absent.
     pub checkout_url: Option<String>,
 }
 
 /// A product page a shopper looked at.
 #[derive(InputObject)]
 pub struct ProductViewInput {
-    /// The shopper's externalId.
+    /// The shopper's externalId, at most 128 characters.
     pub customer_external_id: String,
-    /// The shop's product id.
+    /// The shop's product id, at most 128 characters.
     pub product_id: String,
-    /// The product's name.
+    /// The product's name, at most 200 characters.
     pub name: Option<String>,
-    /// Price of one unit, in minor units.
-    pub unit_price: Option<i64>,
-    /// The product's page.
+    /// Price of one unit, in minor units: 0 to 1,000,000,000.
+    pub unit_price: Option<i32>,
+    /// The product's page: an http(s) URL of at most 2,048 characters.
     pub url: Option<String>,
-    /// A picture of the product.
+    /// A picture of the product: an http(s) URL of at most 2,048 characters.
     pub image_url: Option<String>,
 }
 
@@ -65,9 +68,9 @@ pub struct CartItemView {
     /// The product's name.
     pub name: Option<String>,
     /// Price of one unit, in minor units.
-    pub unit_price: i64,
+    pub unit_price: Long,
     /// How many.
-    pub quantity: i64,
+    pub quantity: Long,
     /// A picture of the product.
     pub image_url: Option<String>,
     /// The product's page.
@@ -94,8 +97,8 @@ impl Cart {
             .map(|i| CartItemView {
                 product_id: i.product_id,
                 name: i.name,
-                unit_price: i.unit_price,
-                quantity: i.quantity,
+                unit_price: Long(i.unit_price),
+                quantity: Long(i.quantity),
                 image_url: i.image_url,
                 url: i.url,
             })
@@ -139,15 +142,15 @@ impl CartMutation {
                 .items
                 .into_iter()
                 .map(|i| CartItem {
-                    product_id: i.product_id.trim().to_owned(),
+                    product_id: i.product_id,
                     name: i.name,
-                    unit_price: i.unit_price,
-                    quantity: i.quantity,
+                    unit_price: i64::from(i.unit_price),
+                    quantity: i64::from(i.quantity),
                     image_url: i.image_url,
                     url: i.url,
                 })
                 .collect(),
-            checkout_url: input.checkout_url.filter(|u| !u.trim().is_empty()),
+            checkout_url: input.checkout_url,
         }
         .check()?;
         let saved = service::upsert(
@@ -171,7 +174,7 @@ impl CartMutation {
                 customer_external_id: input.customer_external_id,
                 product_id: input.product_id,
                 name: input.name,
-                unit_price: input.unit_price,
+                unit_price: input.unit_price.map(i64::from),
                 url: input.url,
                 image_url: input.image_url,
             },

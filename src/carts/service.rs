@@ -18,6 +18,7 @@ use crate::email::outbox;
 use crate::entities::enums::CartStatus;
 use crate::entities::{cart, order, product_view};
 use crate::error::{AppError, DbContext};
+use crate::input;
 use crate::orders::service::check_line;
 
 /// One line of a cart.
@@ -42,25 +43,39 @@ pub struct CartUpdate {
 }
 
 impl CartUpdate {
+    /// Checks ids, lines and URLs; URLs are written into emails, so only http(s) ones pass.
     pub fn check(self) -> Result<Self, AppError> {
-        let external_id = customers::parse_external_id("externalId", &self.external_id)?;
+        let external_id = input::identifier("externalId", &self.external_id)?;
         let customer_external_id =
-            customers::parse_external_id("customerExternalId", &self.customer_external_id)?;
-        for item in &self.items {
-            check_line(&item.product_id, item.unit_price, item.quantity)?;
-        }
-        if let Some(url) = &self.checkout_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(AppError::bad_input(
-                "checkoutUrl",
-                "checkoutUrl must be an http(s) URL",
-            ));
-        }
+            input::identifier("customerExternalId", &self.customer_external_id)?;
+        input::list_len("items", self.items.len(), input::MAX_LINES)?;
+        let items = self
+            .items
+            .into_iter()
+            .map(|item| {
+                let (product_id, name) = check_line(
+                    &item.product_id,
+                    item.name.as_deref(),
+                    item.unit_price,
+                    item.quantity,
+                )?;
+                Ok(CartItem {
+                    product_id,
+                    name,
+                    image_url: input::optional_http_url(
+                        "items.imageUrl",
+                        item.image_url.as_deref(),
+                    )?,
+                    url: input::optional_http_url("items.url", item.url.as_deref())?,
+                    ..item
+                })
+            })
+            .collect::<Result<_, AppError>>()?;
         Ok(Self {
             external_id,
             customer_external_id,
-            ..self
+            items,
+            checkout_url: input::optional_http_url("checkoutUrl", self.checkout_url.as_deref())?,
         })
     }
 }
@@ -228,22 +243,23 @@ pub async fn track_view(
     clock: &dyn Clock,
     view: ProductView,
 ) -> Result<(), AppError> {
-    let product_id = view.product_id.trim().to_owned();
-    if product_id.is_empty() {
-        return Err(AppError::bad_input(
-            "productId",
-            "productId must not be empty",
-        ));
+    let customer_external_id = input::identifier("customerExternalId", &view.customer_external_id)?;
+    let product_id = input::identifier("productId", &view.product_id)?;
+    let name = input::optional_name("name", view.name.as_deref())?;
+    if let Some(price) = view.unit_price {
+        input::int_in("unitPrice", price, 0..=input::MAX_AMOUNT)?;
     }
-    let customer = customers::get_by_external_id(db, &view.customer_external_id).await?;
+    let url = input::optional_http_url("url", view.url.as_deref())?;
+    let image_url = input::optional_http_url("imageUrl", view.image_url.as_deref())?;
+    let customer = customers::get_by_external_id(db, &customer_external_id).await?;
     product_view::ActiveModel {
         id: Set(Uuid::now_v7()),
         customer_id: Set(customer.id),
         product_id: Set(product_id),
-        name: Set(view.name),
+        name: Set(name),
         unit_price: Set(view.unit_price),
-        url: Set(view.url),
-        image_url: Set(view.image_url),
+        url: Set(url),
+        image_url: Set(image_url),
         viewed_at: Set(clock.now()),
     }
     .insert(db)

@@ -10,6 +10,8 @@ use crate::entities::customer;
 use crate::error::AppError;
 use crate::graphql::context::{require, state};
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
+use crate::graphql::scalars::Long;
+use crate::input;
 use crate::loyalty::ledger;
 use crate::referrals::ReferralCode;
 use crate::referrals::graphql::{Referral, first_name};
@@ -76,8 +78,8 @@ impl Customer {
 
     /// The customer's points: the sum of their ledger. It can be negative when points were spent
     /// before the reward that paid them was reversed.
-    async fn points_balance(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(ledger::balance(&state(ctx)?.db, self.0.id).await?)
+    async fn points_balance(&self, ctx: &Context<'_>) -> Result<Long> {
+        Ok(Long(ledger::balance(&state(ctx)?.db, self.0.id).await?))
     }
 
     /// The friends this customer referred, oldest first.
@@ -115,21 +117,23 @@ pub struct ReferredBy {
 /// A registration sent by the merchant's backend.
 #[derive(InputObject)]
 pub struct RegisterCustomerInput {
-    /// The merchant's id for the customer; registering it again returns the same customer.
+    /// The merchant's id for the customer, at most 128 characters; registering it again
+    /// returns the same customer.
     pub external_id: String,
-    /// The customer's email address.
+    /// The customer's email address, at most 254 characters.
     pub email: String,
-    /// The customer's name.
+    /// The customer's name, at most 200 characters.
     pub name: Option<String>,
-    /// Where the customer came from; `organic` when absent.
+    /// Where the customer came from, at most 200 characters; `organic` when absent.
     pub acquisition_channel: Option<String>,
     /// Whether the customer agreed to marketing email; false when absent.
     pub marketing_consent: Option<bool>,
-    /// The IP address the customer signed up from; only a keyed hash is stored.
+    /// The IP address the customer signed up from, at most 128 characters; only a keyed hash
+    /// is stored.
     pub ip: Option<String>,
-    /// An id of the customer's device, for fraud rules.
+    /// An id of the customer's device, for fraud rules; at most 128 characters.
     pub device_id: Option<String>,
-    /// The referral code the customer signed up with.
+    /// The referral code the customer signed up with, at most 128 characters.
     pub referral_code: Option<String>,
 }
 
@@ -146,9 +150,9 @@ pub struct RegisterCustomerPayload {
 /// Changes to a customer; fields left out stay as they are.
 #[derive(InputObject)]
 pub struct UpdateCustomerInput {
-    /// A new name; null clears it.
+    /// A new name, at most 200 characters; null clears it.
     pub name: MaybeUndefined<String>,
-    /// A new email address, checked like one given at registration.
+    /// A new email address (at most 254 characters), checked like one given at registration.
     pub email: Option<String>,
     /// Whether the customer agrees to marketing email.
     pub marketing_consent: Option<bool>,
@@ -180,18 +184,26 @@ impl CustomerQuery {
     /// The customer the token belongs to (customer tokens only).
     async fn me(&self, ctx: &Context<'_>) -> Result<Customer> {
         let (state, principal) = require(ctx, &[Role::Customer])?;
-        let model = service::get_by_external_id(&state.db, &principal.subject).await?;
+        let external_id = input::identifier("token sub", &principal.subject)?;
+        let model = service::get_by_external_id(&state.db, &external_id).await?;
         Ok(Customer(model))
     }
 
     /// One customer by the merchant's id (service and admin tokens).
-    async fn customer(&self, ctx: &Context<'_>, external_id: String) -> Result<Option<Customer>> {
+    async fn customer(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The merchant's id for the customer; at most 128 characters.")]
+        external_id: String,
+    ) -> Result<Option<Customer>> {
         let (state, _) = require(ctx, &[Role::Service, Role::Admin])?;
+        let external_id = input::identifier("externalId", &external_id)?;
         let model = service::find_by_external_id(&state.db, &external_id).await?;
         Ok(model.map(Customer))
     }
 
     /// Customers in registration order, a page at a time (service and admin tokens).
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, child_complexity)")]
     async fn customers(
         &self,
         ctx: &Context<'_>,
@@ -230,26 +242,26 @@ impl CustomerMutation {
     ) -> Result<RegisterCustomerPayload> {
         let (state, _) = require(ctx, &[Role::Service])?;
         let new = NewCustomer {
-            external_id: service::parse_external_id("externalId", &input.external_id)?,
+            external_id: input::identifier("externalId", &input.external_id)?,
             email: service::parse_email("email", &input.email)?,
-            name: service::parse_optional_text("name", input.name)?,
-            acquisition_channel: service::parse_optional_text(
+            name: input::optional_name("name", input.name.as_deref())?,
+            acquisition_channel: input::optional_name(
                 "acquisitionChannel",
-                input.acquisition_channel,
+                input.acquisition_channel.as_deref(),
             )?
             .map(|c| c.to_lowercase())
             .unwrap_or_else(|| DEFAULT_ACQUISITION_CHANNEL.to_owned()),
             marketing_consent: input.marketing_consent.unwrap_or(false),
-            signup_referral_code: service::parse_optional_text(
+            signup_referral_code: input::optional_identifier(
                 "referralCode",
-                input.referral_code,
+                input.referral_code.as_deref(),
             )?
             .map(|typed| {
                 ReferralCode::parse(&typed).map_or_else(|| typed.to_uppercase(), |c| c.to_string())
             }),
-            signup_ip_hash: service::parse_optional_text("ip", input.ip)?
+            signup_ip_hash: input::optional_identifier("ip", input.ip.as_deref())?
                 .map(|ip| state.ip_hasher.hash(&ip)),
-            device_id: service::parse_optional_text("deviceId", input.device_id)?,
+            device_id: input::optional_identifier("deviceId", input.device_id.as_deref())?,
         };
         let registration =
             service::register(&state.db, state.clock.as_ref(), state.fraud_limits(), new).await?;
@@ -263,15 +275,17 @@ impl CustomerMutation {
     async fn update_customer(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The merchant's id for the customer; at most 128 characters.")]
         external_id: String,
         input: UpdateCustomerInput,
     ) -> Result<Customer> {
         let (state, _) = require(ctx, &[Role::Service])?;
+        let external_id = input::identifier("externalId", &external_id)?;
         let name = match input.name {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(name) => Some(Some(
-                service::parse_optional_text("name", Some(name))?.ok_or_else(|| {
+                input::optional_name("name", Some(&name))?.ok_or_else(|| {
                     AppError::bad_input("name", "name must not be blank; send null to clear it")
                 })?,
             )),

@@ -20,9 +20,6 @@ use crate::referrals::service as referrals;
 /// How many times registration retries after losing a race or drawing a taken referral code.
 const MAX_ATTEMPTS: usize = 8;
 
-/// Longest accepted externalId, name, channel or device id.
-pub const MAX_TEXT_LENGTH: usize = 255;
-
 /// A registration, parsed.
 #[derive(Debug, Clone)]
 pub struct NewCustomer {
@@ -51,35 +48,6 @@ pub struct CustomerChanges {
     pub name: Option<Option<String>>,
     pub email: Option<EmailAddress>,
     pub marketing_consent: Option<bool>,
-}
-
-/// Checks an externalId: present, not blank, not too long.
-pub fn parse_external_id(field: &str, value: &str) -> Result<String, AppError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(AppError::bad_input(
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
-    if value.len() > MAX_TEXT_LENGTH {
-        return Err(AppError::bad_input(
-            field,
-            format!("{field} must be at most {MAX_TEXT_LENGTH} characters"),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-/// Checks an optional free-text value: blank reads as absent.
-pub fn parse_optional_text(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
-    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-        Some(v) if v.chars().count() > MAX_TEXT_LENGTH => Err(AppError::bad_input(
-            field,
-            format!("{field} must be at most {MAX_TEXT_LENGTH} characters"),
-        )),
-        other => Ok(other),
-    }
 }
 
 pub fn parse_email(field: &str, value: &str) -> Result<EmailAddress, AppError> {

@@ -11,6 +11,7 @@ use crate::entities::email_outbox;
 use crate::entities::enums::EmailStatus;
 use crate::graphql::context::{parse_id, require, state};
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
+use crate::input;
 
 pub struct EmailDelivery(pub email_outbox::Model);
 
@@ -116,6 +117,7 @@ pub struct EmailQuery;
 #[Object]
 impl EmailQuery {
     /// The outbox, oldest first, optionally of one status (admin tokens).
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, child_complexity)")]
     async fn email_deliveries(
         &self,
         ctx: &Context<'_>,
@@ -141,6 +143,9 @@ impl EmailQuery {
     }
 }
 
+/// Longest unsubscribe token accepted: a 254-character address and a MAC, base64-encoded.
+const MAX_TOKEN_CHARS: usize = 512;
+
 #[derive(Default)]
 pub struct EmailMutation;
 
@@ -160,12 +165,15 @@ impl EmailMutation {
     async fn invite_friends(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The friends' addresses: at most 20, each at most 254 characters.")]
         emails: Vec<String>,
-        #[graphql(desc = "A personal note shown in the invitation.")] message: Option<String>,
+        #[graphql(desc = "A personal note shown in the invitation, at most 2,000 characters.")]
+        message: Option<String>,
     ) -> Result<InviteResult> {
         let (state, principal) = require(ctx, &[Role::Customer])?;
-        let referrer = customers::get_by_external_id(&state.db, &principal.subject).await?;
-        let message = customers::parse_optional_text("message", message)?;
+        let subject = input::identifier("token sub", &principal.subject)?;
+        let referrer = customers::get_by_external_id(&state.db, &subject).await?;
+        let message = input::optional_message("message", message.as_deref())?;
         let outcome = invites::invite(
             &state.db,
             state.clock.as_ref(),
@@ -189,8 +197,14 @@ impl EmailMutation {
     }
 
     /// Stops marketing email to the address an unsubscribe link names (anyone with the link).
-    async fn unsubscribe(&self, ctx: &Context<'_>, token: String) -> Result<UnsubscribeResult> {
+    async fn unsubscribe(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token from the email's unsubscribe link, at most 512 characters.")]
+        token: String,
+    ) -> Result<UnsubscribeResult> {
         let state = state(ctx)?;
+        let token = input::text("token", &token, MAX_TOKEN_CHARS)?;
         let email =
             unsubscribe::unsubscribe(&state.db, state.clock.as_ref(), &state.unsubscribe, &token)
                 .await?;

@@ -143,7 +143,9 @@ impl<'a> Walker<'a> {
                 Selection::InlineFragment(inline) => {
                     let inline = &inline.node;
                     let mut inner = self.selection_set(&inline.selection_set.node, nesting + 1)?;
-                    inner.size = inner.size.saturating_add(1 + inline.directives.len() as u64);
+                    inner.size = inner
+                        .size
+                        .saturating_add(1 + inline.directives.len() as u64);
                     cost.add(inner);
                 }
             }
@@ -159,7 +161,9 @@ impl<'a> Walker<'a> {
         match self.fragments.get(name) {
             Some(Memo::Done(cost)) => return Ok(*cost),
             Some(Memo::InProgress) => {
-                return Err(format!("Fragment \"{name}\" spreads itself, directly or through other fragments"));
+                return Err(format!(
+                    "Fragment \"{name}\" spreads itself, directly or through other fragments"
+                ));
             }
             None => {}
         }

@@ -4,6 +4,7 @@ pub mod context;
 pub mod limits;
 pub mod loaders;
 pub mod pagination;
+pub mod scalars;
 pub mod transport;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};

@@ -30,6 +30,13 @@ pub struct PageRequest {
     pub after: Option<Uuid>,
 }
 
+/// What a paged list costs toward the complexity limit: itself, and what each row asks for
+/// times the rows it may return (`first`, 20 when absent, at most 100).
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let rows = first.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE) as usize;
+    1 + rows.saturating_mul(child_complexity)
+}
+
 impl PageRequest {
     pub fn parse(first: Option<i32>, after: Option<&str>) -> Result<Self, AppError> {
         let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
@@ -39,7 +46,10 @@ impl PageRequest {
                 format!("first must be between 1 and {MAX_PAGE_SIZE}"),
             ));
         }
-        let after = after.map(decode_cursor).transpose()?;
+        let after = after
+            .map(|cursor| crate::input::identifier("after", cursor))
+            .transpose()?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
         Ok(Self {
             limit: first as u64,
             after,

@@ -431,7 +431,18 @@ impl Call<'_> {
             && !response.errors.is_empty()
             && response.errors.iter().all(|e| e.path.is_empty())
         {
-            return Ok(Outcome::NotRun(response.errors));
+            let mut errors = response.errors;
+            for error in &mut errors {
+                if error.message == "Query is too complex." {
+                    error.message = format!(
+                        "The query's complexity is above the limit of {} \
+                         (TANDEM_MAX_COMPLEXITY): a field costs 1, and a paged list costs what \
+                         one row asks for times its `first`; ask for fewer rows or fields",
+                        limits.query.max_complexity
+                    );
+                }
+            }
+            return Ok(Outcome::NotRun(errors));
         }
         Ok(Outcome::Executed(response))
     }
@@ -447,9 +458,10 @@ fn operation_type(
         (DocumentOperations::Multiple(operations), Some(name)) => {
             operations.get(name).map(|operation| operation.node.ty)
         }
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next().map(|operation| operation.node.ty)
-        }
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations
+            .values()
+            .next()
+            .map(|operation| operation.node.ty),
         (DocumentOperations::Multiple(_), None) => None,
     }
 }

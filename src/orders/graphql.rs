@@ -7,37 +7,39 @@ use crate::auth::Role;
 use crate::entities::order;
 use crate::graphql::context::require;
 use crate::graphql::loaders;
+use crate::graphql::scalars::Long;
 use crate::orders::service::{self, NewOrder, OrderItem};
 
 /// One line of an order.
 #[derive(InputObject)]
 pub struct OrderItemInput {
-    /// The shop's product id.
+    /// The shop's product id, at most 128 characters.
     pub product_id: String,
-    /// The product's name.
+    /// The product's name, at most 200 characters.
     pub name: Option<String>,
-    /// Price of one unit, in minor units.
-    pub unit_price: i64,
-    /// How many were bought.
-    pub quantity: i64,
+    /// Price of one unit, in minor units: 0 to 1,000,000,000.
+    pub unit_price: i32,
+    /// How many were bought: 1 to 10,000.
+    pub quantity: i32,
 }
 
 /// An order as the shop recorded it.
 #[derive(InputObject)]
 pub struct OrderInput {
-    /// The shop's order id; recording it again is a no-op that returns the first result.
+    /// The shop's order id, at most 128 characters; recording it again is a no-op that
+    /// returns the first result.
     pub external_id: String,
-    /// The buyer's externalId.
+    /// The buyer's externalId, at most 128 characters.
     pub customer_external_id: String,
-    /// The order total, in minor units of the program currency.
-    pub amount: i64,
+    /// The order total, in minor units of the program currency: 1 to 1,000,000,000.
+    pub amount: i32,
     /// ISO 4217 code; must be the program currency.
     pub currency: String,
-    /// The order's lines.
+    /// The order's lines, at most 100.
     pub items: Option<Vec<OrderItemInput>>,
     /// When the order was placed; now when absent.
     pub placed_at: Option<DateTime<Utc>>,
-    /// The cart this order checked out, if any.
+    /// The cart this order checked out, if any; at most 128 characters.
     pub cart_external_id: Option<String>,
 }
 
@@ -50,9 +52,9 @@ pub struct OrderItemView {
     /// The product's name.
     pub name: Option<String>,
     /// Price of one unit, in minor units.
-    pub unit_price: i64,
+    pub unit_price: Long,
     /// How many were bought.
-    pub quantity: i64,
+    pub quantity: Long,
 }
 
 pub struct Order(pub order::Model);
@@ -75,12 +77,12 @@ impl Order {
             .external_id)
     }
     /// The order total, in minor units.
-    async fn amount(&self) -> i64 {
-        self.0.amount
+    async fn amount(&self) -> Long {
+        Long(self.0.amount)
     }
     /// How much of it has been refunded, in minor units.
-    async fn refunded_amount(&self) -> i64 {
-        self.0.refunded_amount
+    async fn refunded_amount(&self) -> Long {
+        Long(self.0.refunded_amount)
     }
     /// ISO 4217 code.
     async fn currency(&self) -> &str {
@@ -94,8 +96,8 @@ impl Order {
             .map(|i| OrderItemView {
                 product_id: i.product_id,
                 name: i.name,
-                unit_price: i.unit_price,
-                quantity: i.quantity,
+                unit_price: Long(i.unit_price),
+                quantity: Long(i.quantity),
             })
             .collect()
     }
@@ -121,21 +123,21 @@ impl OrderMutation {
         let new = NewOrder {
             external_id: input.external_id,
             customer_external_id: input.customer_external_id,
-            amount: input.amount,
+            amount: i64::from(input.amount),
             currency: input.currency,
             items: input
                 .items
                 .unwrap_or_default()
                 .into_iter()
                 .map(|i| OrderItem {
-                    product_id: i.product_id.trim().to_owned(),
+                    product_id: i.product_id,
                     name: i.name,
-                    unit_price: i.unit_price,
-                    quantity: i.quantity,
+                    unit_price: i64::from(i.unit_price),
+                    quantity: i64::from(i.quantity),
                 })
                 .collect(),
             placed_at: input.placed_at,
-            cart_external_id: input.cart_external_id.filter(|c| !c.trim().is_empty()),
+            cart_external_id: input.cart_external_id,
         }
         .check(&state.settings.currency)?;
         Ok(Order(
@@ -149,20 +151,19 @@ impl OrderMutation {
     async fn refund_order(
         &self,
         ctx: &Context<'_>,
-        external_id: String,
-        #[graphql(desc = "How much to refund, in minor units.")] amount: i64,
-        #[graphql(desc = "The shop's id for this refund; a repeat with the same id does nothing.")]
+        #[graphql(desc = "The shop's order id, at most 128 characters.")] external_id: String,
+        #[graphql(desc = "How much to refund, in minor units: 1 to 1,000,000,000.")] amount: i32,
+        #[graphql(
+            desc = "The shop's id for this refund, at most 128 characters; a repeat with the same id does nothing."
+        )]
         refund_id: Option<String>,
     ) -> Result<Order> {
         let (state, _) = require(ctx, &[Role::Service])?;
-        let refund_id = refund_id
-            .map(|r| r.trim().to_owned())
-            .filter(|r| !r.is_empty());
         let order = service::refund(
             &state.db,
             state.clock.as_ref(),
-            external_id.trim(),
-            amount,
+            &external_id,
+            i64::from(amount),
             refund_id,
         )
         .await?;

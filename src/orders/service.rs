@@ -18,6 +18,7 @@ use crate::customers::service as customers;
 use crate::db::begin_write;
 use crate::entities::{order, order_line, refund};
 use crate::error::{AppError, DbContext};
+use crate::input;
 use crate::referrals::{qualification, reversal};
 
 const MAX_ATTEMPTS: usize = 4;
@@ -47,18 +48,13 @@ pub struct NewOrder {
 }
 
 impl NewOrder {
-    /// Checks amounts, currency and items; `program_currency` is the only one accepted.
+    /// Checks ids, amounts, currency and items; `program_currency` is the only one accepted.
     pub fn check(self, program_currency: &str) -> Result<Self, AppError> {
-        let external_id = customers::parse_external_id("externalId", &self.external_id)?;
+        let external_id = input::identifier("externalId", &self.external_id)?;
         let customer_external_id =
-            customers::parse_external_id("customerExternalId", &self.customer_external_id)?;
-        if self.amount <= 0 {
-            return Err(AppError::bad_input(
-                "amount",
-                "amount must be greater than 0 (minor units, e.g. 2500 for 25.00)",
-            ));
-        }
-        let currency = self.currency.trim().to_uppercase();
+            input::identifier("customerExternalId", &self.customer_external_id)?;
+        input::int_in("amount", self.amount, 1..=input::MAX_AMOUNT)?;
+        let currency = input::identifier("currency", &self.currency)?.to_uppercase();
         if currency != program_currency {
             return Err(AppError::bad_input(
                 "currency",
@@ -67,13 +63,32 @@ impl NewOrder {
                 ),
             ));
         }
-        for item in &self.items {
-            check_line(&item.product_id, item.unit_price, item.quantity)?;
-        }
+        input::list_len("items", self.items.len(), input::MAX_LINES)?;
+        let items = self
+            .items
+            .into_iter()
+            .map(|item| {
+                let (product_id, name) = check_line(
+                    &item.product_id,
+                    item.name.as_deref(),
+                    item.unit_price,
+                    item.quantity,
+                )?;
+                Ok(OrderItem {
+                    product_id,
+                    name,
+                    ..item
+                })
+            })
+            .collect::<Result<_, AppError>>()?;
+        let cart_external_id =
+            input::optional_identifier("cartExternalId", self.cart_external_id.as_deref())?;
         Ok(Self {
             external_id,
             customer_external_id,
             currency,
+            items,
+            cart_external_id,
             ..self
         })
     }
@@ -95,27 +110,21 @@ impl NewOrder {
     }
 }
 
-/// Checks one line of an order or a cart.
-pub fn check_line(product_id: &str, unit_price: i64, quantity: i64) -> Result<(), AppError> {
-    if product_id.trim().is_empty() {
-        return Err(AppError::bad_input(
-            "items.productId",
-            "every item needs a productId",
-        ));
-    }
-    if quantity < 1 {
-        return Err(AppError::bad_input(
-            "items.quantity",
-            "an item's quantity must be 1 or more",
-        ));
-    }
-    if unit_price < 0 {
-        return Err(AppError::bad_input(
-            "items.unitPrice",
-            "an item's unitPrice cannot be negative",
-        ));
-    }
-    Ok(())
+/// Checks one line of an order or a cart: its product id and name, a unit price within
+/// [`input::MAX_AMOUNT`] and a quantity within [`input::MAX_QUANTITY`], so that price × quantity
+/// summed over [`input::MAX_LINES`] lines stays far inside an `i64`. Returns the trimmed id and
+/// name.
+pub fn check_line(
+    product_id: &str,
+    name: Option<&str>,
+    unit_price: i64,
+    quantity: i64,
+) -> Result<(String, Option<String>), AppError> {
+    let product_id = input::identifier("items.productId", product_id)?;
+    let name = input::optional_name("items.name", name)?;
+    input::int_in("items.unitPrice", unit_price, 0..=input::MAX_AMOUNT)?;
+    input::int_in("items.quantity", quantity, 1..=input::MAX_QUANTITY)?;
+    Ok((product_id, name))
 }
 
 pub async fn find_by_external_id(
@@ -222,12 +231,10 @@ pub async fn refund(
     amount: i64,
     refund_id: Option<String>,
 ) -> Result<order::Model, AppError> {
-    if amount <= 0 {
-        return Err(AppError::bad_input(
-            "amount",
-            "amount must be greater than 0",
-        ));
-    }
+    let external_id = input::identifier("externalId", external_id)?;
+    let external_id = external_id.as_str();
+    input::int_in("amount", amount, 1..=input::MAX_AMOUNT)?;
+    let refund_id = input::optional_identifier("refundId", refund_id.as_deref())?;
     let now = clock.now();
     let txn = begin_write(db).await.context("starting a refund")?;
     // Locking the order serializes concurrent refunds of it on PostgreSQL.

@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::graphql::context::{parse_id, require, state, viewer};
 use crate::graphql::loaders;
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
+use crate::input;
 use crate::referrals::attribution::find_referrer;
 use crate::referrals::links::{self, Channel, Visitor};
 use crate::referrals::{decisions, service};
@@ -204,9 +205,10 @@ impl ReferralQuery {
     async fn referral_code(
         &self,
         ctx: &Context<'_>,
-        code: String,
+        #[graphql(desc = "The code from a share link, at most 128 characters.")] code: String,
     ) -> Result<Option<ReferralCodeInfo>> {
         let state = state(ctx)?;
+        let code = input::identifier("code", &code)?;
         let Some(referrer) = find_referrer(&state.db, &code).await? else {
             return Ok(None);
         };
@@ -219,6 +221,7 @@ impl ReferralQuery {
     }
 
     /// Referrals, filtered by status and flag, a page at a time (admin tokens).
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, child_complexity)")]
     async fn referrals(
         &self,
         ctx: &Context<'_>,
@@ -263,9 +266,10 @@ impl ReferralMutation {
     async fn track_referral_click(
         &self,
         ctx: &Context<'_>,
-        code: String,
+        #[graphql(desc = "The code from a share link, at most 128 characters.")] code: String,
     ) -> Result<ReferralClickResult> {
         let state = state(ctx)?;
+        let code = input::identifier("code", &code)?;
         let visitor = ctx.data_opt::<Visitor>().cloned().unwrap_or_default();
         let landing = links::track(state, &code, Channel::App, &visitor).await?;
         Ok(ReferralClickResult {
@@ -279,13 +283,13 @@ impl ReferralMutation {
     async fn review_referral(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        approve: bool,
-        note: Option<String>,
+        #[graphql(desc = "The referral's id.")] id: ID,
+        #[graphql(desc = "true lets the referral go on; false rejects it.")] approve: bool,
+        #[graphql(desc = "Why, for the record; at most 2,000 characters.")] note: Option<String>,
     ) -> Result<Referral> {
         let (state, _) = require(ctx, &[Role::Admin])?;
         let id = parse_id("id", &id)?;
-        let note = note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+        let note = input::optional_message("note", note.as_deref())?;
         Ok(Referral(
             service::review(&state.db, state.clock.as_ref(), id, approve, note).await?,
         ))

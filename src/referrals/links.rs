@@ -127,10 +127,7 @@ pub async fn follow_link(
 
 /// `HEAD /r/{code}`: answers as `GET` would (link checkers and previews ask this way), without
 /// recording a click, since nobody followed the link.
-pub async fn follow_link_head(
-    state: web::Data<AppState>,
-    code: web::Path<String>,
-) -> HttpResponse {
+pub async fn follow_link_head(state: web::Data<AppState>, code: web::Path<String>) -> HttpResponse {
     let url = match landing_for(&state, &code).await {
         Ok(url) => url,
         Err(error) => {

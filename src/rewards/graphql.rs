@@ -7,6 +7,8 @@ use crate::auth::Role;
 use crate::entities::enums::{RewardKind, RewardSide, RewardStatus};
 use crate::entities::reward;
 use crate::graphql::context::require;
+use crate::graphql::scalars::Long;
+use crate::input;
 use crate::rewards::service;
 
 pub struct Reward(pub reward::Model);
@@ -23,8 +25,8 @@ impl Reward {
         self.0.kind
     }
     /// Points, a percent, or minor units of the program currency.
-    async fn amount(&self) -> i64 {
-        self.0.amount
+    async fn amount(&self) -> Long {
+        Long(self.0.amount)
     }
     /// The code to enter at checkout, for coupons and store credit.
     async fn coupon_code(&self) -> Option<&str> {
@@ -71,8 +73,14 @@ pub struct RewardMutation;
 impl RewardMutation {
     /// Marks a coupon reward used, when the shop applies it at checkout (service tokens). A second
     /// redemption, or a coupon on hold or reversed, is a CONFLICT.
-    async fn redeem_coupon(&self, ctx: &Context<'_>, code: String) -> Result<Reward> {
+    async fn redeem_coupon(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The coupon's code as the shopper typed it, at most 128 characters.")]
+        code: String,
+    ) -> Result<Reward> {
         let (state, _) = require(ctx, &[Role::Service])?;
+        let code = input::identifier("code", &code)?;
         Ok(Reward(
             service::redeem(&state.db, state.clock.as_ref(), &code).await?,
         ))

@@ -153,17 +153,27 @@ async fn banner_at_a_terminal(database: &TestDatabase, extra: &[(&str, &str)]) -
 
 #[tokio::test]
 async fn serve_prints_a_development_token_only_at_a_terminal_without_a_configured_secret() {
-    if std::process::Command::new("script").arg("--version").output().is_err() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipped: util-linux `script` is not installed");
         return;
     }
     let database = TestDatabase::create().await;
     let banner = banner_at_a_terminal(&database, &[]).await;
-    assert!(banner.contains("Admin token (development, valid 24h): eyJ"), "{banner}");
+    assert!(
+        banner.contains("Admin token (development, valid 24h): eyJ"),
+        "{banner}"
+    );
 
     let configured = banner_at_a_terminal(
         &database,
-        &[("TANDEM_JWT_SECRET", "a-configured-secret-of-at-least-32-chars")],
+        &[(
+            "TANDEM_JWT_SECRET",
+            "a-configured-secret-of-at-least-32-chars",
+        )],
     )
     .await;
     assert!(!configured.contains("eyJ"), "{configured}");
@@ -182,7 +192,10 @@ async fn logs_carry_no_colour_codes_when_not_at_a_terminal() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("INFO") || stderr.contains("WARN"), "{stderr}");
+    assert!(
+        stderr.contains("INFO") || stderr.contains("WARN"),
+        "{stderr}"
+    );
     assert!(!stderr.contains('\u{1b}'), "{stderr}");
 }
 

@@ -250,7 +250,7 @@ impl TestApp {
         let response = self
             .graphql(
                 Some(&self.admin_token()),
-                "{ emailDeliveries(first: 100) { edges { node { id recipient template dedupeKey status attempts lastError messageId sentAt } } } }",
+                "{ emailDeliveries(first: 80) { edges { node { id recipient template dedupeKey status attempts lastError messageId sentAt } } } }",
                 json!({}),
             )
             .await;
