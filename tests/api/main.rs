@@ -11,5 +11,6 @@ mod concurrency;
 mod customers;
 mod emails;
 mod health;
+mod hostile;
 mod referrals;
 mod schema;

@@ -291,6 +291,36 @@ impl TestApp {
         data(&response)["me"].clone()
     }
 
+    /// POSTs `body` to `/graphql` as it is, with the given content type and `Accept`.
+    pub async fn post_graphql_raw(
+        &self,
+        content_type: Option<&str>,
+        accept: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        request.send().await.expect("the server answers")
+    }
+
+    /// Asserts the server is up and answers a normal query and its health checks.
+    pub async fn assert_still_serves(&self) {
+        assert_eq!(self.get("/health").await.status(), 200);
+        assert_eq!(self.get("/ready").await.status(), 200);
+        let response = self
+            .graphql(None, "{ activeCampaign { id } }", json!({}))
+            .await;
+        assert!(response.get("errors").is_none(), "{response}");
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{}", self.address, path))
