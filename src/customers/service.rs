@@ -50,8 +50,10 @@ pub struct CustomerChanges {
     pub marketing_consent: Option<bool>,
 }
 
+/// An email address; the error names `field` and what is wrong with the value.
 pub fn parse_email(field: &str, value: &str) -> Result<EmailAddress, AppError> {
-    EmailAddress::parse(value).map_err(|problem| AppError::bad_input(field, problem))
+    EmailAddress::parse(value)
+        .map_err(|problem| AppError::bad_input(field, format!("{field}: {problem}")))
 }
 
 /// Registers a customer, or returns the one already registered under the same externalId with the

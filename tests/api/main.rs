@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod bounds;
 mod campaigns;
 mod carts;
 mod cli;
