@@ -11,6 +11,7 @@ mod cli;
 mod concurrency;
 mod customers;
 mod emails;
+mod fuzz;
 mod health;
 mod hostile;
 mod referrals;
