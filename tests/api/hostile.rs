@@ -467,6 +467,42 @@ async fn a_request_over_the_time_limit_is_stopped_and_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn a_client_that_hangs_up_has_its_request_cancelled() {
+    use sea_orm::ConnectionTrait;
+
+    let app = TestApp::spawn().await;
+    app.register_customer("ann", "ann@example.com").await;
+    let blocker = tandem::db::begin_write(&app.state.db).await.unwrap();
+    blocker
+        .execute_unprepared("UPDATE customers SET name = name WHERE external_id = 'ann'")
+        .await
+        .unwrap();
+    // The client gives up while the update waits for the lock.
+    let gave_up = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(app.service_token())
+        .timeout(Duration::from_millis(500))
+        .json(&json!({ "query": "mutation { updateCustomer(externalId: \"ann\", input: { name: \"Changed\" }) { name } }" }))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the request was still waiting");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    blocker.rollback().await.unwrap();
+    // Had the server gone on with it, the update would now go through.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let response = app
+        .graphql(
+            Some(&app.service_token()),
+            "{ customer(externalId: \"ann\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_ne!(data(&response)["customer"]["name"], "Changed");
+    app.assert_still_serves().await;
+}
+
+#[tokio::test]
 async fn health_answers_while_the_largest_allowed_queries_run() {
     let app = TestApp::spawn().await;
     for i in 0..5 {
