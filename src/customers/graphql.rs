@@ -208,7 +208,8 @@ impl CustomerQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 1 to 100; 20 when absent.")] first: Option<i32>,
-        #[graphql(desc = "The endCursor of the previous page.")] after: Option<String>,
+        #[graphql(desc = "The endCursor of the previous page, at most 128 characters.")]
+        after: Option<String>,
     ) -> Result<CustomerConnection> {
         let (state, _) = require(ctx, &[Role::Service, Role::Admin])?;
         let request = PageRequest::parse(first, after.as_deref())?;

@@ -123,7 +123,8 @@ impl EmailQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Only deliveries in this status.")] status: Option<EmailStatus>,
         #[graphql(desc = "Page size, 1 to 100; 20 when absent.")] first: Option<i32>,
-        #[graphql(desc = "The endCursor of the previous page.")] after: Option<String>,
+        #[graphql(desc = "The endCursor of the previous page, at most 128 characters.")]
+        after: Option<String>,
     ) -> Result<EmailDeliveryConnection> {
         let (state, _) = require(ctx, &[Role::Admin])?;
         let request = PageRequest::parse(first, after.as_deref())?;

@@ -230,7 +230,8 @@ impl ReferralQuery {
             bool,
         >,
         #[graphql(desc = "Page size, 1 to 100; 20 when absent.")] first: Option<i32>,
-        #[graphql(desc = "The endCursor of the previous page.")] after: Option<String>,
+        #[graphql(desc = "The endCursor of the previous page, at most 128 characters.")]
+        after: Option<String>,
     ) -> Result<ReferralConnection> {
         let (state, _) = require(ctx, &[Role::Admin])?;
         let request = PageRequest::parse(first, after.as_deref())?;

@@ -53,3 +53,61 @@ async fn every_type_and_field_has_a_description() {
 fn blank(value: &Value) -> bool {
     value.as_str().is_none_or(|s| s.trim().is_empty())
 }
+
+/// Every string a client can send says how long it may be.
+#[tokio::test]
+async fn every_string_argument_documents_its_limit() {
+    let schema = tandem::graphql::schema_builder().finish();
+    let type_ref = "type { kind name ofType { kind name ofType { kind name ofType { name } } } }";
+    let response = schema
+        .execute(format!(
+            "{{ __schema {{ types {{ name
+                 fields {{ name args {{ name description {type_ref} }} }}
+                 inputFields {{ name description {type_ref} }} }} }} }}"
+        ))
+        .await;
+    assert!(response.errors.is_empty(), "{:?}", response.errors);
+    let json = response.data.into_json().unwrap();
+    let (mut unbounded, mut strings) = (Vec::new(), 0);
+    for ty in json["__schema"]["types"].as_array().unwrap() {
+        let name = ty["name"].as_str().unwrap();
+        if name.starts_with("__") {
+            continue;
+        }
+        let mut inputs: Vec<(String, &Value)> = ty["inputFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| (format!("{name}.{}", f["name"].as_str().unwrap()), f))
+            .collect();
+        for field in ty["fields"].as_array().into_iter().flatten() {
+            for arg in field["args"].as_array().into_iter().flatten() {
+                let path = format!(
+                    "{name}.{}({})",
+                    field["name"].as_str().unwrap(),
+                    arg["name"].as_str().unwrap()
+                );
+                inputs.push((path, arg));
+            }
+        }
+        for (path, input) in inputs {
+            let description = input["description"].as_str().unwrap_or_default();
+            let says_limit = description.contains("characters") || description.contains("ISO 4217");
+            if named_type(&input["type"]) == "String" {
+                strings += 1;
+                if !says_limit {
+                    unbounded.push(path);
+                }
+            }
+        }
+    }
+    assert!(strings > 30, "only {strings} string inputs found");
+    assert!(unbounded.is_empty(), "no limit documented: {unbounded:?}");
+}
+
+fn named_type(ty: &Value) -> &str {
+    match ty["name"].as_str() {
+        Some(name) => name,
+        None => named_type(&ty["ofType"]),
+    }
+}
