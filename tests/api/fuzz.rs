@@ -107,8 +107,7 @@ fn selection(rng: &mut Rng, depth: usize, fragments: usize) -> String {
         if rng.chance(15) {
             out.push_str(&format!("a{}: ", rng.below(1000)));
         }
-        let field: &str = rng.pick(FIELDS);
-        out.push_str(field);
+        out.push_str(rng.pick::<&str>(FIELDS));
         if rng.chance(10) {
             out.push_str(" @skip(if: false)");
         }
