@@ -107,16 +107,16 @@ async fn advance(state: &AppState, now: DateTime<Utc>, id: uuid::Uuid) -> Result
             "name": i.name.clone().unwrap_or_else(|| i.product_id.clone()),
             "quantity": i.quantity,
             "price": money(i.unit_price, currency),
-            "image_url": i.image_url,
-            "url": i.url,
+            "image_url": link(i.image_url.as_deref()),
+            "url": link(i.url.as_deref()),
         })).collect::<Vec<_>>(),
-        "checkout_url": cart.checkout_url.clone().unwrap_or_else(|| state.settings.public_url.clone()),
+        "checkout_url": link(cart.checkout_url.as_deref()).unwrap_or_else(|| state.settings.public_url.clone()),
         "recommendations": recommendations.iter().map(|p| json!({
             "product_id": p.product_id,
             "name": p.name,
             "price": p.unit_price.map(|price| money(price, currency)),
-            "url": p.url,
-            "image_url": p.image_url,
+            "url": link(p.url.as_deref()),
+            "image_url": link(p.image_url.as_deref()),
         })).collect::<Vec<_>>(),
         "coupon_code": coupon_code,
         "discount_percent": settings.discount_percent,
@@ -236,4 +236,10 @@ async fn existing_coupon(
         .await
         .context("loading a cart's coupon")?
         .and_then(|r| r.coupon_code))
+}
+
+/// A stored URL fit for an email's `href`: rows written before URLs were checked at input may
+/// hold any scheme, and an email must never link to `javascript:` or `data:`.
+fn link(url: Option<&str>) -> Option<String> {
+    url.and_then(|url| crate::input::http_url("url", url).ok())
 }

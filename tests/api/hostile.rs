@@ -231,6 +231,39 @@ async fn a_landing_url_with_a_line_break_is_refused_when_written() {
 }
 
 #[tokio::test]
+async fn a_poisoned_landing_url_stored_before_the_checks_still_redirects() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+
+    let app = TestApp::spawn().await;
+    let campaign = app
+        .create_campaign(json!({
+            "name": "Old",
+            "referrerReward": { "kind": "POINTS", "amount": 100 },
+            "refereeReward": { "kind": "POINTS", "amount": 100 },
+        }))
+        .await;
+    let id: uuid::Uuid = campaign["id"].as_str().unwrap().parse().unwrap();
+    let mut row: tandem::entities::campaign::ActiveModel =
+        tandem::entities::campaign::Entity::find_by_id(id)
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .into();
+    row.landing_url = Set(Some("https://shop.example/\r\nSet-Cookie: a=b".into()));
+    row.update(&app.state.db).await.unwrap();
+    let code = app.referral_code_of("ann").await;
+    let response = app.get(&format!("/r/{code}")).await;
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        !location.contains('\n') && !location.contains('\r'),
+        "{location}"
+    );
+    assert!(response.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
 async fn the_ref_parameter_survives_a_fragment_in_the_landing_url() {
     let app = TestApp::spawn().await;
     app.create_campaign(json!({
@@ -539,11 +572,11 @@ async fn health_answers_while_the_largest_allowed_queries_run() {
             })
         })
         .collect();
-    for _ in 0..5 {
-        let health = tokio::time::timeout(Duration::from_secs(5), app.get("/health"))
+    for path in ["/health", "/ready", "/health", "/ready", "/health"] {
+        let answer = tokio::time::timeout(Duration::from_secs(5), app.get(path))
             .await
-            .expect("/health answers while heavy queries run");
-        assert_eq!(health.status(), 200);
+            .expect("health checks answer while heavy queries run");
+        assert_eq!(answer.status(), 200, "{path}");
     }
     for task in heavy {
         let response = task.await.unwrap();
