@@ -467,16 +467,9 @@ async fn head_on_a_share_link_answers_like_get_without_recording_a_click() {
 
 #[tokio::test]
 async fn a_request_over_the_time_limit_is_stopped_and_leaves_nothing_behind() {
-    use sea_orm::ConnectionTrait;
-
     let app = TestApp::spawn_with(&[("TANDEM_REQUEST_TIMEOUT", "1s")]).await;
     app.register_customer("ann", "ann@example.com").await;
-    // Hold the customer's row (PostgreSQL) and the write lock (SQLite) so the update must wait.
-    let blocker = tandem::db::begin_write(&app.state.db).await.unwrap();
-    blocker
-        .execute_unprepared("UPDATE customers SET name = name WHERE external_id = 'ann'")
-        .await
-        .unwrap();
+    let blocker = hold_customer(&app, "ann").await;
     let started = Instant::now();
     let response = app
         .graphql(
@@ -488,28 +481,15 @@ async fn a_request_over_the_time_limit_is_stopped_and_leaves_nothing_behind() {
     assert_eq!(error_code(&response), Some("TIMEOUT"), "{response}");
     assert!(started.elapsed() < Duration::from_secs(10));
     blocker.rollback().await.unwrap();
-    let response = app
-        .graphql(
-            Some(&app.service_token()),
-            "{ customer(externalId: \"ann\") { name } }",
-            json!({}),
-        )
-        .await;
-    assert_ne!(data(&response)["customer"]["name"], "Changed");
+    assert_ne!(name_of(&app, "ann").await, "Changed");
     app.assert_still_serves().await;
 }
 
 #[tokio::test]
 async fn a_client_that_hangs_up_has_its_request_cancelled() {
-    use sea_orm::ConnectionTrait;
-
     let app = TestApp::spawn().await;
     app.register_customer("ann", "ann@example.com").await;
-    let blocker = tandem::db::begin_write(&app.state.db).await.unwrap();
-    blocker
-        .execute_unprepared("UPDATE customers SET name = name WHERE external_id = 'ann'")
-        .await
-        .unwrap();
+    let blocker = hold_customer(&app, "ann").await;
     // The client gives up while the update waits for the lock.
     let gave_up = app
         .client
@@ -524,14 +504,7 @@ async fn a_client_that_hangs_up_has_its_request_cancelled() {
     blocker.rollback().await.unwrap();
     // Had the server gone on with it, the update would now go through.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let response = app
-        .graphql(
-            Some(&app.service_token()),
-            "{ customer(externalId: \"ann\") { name } }",
-            json!({}),
-        )
-        .await;
-    assert_ne!(data(&response)["customer"]["name"], "Changed");
+    assert_ne!(name_of(&app, "ann").await, "Changed");
     app.assert_still_serves().await;
 }
 
@@ -582,6 +555,32 @@ async fn health_answers_while_the_largest_allowed_queries_run() {
         let response = task.await.unwrap();
         assert!(response.get("errors").is_none(), "{response}");
     }
+}
+
+/// Holds a customer's row (PostgreSQL) and the write lock (SQLite) until the transaction ends,
+/// so a request that changes the customer must wait.
+async fn hold_customer(app: &TestApp, external_id: &str) -> sea_orm::DatabaseTransaction {
+    use sea_orm::ConnectionTrait;
+
+    let blocker = tandem::db::begin_write(&app.state.db).await.unwrap();
+    blocker
+        .execute_unprepared(&format!(
+            "UPDATE customers SET name = name WHERE external_id = '{external_id}'"
+        ))
+        .await
+        .unwrap();
+    blocker
+}
+
+async fn name_of(app: &TestApp, external_id: &str) -> Value {
+    let response = app
+        .graphql(
+            Some(&app.service_token()),
+            "query($id: String!) { customer(externalId: $id) { name } }",
+            json!({ "id": external_id }),
+        )
+        .await;
+    data(&response)["customer"]["name"].clone()
 }
 
 fn urlencode(text: &str) -> String {
