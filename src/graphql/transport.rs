@@ -102,11 +102,24 @@ enum Outcome {
     TimedOut(ServerError),
 }
 
-/// What each request shares: who calls, from where, and the limits.
+/// What the operations of one request share: who calls, from where, and when its time is up
+/// (a batch shares one time limit).
 struct Call<'a> {
     schema: &'a TandemSchema,
     state: &'a AppState,
     http: &'a HttpRequest,
+    deadline: tokio::time::Instant,
+}
+
+impl<'a> Call<'a> {
+    fn new(schema: &'a TandemSchema, state: &'a AppState, http: &'a HttpRequest) -> Self {
+        Self {
+            schema,
+            state,
+            http,
+            deadline: tokio::time::Instant::now() + state.settings.http.request_timeout,
+        }
+    }
 }
 
 /// `POST /graphql`: a JSON body holding one operation, or a batch (a JSON array) of them.
@@ -117,16 +130,25 @@ pub async fn post(
     payload: web::Payload,
 ) -> HttpResponse {
     let format = Format::from_request(&http);
+    let call = Call::new(&schema, &state, &http);
     let limits = state.settings.http;
-    let body = match read_body(&http, payload, &limits).await {
-        Ok(body) => body,
-        Err(refusal) => return refused(format, refusal),
-    };
-    let call = Call {
-        schema: &schema,
-        state: &state,
-        http: &http,
-    };
+    // A body sent slowly counts against the same time limit as the work it asks for.
+    let body =
+        match tokio::time::timeout_at(call.deadline, read_body(&http, payload, &limits)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(refusal)) => return refused(format, refusal),
+            Err(_) => {
+                return refused(
+                    format,
+                    Refusal {
+                        status: StatusCode::REQUEST_TIMEOUT,
+                        message: "The request body did not arrive within the time limit \
+                              (TANDEM_REQUEST_TIMEOUT)"
+                            .into(),
+                    },
+                );
+            }
+        };
     match parse_post_body(&body, &limits) {
         Err(refusal) => refused(format, refusal),
         Ok(Body::Single(operation)) => {
@@ -178,12 +200,9 @@ pub async fn get(
             .content_type(header::ContentType::html())
             .body(GraphiQLSource::build().endpoint("/graphql").finish());
     }
-    let call = Call {
-        schema: &schema,
-        state: &state,
-        http: &http,
-    };
-    let operation = match parse_get_params(params) {
+    let call = Call::new(&schema, &state, &http);
+    // GET parameters are strings; `variables` and `extensions` hold JSON text.
+    let operation = match parse_params(params, true) {
         Ok(operation) => operation,
         Err(refusal) => return refused(format, refusal),
     };
@@ -308,13 +327,9 @@ fn parse_post_body(body: &[u8], limits: &HttpLimits) -> Result<Body, Refusal> {
     }
 }
 
-/// GET parameters are strings; `variables` and `extensions` hold JSON text.
-fn parse_get_params(params: Map<String, serde_json::Value>) -> Result<Operation, Refusal> {
-    parse_params(params, true)
-}
-
 /// The parameters of one operation: `query` (a string, required), `operationName` (a string or
-/// null), `variables` and `extensions` (objects or null). Other keys are ignored.
+/// null), `variables` and `extensions` (objects or null; JSON text when `encoded`, as in a URL).
+/// Other keys are ignored.
 fn parse_params(
     mut params: Map<String, serde_json::Value>,
     encoded: bool,
@@ -410,7 +425,7 @@ impl Call<'_> {
         }
         request.set_parsed_query(document);
         let Ok(response) =
-            tokio::time::timeout(limits.request_timeout, self.schema.execute(request)).await
+            tokio::time::timeout_at(self.deadline, self.schema.execute(request)).await
         else {
             let mut error = ServerError::new(
                 format!(
@@ -501,10 +516,15 @@ fn answer(format: Format, outcome: Outcome) -> HttpResponse {
 }
 
 fn refused(format: Format, refusal: Refusal) -> HttpResponse {
+    let code = if refusal.status == StatusCode::REQUEST_TIMEOUT {
+        "TIMEOUT"
+    } else {
+        "BAD_USER_INPUT"
+    };
     let body = json!({
         "errors": [{
             "message": refusal.message,
-            "extensions": { "code": "BAD_USER_INPUT" },
+            "extensions": { "code": code },
         }]
     });
     respond(format, refusal.status, body.to_string())

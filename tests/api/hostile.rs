@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, assert_error, data, error_code};
@@ -482,6 +484,26 @@ async fn a_request_over_the_time_limit_is_stopped_and_leaves_nothing_behind() {
     assert!(started.elapsed() < Duration::from_secs(10));
     blocker.rollback().await.unwrap();
     assert_ne!(name_of(&app, "ann").await, "Changed");
+    app.assert_still_serves().await;
+}
+
+#[tokio::test]
+async fn a_body_that_never_finishes_arriving_gets_408() {
+    let app = TestApp::spawn_with(&[("TANDEM_REQUEST_TIMEOUT", "1s")]).await;
+    let first: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(b"{\"query\": ".to_vec())];
+    let stream = futures::stream::iter(first).chain(futures::stream::pending());
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.post_graphql_raw(
+            Some("application/json"),
+            None,
+            reqwest::Body::wrap_stream(stream),
+        ),
+    )
+    .await
+    .expect("the server gives up on the body");
+    assert_eq!(response.status(), 408);
+    assert_error(&json_of(response).await, "TIMEOUT");
     app.assert_still_serves().await;
 }
 
