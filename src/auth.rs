@@ -48,7 +48,16 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+/// A token's `aud`: RFC 7519 allows one string or an array of them. The validator checks that
+/// the configured audience is among them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// A caller whose token was accepted.
@@ -166,7 +175,7 @@ impl JwtKeys {
             nbf: None,
             iat: Some(now.timestamp()),
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience.clone().map(Audience::One),
         };
         jsonwebtoken::encode(&Header::new(self.algorithm), &claims, encoding)
             .map_err(|e| AppError::internal("signing a token", e))

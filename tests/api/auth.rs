@@ -179,6 +179,12 @@ async fn issuer_and_audience_are_checked_when_configured() {
     let claims = |iss: &str, aud: &str| json!({ "sub": "ops", "role": "admin", "exp": exp_in(Duration::hours(1)), "iss": iss, "aud": aud });
     let good = sign_hs256(&claims("https://id.shop.example", "tandem"), TEST_SECRET);
     data(&customers_with(&app, &good).await);
+    // RFC 7519: `aud` may be an array; the configured audience must be one of its entries.
+    let many = |aud: Value| json!({ "sub": "ops", "role": "admin", "exp": exp_in(Duration::hours(1)), "iss": "https://id.shop.example", "aud": aud });
+    let listed = sign_hs256(&many(json!(["billing", "tandem"])), TEST_SECRET);
+    data(&customers_with(&app, &listed).await);
+    let unlisted = sign_hs256(&many(json!(["billing", "other"])), TEST_SECRET);
+    assert_error(&customers_with(&app, &unlisted).await, "UNAUTHENTICATED");
     for bad in [
         claims("https://evil.example", "tandem"),
         claims("https://id.shop.example", "other"),
