@@ -6,8 +6,8 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 /// How long a SQLite writer waits for another to finish before giving up. Requests queue behind
@@ -36,9 +36,32 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
-/// Applies every pending migration.
+/// The key of the PostgreSQL advisory lock taken around migrating ("tandem" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x7461_6e64_656d;
+
+/// Applies every pending migration, all in one transaction that first takes a lock no other
+/// process can hold at once: the write lock on SQLite (`BEGIN IMMEDIATE`), a transaction-scoped
+/// advisory lock on PostgreSQL. So any number of processes can start at once on a fresh
+/// database: the first migrates, the others wait, then find nothing to do.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    let txn = begin_write(db).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+        ))
+        .await?;
+    }
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
+}
+
+/// Names of the migrations not yet applied, without creating or changing anything.
+pub async fn pending_migrations(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_pending_migrations_read_only(db)
+        .await?
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect())
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock up front

@@ -7,7 +7,7 @@ use tandem::auth::Role;
 use tandem::clock::{Clock, SystemClock};
 use tandem::config::Settings;
 use tandem::server::Application;
-use tandem::state::{AppState, StartError};
+use tandem::state::{AppState, Migrations, StartError};
 
 /// Tandem: a self-hosted GraphQL backend for referral and loyalty programs.
 #[derive(Parser)]
@@ -20,9 +20,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the API (the default).
-    Serve,
+    Serve {
+        #[command(flatten)]
+        start: StartOptions,
+    },
     /// Run the background workers only (email delivery and the scheduler), for scale-out.
-    Worker,
+    Worker {
+        #[command(flatten)]
+        start: StartOptions,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print a signed token for calling the API.
@@ -38,6 +44,23 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+}
+
+#[derive(clap::Args, Default)]
+struct StartOptions {
+    /// Apply no migrations: refuse to start unless `tandem migrate` has already run.
+    #[arg(long)]
+    no_migrate: bool,
+}
+
+impl StartOptions {
+    fn migrations(&self) -> Migrations {
+        if self.no_migrate {
+            Migrations::Require
+        } else {
+            Migrations::Apply
+        }
+    }
 }
 
 #[actix_web::main]
@@ -56,7 +79,10 @@ async fn main() -> ExitCode {
         // Colour codes only where a person reads them; log collectors get plain text.
         .with_ansi(std::io::stdout().is_terminal() && std::io::stderr().is_terminal())
         .init();
-    match run(cli.command.unwrap_or(Command::Serve)).await {
+    let command = cli.command.unwrap_or(Command::Serve {
+        start: StartOptions::default(),
+    });
+    match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tandem: {error}");
@@ -70,8 +96,8 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
         Command::Schema => unreachable!("handled before start-up"),
-        Command::Worker => {
-            let state = AppState::init(settings, clock).await?;
+        Command::Worker { start } => {
+            let state = AppState::init_with(settings, clock, start.migrations()).await?;
             tracing::info!("tandem worker: delivering email and running the scheduler");
             tokio::select! {
                 () = tandem::jobs::scheduler::run_forever(state.clone()) => {}
@@ -87,8 +113,8 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let ttl = chrono::Duration::from_std(ttl)?;
             println!("{}", state.jwt.mint(role, &sub, ttl, clock.now())?);
         }
-        Command::Serve => {
-            let state = AppState::init(settings, clock.clone()).await?;
+        Command::Serve { start } => {
+            let state = AppState::init_with(settings, clock.clone(), start.migrations()).await?;
             let app = Application::build(state)?;
             let base = format!("http://{}:{}", app.state().settings.bind.ip(), app.port());
             let mut banner = format!("Tandem is listening on {base}\nGraphiQL: {base}/graphql\n");

@@ -35,6 +35,20 @@ pub enum StartError {
     Database(#[from] DbErr),
     #[error("TANDEM_BIND: cannot listen: {0}")]
     Bind(#[from] std::io::Error),
+    #[error(
+        "DATABASE_URL: {0} migration(s) have not been applied; run `tandem migrate` first, or start without --no-migrate"
+    )]
+    NotMigrated(usize),
+}
+
+/// What start-up does about the database schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply pending migrations (under a lock on PostgreSQL).
+    Apply,
+    /// Apply nothing; refuse to start when a migration is pending (`--no-migrate`, for
+    /// deployments that run `tandem migrate` as a step of their own).
+    Require,
 }
 
 impl AppState {
@@ -48,8 +62,26 @@ impl AppState {
 
     /// Connects, migrates, and loads (or generates) the server's keys.
     pub async fn init(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        Self::init_with(settings, clock, Migrations::Apply).await
+    }
+
+    /// Connects, applies pending migrations or requires that there are none, and loads (or
+    /// generates) the server's keys.
+    pub async fn init_with(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        migrations: Migrations,
+    ) -> Result<Self, StartError> {
         let db = db::connect(settings.database_url.expose()).await?;
-        db::migrate(&db).await?;
+        match migrations {
+            Migrations::Apply => db::migrate(&db).await?,
+            Migrations::Require => {
+                let pending = db::pending_migrations(&db).await?;
+                if !pending.is_empty() {
+                    return Err(StartError::NotMigrated(pending.len()));
+                }
+            }
+        }
         let generated_secret = match &settings.jwt.secret {
             None if settings.jwt.public_key_pem.is_none() => {
                 tracing::warn!(

@@ -224,3 +224,51 @@ async fn a_bad_setting_stops_the_start_with_one_line_naming_it() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("TANDEM_BIND"), "{stderr}");
 }
+
+#[tokio::test]
+async fn three_processes_started_at_once_on_a_fresh_database_all_migrate_it() {
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let runs: Vec<_> = (0..3)
+        .map(|_| tandem(&database, &dir).arg("migrate").output())
+        .collect();
+    for output in futures::future::join_all(runs).await {
+        let output = output.unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // Migrated: a server that applies nothing starts and serves.
+    let mut child = tandem(&database, &dir)
+        .args(["serve", "--no-migrate"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the banner is printed")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(first.starts_with("Tandem is listening on "), "{first}");
+}
+
+#[tokio::test]
+async fn serve_with_no_migrate_refuses_an_unmigrated_database() {
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    for command in ["serve", "worker"] {
+        let output = tandem(&database, &dir)
+            .args([command, "--no-migrate"])
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("tandem migrate"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
