@@ -57,6 +57,9 @@ pub struct Settings {
     pub mail: MailSettings,
     pub carts: CartSettings,
     pub http: HttpLimits,
+    /// How long a SQLite writer waits for the write lock before the request answers
+    /// `UNAVAILABLE`.
+    pub sqlite_busy_timeout: std::time::Duration,
 }
 
 /// What one HTTP request may cost.
@@ -207,6 +210,11 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ("TANDEM_MAX_BATCH", "max_batch", Some("10")),
     ("TANDEM_MAX_BODY_BYTES", "max_body_bytes", Some("65536")),
     ("TANDEM_REQUEST_TIMEOUT", "request_timeout", Some("10s")),
+    (
+        "TANDEM_SQLITE_BUSY_TIMEOUT",
+        "sqlite_busy_timeout",
+        Some("30s"),
+    ),
 ];
 
 /// The file read when `TANDEM_CONFIG` does not name another.
@@ -402,6 +410,7 @@ impl Settings {
 
         Ok(Self {
             http,
+            sqlite_busy_timeout: duration("TANDEM_SQLITE_BUSY_TIMEOUT")?,
             referral_daily_limit: count("TANDEM_REFERRAL_DAILY_LIMIT")?,
             signup_ip_hourly_limit: count("TANDEM_SIGNUP_IP_HOURLY_LIMIT")?,
             scheduler_interval,

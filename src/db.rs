@@ -10,12 +10,12 @@ use sea_orm::{
     DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
-/// How long a SQLite writer waits for another to finish before giving up. Requests queue behind
-/// each other for up to this long instead of failing.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Opens a pool on `url`. A SQLite file is created when missing and runs in WAL mode.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+/// Opens a pool on `url`. A SQLite file is created when missing and runs in WAL mode; a writer
+/// waits up to `sqlite_busy_timeout` for another to finish, so requests queue instead of failing.
+pub async fn connect(
+    url: &str,
+    sqlite_busy_timeout: Duration,
+) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
@@ -23,11 +23,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if url.starts_with("sqlite:") {
         options
             .max_connections(8)
-            .map_sqlx_sqlite_opts(|opts: SqliteConnectOptions| {
+            .map_sqlx_sqlite_opts(move |opts: SqliteConnectOptions| {
                 opts.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .busy_timeout(sqlite_busy_timeout)
                     .foreign_keys(true)
             });
     } else {

@@ -19,6 +19,10 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The database is busy (a lock wait ran out, the pool is exhausted): nothing was written,
+    /// and the same request can be retried.
+    #[error("{0}")]
+    Unavailable(String),
     /// A fault on our side. The context is logged; the client gets a generic message.
     #[error("{context}: {source}")]
     Internal {
@@ -54,6 +58,7 @@ impl AppError {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
+            Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal { .. } => "INTERNAL",
         }
     }
@@ -66,7 +71,44 @@ pub trait DbContext<T> {
 
 impl<T> DbContext<T> for Result<T, sea_orm::DbErr> {
     fn context(self, what: &str) -> Result<T, AppError> {
-        self.map_err(|e| AppError::internal(what, e))
+        self.map_err(|e| from_db(what, e))
+    }
+}
+
+/// A database error on its way to the client: contention that a retry can get past is
+/// `UNAVAILABLE`, anything else `INTERNAL`.
+pub fn from_db(what: &str, error: sea_orm::DbErr) -> AppError {
+    if is_contention(&error) {
+        tracing::warn!(%error, "{what}: the database is busy");
+        AppError::Unavailable(format!(
+            "The database is busy ({what}) and nothing was saved; try the same request again in a moment"
+        ))
+    } else {
+        AppError::internal(what, error)
+    }
+}
+
+/// Lock waits that ran out and an exhausted pool: SQLite's SQLITE_BUSY and SQLITE_LOCKED (with
+/// their extended codes), PostgreSQL's serialization failure, deadlock and lock_not_available.
+fn is_contention(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let runtime = match error {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else {
+        return false;
+    };
+    if matches!(**sqlx, sea_orm::sqlx::Error::PoolTimedOut) {
+        return true;
+    }
+    let Some(code) = sqlx.as_database_error().and_then(|e| e.code()) else {
+        return false;
+    };
+    match code.parse::<u32>() {
+        Ok(sqlite) => matches!(sqlite & 0xff, 5 | 6),
+        Err(_) => matches!(code.as_ref(), "40001" | "40P01" | "55P03"),
     }
 }
 
@@ -123,6 +165,7 @@ mod tests {
         assert_eq!(code_of(AppError::Forbidden("x".into())), "FORBIDDEN");
         assert_eq!(code_of(AppError::NotFound("x".into())), "NOT_FOUND");
         assert_eq!(code_of(AppError::Conflict("x".into())), "CONFLICT");
+        assert_eq!(code_of(AppError::Unavailable("x".into())), "UNAVAILABLE");
         assert_eq!(
             code_of(AppError::internal(
                 "loading",

@@ -72,7 +72,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         migrations: Migrations,
     ) -> Result<Self, StartError> {
-        let db = db::connect(settings.database_url.expose()).await?;
+        let db = db::connect(settings.database_url.expose(), settings.sqlite_busy_timeout).await?;
         match migrations {
             Migrations::Apply => db::migrate(&db).await?,
             Migrations::Require => {

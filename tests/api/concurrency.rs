@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tandem::entities::{order, points_ledger_entry, referral_decision, reward};
 
 use crate::campaigns::points_campaign;
-use crate::common::{TestApp, data};
+use crate::common::{TestApp, assert_error, data};
 
 async fn count_rewards(app: &TestApp) -> (u64, u64) {
     let side = |side: &'static str| async move {
@@ -170,4 +170,28 @@ async fn parallel_refunds_never_refund_more_than_the_order() {
             "{failed}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_sqlite_lock_wait_that_runs_out_answers_unavailable_and_a_retry_succeeds() {
+    let app = TestApp::spawn_with(&[("TANDEM_SQLITE_BUSY_TIMEOUT", "300ms")]).await;
+    if app.state.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        // PostgreSQL writers wait on row locks, bounded by the request's time limit (see
+        // hostile::a_request_over_the_time_limit_is_stopped_and_leaves_nothing_behind).
+        return;
+    }
+    app.register_customer("ann", "ann@example.com").await;
+    let blocker = tandem::db::begin_write(&app.state.db).await.unwrap();
+    let update =
+        "mutation { updateCustomer(externalId: \"ann\", input: { name: \"Ann B\" }) { name } }";
+    let response = app
+        .graphql(Some(&app.service_token()), update, json!({}))
+        .await;
+    let message = assert_error(&response, "UNAVAILABLE");
+    assert!(message.contains("try the same request again"), "{message}");
+    blocker.rollback().await.unwrap();
+    let response = app
+        .graphql(Some(&app.service_token()), update, json!({}))
+        .await;
+    assert_eq!(data(&response)["updateCustomer"]["name"], "Ann B");
 }
