@@ -60,6 +60,56 @@ pub struct Settings {
     /// How long a SQLite writer waits for the write lock before the request answers
     /// `UNAVAILABLE`.
     pub sqlite_busy_timeout: std::time::Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// The proxies whose `X-Forwarded-For` header is believed: addresses and CIDR ranges. Empty by
+/// default, so a client cannot choose the address its clicks are counted under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(std::net::IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Parses `10.0.0.0/8, 192.168.1.10, ::1`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut ranges = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (address, bits) = part.split_once('/').unwrap_or((part, ""));
+            let address: std::net::IpAddr = address
+                .parse()
+                .map_err(|_| format!("'{part}' is not an IP address or a CIDR range"))?;
+            let max = if address.is_ipv4() { 32 } else { 128 };
+            let bits = if bits.is_empty() {
+                max
+            } else {
+                bits.parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| format!("'{part}' has a prefix length outside 0 to {max}"))?
+            };
+            ranges.push((address, bits));
+        }
+        Ok(Self(ranges))
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.0
+            .iter()
+            .any(|(network, bits)| in_range(ip, *network, *bits))
+    }
+}
+
+fn in_range(ip: std::net::IpAddr, network: std::net::IpAddr, bits: u8) -> bool {
+    use std::net::IpAddr;
+    let (ip, network, width) = match (ip.to_canonical(), network.to_canonical()) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            (u128::from(ip.to_bits()), u128::from(net.to_bits()), 32)
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => (ip.to_bits(), net.to_bits(), 128),
+        _ => return false,
+    };
+    let shift = width - u32::from(bits);
+    shift >= width || (ip >> shift) == (network >> shift)
 }
 
 /// What one HTTP request may cost.
@@ -215,6 +265,7 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
         "sqlite_busy_timeout",
         Some("30s"),
     ),
+    ("TANDEM_TRUSTED_PROXIES", "trusted_proxies", None),
 ];
 
 /// The file read when `TANDEM_CONFIG` does not name another.
@@ -411,6 +462,10 @@ impl Settings {
         Ok(Self {
             http,
             sqlite_busy_timeout: duration("TANDEM_SQLITE_BUSY_TIMEOUT")?,
+            trusted_proxies: TrustedProxies::parse(
+                &raw("TANDEM_TRUSTED_PROXIES").unwrap_or_default(),
+            )
+            .map_err(|problem| ConfigError::new("TANDEM_TRUSTED_PROXIES", problem))?,
             referral_daily_limit: count("TANDEM_REFERRAL_DAILY_LIMIT")?,
             signup_ip_hourly_limit: count("TANDEM_SIGNUP_IP_HOURLY_LIMIT")?,
             scheduler_interval,
@@ -514,12 +569,38 @@ mod tests {
             ("TANDEM_MAX_DEPTH", "0"),
             ("TANDEM_MAX_BODY_BYTES", "64k"),
             ("TANDEM_REQUEST_TIMEOUT", "forever"),
+            ("TANDEM_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TANDEM_TRUSTED_PROXIES", "proxy.local"),
         ];
         for (variable, value) in cases {
             let error = Settings::from_sources(&env(&[(variable, value)]), None).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");
             assert!(error.to_string().starts_with(variable));
         }
+    }
+
+    #[test]
+    fn trusted_proxies_hold_addresses_and_ranges() {
+        let trusted =
+            TrustedProxies::parse("10.0.0.0/8, 192.168.1.10, ::1, 2001:db8::/32").unwrap();
+        for ip in [
+            "10.1.2.3",
+            "192.168.1.10",
+            "::1",
+            "2001:db8::7",
+            "::ffff:10.9.9.9",
+        ] {
+            assert!(trusted.contains(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["11.0.0.1", "192.168.1.11", "::2", "2001:db9::1"] {
+            assert!(!trusted.contains(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(TrustedProxies::parse("").unwrap().0.is_empty());
+        assert!(
+            TrustedProxies::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
     }
 
     #[test]

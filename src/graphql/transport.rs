@@ -418,7 +418,10 @@ impl Call<'_> {
         let mut request = Request::new(operation.query)
             .variables(operation.variables)
             .data(viewer)
-            .data(Visitor::from_request(self.http))
+            .data(Visitor::from_request(
+                self.http,
+                &state.settings.trusted_proxies,
+            ))
             .data(loaders::for_request(state.db.clone()));
         if let Some(name) = operation.operation_name {
             request = request.operation_name(name);

@@ -2,12 +2,15 @@
 //! user agent) and send the visitor to the campaign's landing page with `?ref=CODE`. An unknown
 //! code still lands, without `ref`, and records nothing.
 
-use actix_web::http::header::{HeaderValue, LOCATION, USER_AGENT};
+use std::net::IpAddr;
+
+use actix_web::http::header::{HeaderValue, LOCATION, USER_AGENT, X_FORWARDED_FOR};
 use actix_web::{HttpRequest, HttpResponse, web};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use uuid::Uuid;
 
 use crate::campaigns::service as campaigns;
+use crate::config::TrustedProxies;
 use crate::entities::referral_click;
 use crate::error::{AppError, DbContext};
 use crate::referrals::attribution::find_referrer;
@@ -30,12 +33,18 @@ pub struct Visitor {
 }
 
 impl Visitor {
-    pub fn from_request(request: &HttpRequest) -> Self {
+    /// The visitor's address is the peer's, unless the peer is a trusted proxy: then it is the
+    /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn from_request(request: &HttpRequest, trusted: &TrustedProxies) -> Self {
+        let peer = request.peer_addr().map(|addr| addr.ip());
+        let ip = match peer {
+            Some(peer) if trusted.contains(peer) => {
+                forwarded_client(request, trusted).or(Some(peer))
+            }
+            other => other,
+        };
         Self {
-            ip: request
-                .connection_info()
-                .realip_remote_addr()
-                .map(str::to_owned),
+            ip: ip.map(|ip| ip.to_canonical().to_string()),
             user_agent: request
                 .headers()
                 .get(USER_AGENT)
@@ -43,6 +52,24 @@ impl Visitor {
                 .map(|ua| ua.chars().take(512).collect()),
         }
     }
+}
+
+/// Walks `X-Forwarded-For` from the right (the hops our proxies added) past trusted proxies; an
+/// entry that is not an address ends the walk, and the peer's address is used instead.
+fn forwarded_client(request: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let hops: Vec<&str> = request
+        .headers()
+        .get_all(X_FORWARDED_FOR)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect();
+    for hop in hops.into_iter().rev() {
+        let hop: IpAddr = hop.trim().parse().ok()?;
+        if !trusted.contains(hop) {
+            return Some(hop);
+        }
+    }
+    None
 }
 
 /// What a click resolved to.
@@ -114,7 +141,7 @@ pub async fn follow_link(
     code: web::Path<String>,
     request: HttpRequest,
 ) -> HttpResponse {
-    let visitor = Visitor::from_request(&request);
+    let visitor = Visitor::from_request(&request, &state.settings.trusted_proxies);
     let url = match track(&state, &code, Channel::Link, &visitor).await {
         Ok(landing) => landing.url,
         Err(error) => {

@@ -676,3 +676,51 @@ async fn a_refused_review_rejects_the_referral() {
             .is_empty()
     );
 }
+
+/// The keyed hashes of the IP addresses stored with clicks, oldest first.
+async fn click_ip_hashes(app: &TestApp) -> Vec<Option<String>> {
+    use sea_orm::{EntityTrait, QueryOrder};
+    tandem::entities::referral_click::Entity::find()
+        .order_by_asc(tandem::entities::referral_click::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|click| click.ip_hash)
+        .collect()
+}
+
+async fn click_forwarded_for(app: &TestApp, code: &str, forwarded_for: &str) {
+    let response = app
+        .client
+        .get(format!("{}/r/{code}", app.address))
+        .header("x-forwarded-for", forwarded_for)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+    let app = TestApp::spawn().await;
+    let code = app.referral_code_of("ann").await;
+    click_forwarded_for(&app, &code, "203.0.113.7").await;
+    click_forwarded_for(&app, &code, "198.51.100.9").await;
+    let peer = Some(app.state.ip_hasher.hash("127.0.0.1"));
+    assert_eq!(click_ip_hashes(&app).await, vec![peer.clone(), peer]);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_client_is_the_last_untrusted_hop() {
+    let app = TestApp::spawn_with(&[("TANDEM_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]).await;
+    let code = app.referral_code_of("ann").await;
+    // A client may prepend anything; only the hops our proxies appended are believed.
+    click_forwarded_for(&app, &code, "1.1.1.1, 203.0.113.7, 10.1.2.3").await;
+    click_forwarded_for(&app, &code, "not-an-address").await;
+    let hash = |ip: &str| Some(app.state.ip_hasher.hash(ip));
+    assert_eq!(
+        click_ip_hashes(&app).await,
+        vec![hash("203.0.113.7"), hash("127.0.0.1")]
+    );
+}
