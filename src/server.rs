@@ -68,12 +68,26 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().body("ok")
 }
 
+/// Ready when the database answers and its schema is the one this build expects (an emptied or
+/// older database is not ready, even though it answers).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    match state.db.ping().await {
-        Ok(()) => HttpResponse::Ok().body("ready"),
+    if let Err(error) = state.db.ping().await {
+        tracing::warn!(%error, "readiness check: the database does not answer");
+        return HttpResponse::ServiceUnavailable().body("the database does not answer");
+    }
+    match crate::db::pending_migrations(&state.db).await {
+        Ok(pending) if pending.is_empty() => HttpResponse::Ok().body("ready"),
+        Ok(pending) => {
+            tracing::warn!(
+                pending = pending.len(),
+                "readiness check: migrations are pending"
+            );
+            HttpResponse::ServiceUnavailable()
+                .body("the database schema is not migrated; run `tandem migrate`")
+        }
         Err(error) => {
-            tracing::warn!(%error, "readiness check: the database does not answer");
-            HttpResponse::ServiceUnavailable().body("the database does not answer")
+            tracing::warn!(%error, "readiness check: cannot read the applied migrations");
+            HttpResponse::ServiceUnavailable().body("the database schema cannot be read")
         }
     }
 }

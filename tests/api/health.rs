@@ -22,6 +22,23 @@ async fn ready_answers_503_when_the_database_is_gone() {
 }
 
 #[tokio::test]
+async fn ready_answers_503_when_the_schema_is_gone() {
+    use sea_orm::ConnectionTrait;
+
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/ready").await.status(), 200);
+    app.state
+        .db
+        .execute_unprepared("DROP TABLE seaql_migrations")
+        .await
+        .unwrap();
+    let response = app.get("/ready").await;
+    assert_eq!(response.status(), 503);
+    assert!(response.text().await.unwrap().contains("tandem migrate"));
+    assert_eq!(app.get("/health").await.status(), 200);
+}
+
+#[tokio::test]
 async fn graphiql_is_served_to_a_browser() {
     let app = TestApp::spawn().await;
     let response = app
