@@ -15,6 +15,7 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Request, Response, ServerError, Value, Variables};
 use serde_json::{Map, json};
 
+use crate::auth::Viewer;
 use crate::config::HttpLimits;
 use crate::graphql::limits::{self, Syntax};
 use crate::graphql::{TandemSchema, loaders};
@@ -107,16 +108,22 @@ enum Outcome {
 struct Call<'a> {
     schema: &'a TandemSchema,
     state: &'a AppState,
-    http: &'a HttpRequest,
+    viewer: Viewer,
+    visitor: Visitor,
     deadline: tokio::time::Instant,
 }
 
 impl<'a> Call<'a> {
-    fn new(schema: &'a TandemSchema, state: &'a AppState, http: &'a HttpRequest) -> Self {
+    fn new(schema: &'a TandemSchema, state: &'a AppState, http: &HttpRequest) -> Self {
+        let authorization = http
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|value| value.to_str().unwrap_or_default());
         Self {
             schema,
             state,
-            http,
+            viewer: state.jwt.viewer(authorization, state.clock.now()),
+            visitor: Visitor::from_request(http, &state.settings.trusted_proxies),
             deadline: tokio::time::Instant::now() + state.settings.http.request_timeout,
         }
     }
@@ -407,22 +414,11 @@ impl Call<'_> {
                 message: "Only queries can be sent with GET; send mutations with POST".into(),
             });
         }
-        let state = self.state;
-        let viewer = state.jwt.viewer(
-            self.http
-                .headers()
-                .get(header::AUTHORIZATION)
-                .map(|value| value.to_str().unwrap_or_default()),
-            state.clock.now(),
-        );
         let mut request = Request::new(operation.query)
             .variables(operation.variables)
-            .data(viewer)
-            .data(Visitor::from_request(
-                self.http,
-                &state.settings.trusted_proxies,
-            ))
-            .data(loaders::for_request(state.db.clone()));
+            .data(self.viewer.clone())
+            .data(self.visitor.clone())
+            .data(loaders::for_request(self.state.db.clone()));
         if let Some(name) = operation.operation_name {
             request = request.operation_name(name);
         }
