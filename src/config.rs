@@ -62,6 +62,9 @@ pub struct Settings {
     pub sqlite_busy_timeout: std::time::Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
+    /// How far the merchant's clock may be behind Tandem's: an order placed up to this long
+    /// before a cart change or a referral still counts as after it.
+    pub clock_skew: std::time::Duration,
 }
 
 /// The proxies whose `X-Forwarded-For` header is believed: addresses and CIDR ranges. Empty by
@@ -156,8 +159,12 @@ pub struct MailSettings {
     pub dir: PathBuf,
     /// A folder whose template folders replace the built-in ones.
     pub template_dir: Option<PathBuf>,
-    /// Tries before a row is DEAD.
+    /// Tries before a row is DEAD; with the backoff schedule the default spans over a day.
     pub max_attempts: u32,
+    /// The longest one SMTP conversation may take, greeting and every reply included.
+    pub smtp_timeout: std::time::Duration,
+    /// SENT rows older than this many days are deleted by the scheduler.
+    pub retention_days: u32,
     /// How often the delivery worker looks for due email.
     pub poll_interval: std::time::Duration,
 }
@@ -226,7 +233,14 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
         Some("60s"),
     ),
     ("TANDEM_TEMPLATE_DIR", "template_dir", None),
-    ("TANDEM_MAIL_MAX_ATTEMPTS", "mail_max_attempts", Some("8")),
+    ("TANDEM_MAIL_MAX_ATTEMPTS", "mail_max_attempts", Some("16")),
+    ("TANDEM_SMTP_TIMEOUT", "smtp_timeout", Some("60s")),
+    (
+        "TANDEM_OUTBOX_RETENTION_DAYS",
+        "outbox_retention_days",
+        Some("30"),
+    ),
+    ("TANDEM_CLOCK_SKEW", "clock_skew", Some("10m")),
     (
         "TANDEM_MAIL_POLL_INTERVAL",
         "mail_poll_interval",
@@ -466,6 +480,9 @@ impl Settings {
                 &raw("TANDEM_TRUSTED_PROXIES").unwrap_or_default(),
             )
             .map_err(|problem| ConfigError::new("TANDEM_TRUSTED_PROXIES", problem))?,
+            clock_skew: Some(duration("TANDEM_CLOCK_SKEW")?)
+                .filter(|skew| skew.as_secs() <= 24 * 3600)
+                .ok_or_else(|| ConfigError::new("TANDEM_CLOCK_SKEW", "must be at most 24h"))?,
             referral_daily_limit: count("TANDEM_REFERRAL_DAILY_LIMIT")?,
             signup_ip_hourly_limit: count("TANDEM_SIGNUP_IP_HOURLY_LIMIT")?,
             scheduler_interval,
@@ -485,6 +502,8 @@ impl Settings {
                 dir: PathBuf::from(raw("TANDEM_MAIL_DIR").unwrap_or_default()),
                 template_dir: raw("TANDEM_TEMPLATE_DIR").map(PathBuf::from),
                 max_attempts: count("TANDEM_MAIL_MAX_ATTEMPTS")?,
+                smtp_timeout: duration("TANDEM_SMTP_TIMEOUT")?,
+                retention_days: count("TANDEM_OUTBOX_RETENTION_DAYS")?,
                 poll_interval: duration("TANDEM_MAIL_POLL_INTERVAL")?,
             },
             carts,

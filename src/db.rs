@@ -75,6 +75,23 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
+/// Serialises, until the end of `txn`, every writer that locks the same `subject` (a string such
+/// as `"signup-ip:<hash>"`): a count-then-write limit on a subject with no row of its own to lock
+/// is then exact. On PostgreSQL this is a transaction-scoped advisory lock keyed by a 64-bit hash
+/// of the subject (a collision only makes two subjects wait for each other); on SQLite a write
+/// transaction ([`begin_write`]) already holds the database's one write lock.
+pub async fn lock_subject(txn: &impl ConnectionTrait, subject: &str) -> Result<(), DbErr> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [subject.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// One page of `query` in ascending `id` order after the cursor `after`, and whether more follow.
 /// Ids are UUID v7, so this is creation order.
 pub async fn keyset_page<E>(

@@ -60,6 +60,12 @@ impl AppState {
         }
     }
 
+    /// How far the merchant's clock may lag Tandem's (`TANDEM_CLOCK_SKEW`).
+    pub fn clock_skew(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.settings.clock_skew)
+            .unwrap_or(chrono::Duration::minutes(10))
+    }
+
     /// Connects, migrates, and loads (or generates) the server's keys.
     pub async fn init(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         Self::init_with(settings, clock, Migrations::Apply).await

@@ -8,6 +8,7 @@ mod m20261122_000002_create_customers;
 mod m20261122_000003_create_referrals;
 mod m20261122_000004_create_orders_rewards_points;
 mod m20261122_000005_create_email_and_carts;
+mod m20261123_000006_faults_and_races;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_referrals::Migration),
             Box::new(m20261122_000004_create_orders_rewards_points::Migration),
             Box::new(m20261122_000005_create_email_and_carts::Migration),
+            Box::new(m20261123_000006_faults_and_races::Migration),
         ]
     }
 }

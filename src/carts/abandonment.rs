@@ -26,7 +26,12 @@ const BATCH: u64 = 100;
 
 const TEMPLATES: [&str; 3] = ["cart_reminder", "cart_discount", "cart_last_call"];
 
-/// Advances every due cart by one stage; returns how many stage emails were written.
+/// How long a cart whose stage failed waits before the scan tries it again.
+const RETRY_AFTER_FAILURE: Duration = Duration::hours(1);
+
+/// Advances every due cart by one stage; returns how many stage emails were written. A cart that
+/// fails is logged with its id, marked with the error and tried again an hour later; the rest of
+/// the batch goes on.
 pub async fn scan(state: &AppState) -> Result<usize, AppError> {
     let now = state.clock.now();
     let due: Vec<uuid::Uuid> = cart::Entity::find()
@@ -41,15 +46,82 @@ pub async fn scan(state: &AppState) -> Result<usize, AppError> {
         .await
         .context("finding carts that are due")?;
     let mut written = 0;
+    // One aggregate over all order lines per pass, not one per email.
+    let mut best_sellers = None;
     for id in due {
-        if advance(state, now, id).await? {
-            written += 1;
+        match advance(state, now, id, &mut best_sellers).await {
+            Ok(true) => written += 1,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(cart = %id, %error, "a cart's abandonment stage failed; it is skipped");
+                if let Err(mark) = mark_failed(state, now, id, &error).await {
+                    tracing::error!(cart = %id, error = %mark, "recording a cart's failure");
+                }
+            }
         }
     }
     Ok(written)
 }
 
-async fn advance(state: &AppState, now: DateTime<Utc>, id: uuid::Uuid) -> Result<bool, AppError> {
+async fn mark_failed(
+    state: &AppState,
+    now: DateTime<Utc>,
+    id: uuid::Uuid,
+    error: &AppError,
+) -> Result<(), AppError> {
+    cart::Entity::update_many()
+        .col_expr(cart::Column::LastError, Expr::value(error.to_string()))
+        .col_expr(
+            cart::Column::NextStageAt,
+            Expr::value(now + RETRY_AFTER_FAILURE),
+        )
+        .col_expr(cart::Column::UpdatedAt, Expr::value(now))
+        .filter(cart::Column::Id.eq(id))
+        .filter(cart::Column::Status.eq(CartStatus::Active))
+        .exec(&state.db)
+        .await
+        .context("marking a failed cart")?;
+    Ok(())
+}
+
+async fn advance(
+    state: &AppState,
+    now: DateTime<Utc>,
+    id: uuid::Uuid,
+    best_sellers: &mut Option<Vec<String>>,
+) -> Result<bool, AppError> {
+    // Recommendations are read before the write transaction, so its lock is held only for the
+    // writes; the cart is claimed and checked again inside.
+    let Some(peek) = cart::Entity::find_by_id(id)
+        .one(&state.db)
+        .await
+        .context("loading a due cart")?
+    else {
+        return Ok(false);
+    };
+    let in_cart: Vec<String> = items_of(&peek)
+        .iter()
+        .map(|i| i.product_id.clone())
+        .collect();
+    if best_sellers.is_none() {
+        // Best sellers are a nicety: when they cannot be counted (an overflowing sum of rows
+        // stored before quantities were bounded, say), emails go out without them.
+        let best = crate::carts::recommendations::best_sellers(&state.db)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "counting best sellers; cart emails go without them");
+                Vec::new()
+            });
+        *best_sellers = Some(best);
+    }
+    let recommendations = recommend(
+        &state.db,
+        peek.customer_id,
+        &in_cart,
+        best_sellers.as_deref().unwrap_or_default(),
+    )
+    .await?;
+
     let txn = begin_write(&state.db)
         .await
         .context("starting a cart stage")?;
@@ -80,7 +152,7 @@ async fn advance(state: &AppState, now: DateTime<Utc>, id: uuid::Uuid) -> Result
     }
     let bought = order::Entity::find()
         .filter(order::Column::CustomerId.eq(cart.customer_id))
-        .filter(order::Column::PlacedAt.gte(cart.last_changed_at))
+        .filter(order::Column::PlacedAt.gte(cart.last_changed_at - state.clock_skew()))
         .count(&txn)
         .await
         .context("checking a cart for a purchase")?;
@@ -91,6 +163,15 @@ async fn advance(state: &AppState, now: DateTime<Utc>, id: uuid::Uuid) -> Result
     }
 
     let stage = cart.stage + 1;
+    let Some(template) = usize::try_from(stage - 1)
+        .ok()
+        .and_then(|index| TEMPLATES.get(index))
+    else {
+        // A stage past the last one (a stale next_stage_at): the sequence is over.
+        stop(&txn, cart.id, None).await?;
+        txn.commit().await.context("ending a cart sequence")?;
+        return Ok(false);
+    };
     let settings = &state.settings.carts;
     let coupon_code = match stage {
         2 => discount_coupon(&txn, now, &cart, settings.discount_percent).await?,
@@ -98,9 +179,7 @@ async fn advance(state: &AppState, now: DateTime<Utc>, id: uuid::Uuid) -> Result
         _ => None,
     };
     let items = items_of(&cart);
-    let in_cart: Vec<String> = items.iter().map(|i| i.product_id.clone()).collect();
     let currency = &state.settings.currency;
-    let recommendations = recommend(&txn, customer.id, &in_cart).await?;
     let data = json!({
         "cart_id": cart.id,
         "items": items.iter().map(|i| json!({
@@ -110,6 +189,7 @@ async fn advance(state: &AppState, now: DateTime<Utc>, id: uuid::Uuid) -> Result
             "image_url": link(i.image_url.as_deref()),
             "url": link(i.url.as_deref()),
         })).collect::<Vec<_>>(),
+        "total": crate::carts::service::total(&items).map(|t| money(t, currency)),
         "checkout_url": link(cart.checkout_url.as_deref()).unwrap_or_else(|| state.settings.public_url.clone()),
         "recommendations": recommendations.iter().map(|p| json!({
             "product_id": p.product_id,
@@ -121,21 +201,24 @@ async fn advance(state: &AppState, now: DateTime<Utc>, id: uuid::Uuid) -> Result
         "coupon_code": coupon_code,
         "discount_percent": settings.discount_percent,
     });
-    let template = TEMPLATES[(stage - 1) as usize];
     let written = outbox::enqueue(
         &txn,
         now,
-        OutgoingEmail::to_customer(
-            template,
-            &customer,
-            data,
-            format!("cart:{}:stage:{stage}", cart.id),
-            true,
-        ),
+        OutgoingEmail {
+            subject_key: Some(outbox::cart_subject(cart.id)),
+            ..OutgoingEmail::to_customer(
+                template,
+                &customer,
+                data,
+                format!("cart:{}:stage:{stage}", cart.id),
+                true,
+            )
+        },
     )
     .await?;
     cart::Entity::update_many()
         .col_expr(cart::Column::Stage, Expr::value(stage))
+        .col_expr(cart::Column::LastError, Expr::value(Option::<String>::None))
         .col_expr(
             cart::Column::NextStageAt,
             Expr::value(stage_delay(settings, stage + 1).map(|d| cart.last_changed_at + d)),

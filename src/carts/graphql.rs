@@ -104,6 +104,11 @@ impl Cart {
             })
             .collect()
     }
+    /// The sum of unit price × quantity over the items, in minor units; null only for a cart
+    /// stored before input bounds whose sum does not fit 64 bits.
+    async fn total(&self) -> Option<Long> {
+        service::total(&service::items_of(&self.0)).map(Long)
+    }
     /// Where the shopper finishes the purchase.
     async fn checkout_url(&self) -> Option<&str> {
         self.0.checkout_url.as_deref()
@@ -132,7 +137,9 @@ pub struct CartMutation;
 #[Object]
 impl CartMutation {
     /// Creates or updates a cart (service tokens). A change of items restarts the abandonment
-    /// clock; a stage already sent is not sent again; an empty cart stops the sequence.
+    /// clock; a stage already sent is not sent again; an empty cart stops the sequence. A
+    /// CONVERTED cart is final: an update answers it unchanged. A cart an order already named
+    /// is stored CONVERTED.
     async fn upsert_cart(&self, ctx: &Context<'_>, input: CartInput) -> Result<Cart> {
         let (state, _) = require(ctx, &[Role::Service])?;
         let update = CartUpdate {

@@ -24,10 +24,13 @@ pub struct Product {
     pub image_url: Option<String>,
 }
 
+/// Up to three products for the customer's cart email. `best_sellers` is [`best_sellers`], read
+/// once per scan.
 pub async fn recommend(
     db: &impl ConnectionTrait,
     customer_id: Uuid,
     in_cart: &[String],
+    best_sellers: &[String],
 ) -> Result<Vec<Product>, AppError> {
     let mut chosen: Vec<String> = Vec::new();
     let mut excluded: HashSet<String> = in_cart.iter().cloned().collect();
@@ -56,8 +59,7 @@ pub async fn recommend(
         take(bought_with, &mut chosen, &mut excluded);
     }
     if chosen.len() < MAX_RECOMMENDATIONS {
-        let best = best_sellers(db, &excluded).await?;
-        take(best, &mut chosen, &mut excluded);
+        take(best_sellers.to_vec(), &mut chosen, &mut excluded);
     }
     describe(db, chosen).await
 }
@@ -92,22 +94,23 @@ async fn co_purchased(
     product_ids(db, &statement).await
 }
 
-async fn best_sellers(
-    db: &impl ConnectionTrait,
-    excluded: &HashSet<String>,
-) -> Result<Vec<String>, AppError> {
+/// How many best sellers one aggregate reads: enough that three remain after excluding a
+/// cart's items and the customer's views.
+pub const BEST_SELLERS: u64 = 50;
+
+/// The most-bought products by quantity, best first: one aggregate over the order lines.
+pub async fn best_sellers(db: &impl ConnectionTrait) -> Result<Vec<String>, AppError> {
     let product = order_line::Column::ProductId;
     let statement = Query::select()
         .column(product)
         .from(order_line::Entity)
-        .and_where(Expr::col(product).is_not_in(excluded.iter().cloned()))
         .group_by_col(product)
         .order_by_expr(
             Func::sum(Expr::col(order_line::Column::Quantity)).into(),
             Order::Desc,
         )
         .order_by(product, Order::Asc)
-        .limit(MAX_RECOMMENDATIONS as u64)
+        .limit(BEST_SELLERS)
         .to_owned();
     product_ids(db, &statement).await
 }

@@ -95,8 +95,28 @@ pub fn items_of(cart: &cart::Model) -> Vec<CartItem> {
     serde_json::from_value(cart.items.clone()).unwrap_or_default()
 }
 
+/// The sum of price × quantity over the lines, or `None` if it does not fit an `i64` (input
+/// bounds keep checked carts far inside; rows stored before the bounds may not be).
+pub fn total(items: &[CartItem]) -> Option<i64> {
+    items.iter().try_fold(0i64, |sum, item| {
+        item.unit_price
+            .checked_mul(item.quantity)
+            .and_then(|line| sum.checked_add(line))
+    })
+}
+
+/// The lock that serialises the writers of one cart id: its upserts and the orders that name
+/// it, so an order and its cart arriving at once cannot leave the cart ACTIVE.
+async fn lock_cart_id(txn: &impl ConnectionTrait, external_id: &str) -> Result<(), AppError> {
+    crate::db::lock_subject(txn, &format!("cart:{external_id}"))
+        .await
+        .context("locking a cart id")
+}
+
 /// Creates or updates a cart. A change of items restarts the clock for the next stage; a stage
-/// already sent is never sent again; no items stops the sequence.
+/// already sent is never sent again; no items stops the sequence. A converted cart is final: an
+/// update of it changes nothing and answers the cart as it is. A cart that arrives after an
+/// order named it is stored converted.
 pub async fn upsert(
     db: &DatabaseConnection,
     clock: &dyn Clock,
@@ -105,6 +125,7 @@ pub async fn upsert(
 ) -> Result<cart::Model, AppError> {
     let now = clock.now();
     let txn = begin_write(db).await.context("starting a cart update")?;
+    lock_cart_id(&txn, &update.external_id).await?;
     let customer = customers::get_by_external_id(&txn, &update.customer_external_id).await?;
     let items = serde_json::to_value(&update.items)
         .map_err(|e| AppError::internal("encoding cart items", e))?;
@@ -115,7 +136,15 @@ pub async fn upsert(
         .context("loading a cart")?;
     let saved = match existing {
         None => {
-            let status = if update.items.is_empty() {
+            let bought = order::Entity::find()
+                .filter(order::Column::CartExternalId.eq(update.external_id.as_str()))
+                .filter(order::Column::CustomerId.eq(customer.id))
+                .one(&txn)
+                .await
+                .context("looking for the order that named a cart")?;
+            let status = if bought.is_some() {
+                CartStatus::Converted
+            } else if update.items.is_empty() {
                 CartStatus::Emptied
             } else {
                 CartStatus::Active
@@ -133,7 +162,8 @@ pub async fn upsert(
                     .then(|| stage_delay(settings, 1).map(|d| now + d))
                     .flatten()),
                 sequence_started_at: Set(None),
-                closed_at: Set((status == CartStatus::Emptied).then_some(now)),
+                closed_at: Set((status != CartStatus::Active).then_some(now)),
+                last_error: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
             }
@@ -147,6 +177,7 @@ pub async fn upsert(
                 update.external_id
             )));
         }
+        Some(found) if found.status == CartStatus::Converted => found,
         Some(found) => {
             let changed = found.items != items || found.checkout_url != update.checkout_url;
             if !changed {
@@ -156,23 +187,21 @@ pub async fn upsert(
                 model.items = Set(items);
                 model.checkout_url = Set(update.checkout_url.clone());
                 model.updated_at = Set(now);
-                if found.status != CartStatus::Converted {
-                    model.last_changed_at = Set(now);
-                    if update.items.is_empty() {
-                        model.status = Set(CartStatus::Emptied);
-                        model.next_stage_at = Set(None);
-                        model.closed_at = Set(Some(now));
-                    } else {
-                        model.status = Set(CartStatus::Active);
-                        model.closed_at = Set(None);
-                        model.next_stage_at =
-                            Set(stage_delay(settings, found.stage + 1).map(|d| now + d));
-                    }
+                model.last_changed_at = Set(now);
+                if update.items.is_empty() {
+                    model.status = Set(CartStatus::Emptied);
+                    model.next_stage_at = Set(None);
+                    model.closed_at = Set(Some(now));
+                } else {
+                    model.status = Set(CartStatus::Active);
+                    model.closed_at = Set(None);
+                    model.next_stage_at =
+                        Set(stage_delay(settings, found.stage + 1).map(|d| now + d));
                 }
                 let saved = model.update(&txn).await.context("updating a cart")?;
                 if saved.status == CartStatus::Emptied {
-                    let prefix = format!("cart:{}:", saved.id);
-                    outbox::cancel_pending(&txn, now, &prefix, "the cart was emptied").await?;
+                    let subject = outbox::cart_subject(saved.id);
+                    outbox::cancel_pending(&txn, now, &subject, "the cart was emptied").await?;
                 }
                 saved
             }
@@ -182,17 +211,22 @@ pub async fn upsert(
     Ok(saved)
 }
 
-/// Converts the customer's carts when they order: the one named by `cartExternalId`, and every
-/// active cart whose last change came before the order. Their unsent stages are cancelled.
+/// Converts the customer's carts when they order: the one named by `cartExternalId` (or, when
+/// it has not arrived yet, [`upsert`] stores it converted), and every active cart whose last
+/// change came before the order, give or take `clock_skew`. Their unsent stages are cancelled.
 pub async fn convert_on_order(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
+    clock_skew: chrono::Duration,
     order: &order::Model,
 ) -> Result<(), AppError> {
+    if let Some(named) = &order.cart_external_id {
+        lock_cart_id(txn, named).await?;
+    }
     let mut carts = cart::Entity::find()
         .filter(cart::Column::CustomerId.eq(order.customer_id))
         .filter(cart::Column::Status.eq(CartStatus::Active))
-        .filter(cart::Column::LastChangedAt.lte(order.placed_at))
+        .filter(cart::Column::LastChangedAt.lte(order.placed_at + clock_skew))
         .all(txn)
         .await
         .context("finding carts an order converts")?;
@@ -221,8 +255,8 @@ pub async fn convert_on_order(
             .exec(txn)
             .await
             .context("converting a cart")?;
-        let prefix = format!("cart:{}:", cart.id);
-        outbox::cancel_pending(txn, now, &prefix, "the cart was bought").await?;
+        let subject = outbox::cart_subject(cart.id);
+        outbox::cancel_pending(txn, now, &subject, "the cart was bought").await?;
     }
     Ok(())
 }

@@ -353,3 +353,19 @@ fn violated_column(error: &DbErr) -> Option<Violation> {
         None
     }
 }
+
+/// Locks the customer's row until the end of `txn` (`SELECT … FOR UPDATE` on PostgreSQL; a
+/// write transaction already holds SQLite's one write lock), so the limits counted per customer
+/// (invitations a day, referrals a day, the referrer's cap and milestones) are counted by one
+/// writer at a time.
+pub async fn lock(txn: &impl ConnectionTrait, id: Uuid) -> Result<customer::Model, AppError> {
+    use sea_orm::QuerySelect;
+    customer::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await
+        .context("locking a customer")?
+        .ok_or_else(|| {
+            AppError::internal("locking a customer", format!("customer {id} is missing"))
+        })
+}

@@ -140,7 +140,7 @@ async fn deliver(
     now: DateTime<Utc>,
     row: &outbox::Model,
 ) -> Result<EmailStatus, AppError> {
-    if let Some(why) = no_longer_wanted(&state.db, row).await? {
+    if let Some(why) = no_longer_wanted(&state.db, state.clock_skew(), row).await? {
         return finish(state, now, row, EmailStatus::Cancelled, Some(why), None).await;
     }
     let context = context(state, row).await?;
@@ -208,6 +208,7 @@ pub fn backoff(attempts: i32) -> Duration {
 /// Why a claimed email should not go out any more, if so.
 async fn no_longer_wanted(
     db: &impl ConnectionTrait,
+    clock_skew: Duration,
     row: &outbox::Model,
 ) -> Result<Option<String>, AppError> {
     let normalized = normalized_address(&row.recipient);
@@ -246,7 +247,7 @@ async fn no_longer_wanted(
         // An order can arrive between the scan that wrote this email and now.
         let bought = order::Entity::find()
             .filter(order::Column::CustomerId.eq(cart.customer_id))
-            .filter(order::Column::PlacedAt.gte(cart.last_changed_at))
+            .filter(order::Column::PlacedAt.gte(cart.last_changed_at - clock_skew))
             .count(db)
             .await
             .context("checking for a purchase before sending")?;

@@ -10,6 +10,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, Quer
 use crate::campaigns::service as campaigns;
 use crate::clock::Clock;
 use crate::customers::EmailAddress;
+use crate::customers::service as customers;
 use crate::db::begin_write;
 use crate::email::outbox::{self, OutgoingEmail};
 use crate::email::suppression;
@@ -68,9 +69,12 @@ pub async fn invite(
     }
     let now = clock.now();
     let txn = begin_write(db).await.context("starting invitations")?;
-    let prefix = format!("invite:{}:", referrer.id);
+    // The inviting customer's row serialises their invitation calls, so the day's count cannot
+    // be read by two calls at once.
+    customers::lock(&txn, referrer.id).await?;
+    let subject = outbox::invite_subject(referrer.id);
     let sent_today = email_outbox::Entity::find()
-        .filter(email_outbox::Column::DedupeKey.starts_with(prefix.as_str()))
+        .filter(email_outbox::Column::SubjectKey.eq(subject.as_str()))
         .filter(email_outbox::Column::CreatedAt.gt(now - Duration::hours(24)))
         .count(&txn)
         .await
@@ -146,7 +150,8 @@ pub async fn invite(
                 recipient: address.as_str().to_owned(),
                 customer_id: None,
                 data,
-                dedupe_key: format!("{prefix}{normalized}"),
+                dedupe_key: format!("{subject}:{normalized}"),
+                subject_key: Some(subject.clone()),
                 marketing: true,
             },
         )

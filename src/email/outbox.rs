@@ -26,6 +26,9 @@ pub struct OutgoingEmail {
     pub customer_id: Option<Uuid>,
     pub data: serde_json::Value,
     pub dedupe_key: String,
+    /// What the email belongs to, when something may act on all its emails at once (see
+    /// [`cancel_pending`]).
+    pub subject_key: Option<String>,
     /// Marketing email goes only to consenting customers at addresses that did not unsubscribe.
     pub marketing: bool,
 }
@@ -45,6 +48,7 @@ impl OutgoingEmail {
             customer_id: Some(customer.id),
             data,
             dedupe_key,
+            subject_key: None,
             marketing,
         }
     }
@@ -86,6 +90,7 @@ pub async fn enqueue(
         template: Set(email.template.to_owned()),
         data: Set(email.data),
         dedupe_key: Set(email.dedupe_key),
+        subject_key: Set(email.subject_key),
         marketing: Set(email.marketing),
         status: Set(EmailStatus::Pending),
         attempts: Set(0),
@@ -108,18 +113,28 @@ pub async fn enqueue(
     Ok(written > 0)
 }
 
-/// Cancels the not-yet-sent emails whose key starts with `prefix` (a cart's stages, say).
+/// The subject key of a cart's emails.
+pub fn cart_subject(cart_id: Uuid) -> String {
+    format!("cart:{cart_id}")
+}
+
+/// The subject key of the invitations one customer sends.
+pub fn invite_subject(customer_id: Uuid) -> String {
+    format!("invite:{customer_id}")
+}
+
+/// Cancels the not-yet-sent emails of one subject (a cart's stages, say).
 pub async fn cancel_pending(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
-    prefix: &str,
+    subject: &str,
     why: &str,
 ) -> Result<u64, AppError> {
     Ok(outbox::Entity::update_many()
         .col_expr(outbox::Column::Status, Expr::value(EmailStatus::Cancelled))
         .col_expr(outbox::Column::LastError, Expr::value(why))
         .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
-        .filter(outbox::Column::DedupeKey.starts_with(prefix))
+        .filter(outbox::Column::SubjectKey.eq(subject))
         .filter(outbox::Column::Status.eq(EmailStatus::Pending))
         .exec(txn)
         .await

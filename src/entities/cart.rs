@@ -21,6 +21,8 @@ pub struct Model {
     pub next_stage_at: Option<DateTimeUtc>,
     pub sequence_started_at: Option<DateTimeUtc>,
     pub closed_at: Option<DateTimeUtc>,
+    /// Why the abandonment scan last failed on this cart; it then skips the cart.
+    pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -14,6 +14,9 @@ pub struct Model {
     pub data: Json,
     #[sea_orm(unique)]
     pub dedupe_key: String,
+    /// What the email belongs to (`cart:<id>`, `invite:<customer id>`), for the queries that act
+    /// on all of a subject's emails.
+    pub subject_key: Option<String>,
     /// Marketing email needs consent and an address that did not unsubscribe.
     pub marketing: bool,
     pub status: EmailStatus,

@@ -141,7 +141,7 @@ impl OrderMutation {
         }
         .check(&state.settings.currency)?;
         Ok(Order(
-            service::record(&state.db, state.clock.as_ref(), new).await?,
+            service::record(&state.db, state.clock.as_ref(), state.clock_skew(), new).await?,
         ))
     }
 

@@ -143,6 +143,7 @@ pub async fn find_by_external_id(
 pub async fn record(
     db: &DatabaseConnection,
     clock: &dyn Clock,
+    clock_skew: Duration,
     input: NewOrder,
 ) -> Result<order::Model, AppError> {
     let fingerprint = input.fingerprint();
@@ -200,8 +201,8 @@ pub async fn record(
             .await
             .context("recording an order line")?;
         }
-        qualification::on_order(&txn, now, &order).await?;
-        carts::convert_on_order(&txn, now, &order).await?;
+        qualification::on_order(&txn, now, clock_skew, &order).await?;
+        carts::convert_on_order(&txn, now, clock_skew, &order).await?;
         txn.commit().await.context("committing an order")?;
         return Ok(order);
     }

@@ -12,6 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::campaigns::service as campaigns;
+use crate::customers::service as customers;
 use crate::email::outbox::{self, OutgoingEmail};
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::{customer, customer_email, order, referral};
@@ -118,6 +119,9 @@ pub async fn attribute(
         ));
     }
 
+    // One writer at a time counts this referrer's referrals, so parallel signups with one code
+    // cannot all pass the daily limit.
+    customers::lock(txn, referrer.id).await?;
     let recent = referral::Entity::find()
         .filter(referral::Column::ReferrerId.eq(referrer.id))
         .filter(referral::Column::CreatedAt.gt(now - Duration::hours(24)))
@@ -234,6 +238,11 @@ async fn suspicions(
             "the friend's IP address differs from the referrer's",
         ));
     }
+    // Signups from one IP have no row to lock: an advisory lock on the IP's hash serialises
+    // the counts, so each of N parallel signups sees the ones committed before it.
+    crate::db::lock_subject(db, &format!("signup-ip:{ip}"))
+        .await
+        .context("locking an IP's signups")?;
     let signups = customer::Entity::find()
         .filter(customer::Column::SignupIpHash.eq(ip.as_str()))
         .filter(customer::Column::CreatedAt.gt(now - Duration::hours(1)))

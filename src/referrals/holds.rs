@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use crate::clock::Clock;
 use crate::db::begin_write;
 use crate::entities::enums::{DecisionOutcome, RewardStatus};
-use crate::entities::reward;
+use crate::entities::{referral, reward};
 use crate::error::{AppError, DbContext};
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::referrals::qualification::mark_rewarded;
@@ -33,44 +33,66 @@ pub async fn release_due(db: &DatabaseConnection, clock: &dyn Clock) -> Result<u
         .context("finding held rewards that are due")?;
     let mut issued = 0;
     for id in due {
-        let txn = begin_write(db).await.context("starting a hold release")?;
-        let claimed = reward::Entity::find_by_id(id)
-            .filter(reward::Column::Status.eq(RewardStatus::Pending))
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .one(&txn)
-            .await
-            .context("claiming a held reward")?;
-        let Some(held) = claimed else {
-            // Another process has it, or it was reversed meanwhile.
-            continue;
-        };
-        if !rewards::issue(&txn, now, &held).await? {
-            continue;
-        }
-        issued += 1;
-        if let Some(referral_id) = held.referral_id {
-            let still_held = reward::Entity::find()
-                .filter(reward::Column::ReferralId.eq(referral_id))
-                .filter(reward::Column::Status.eq(RewardStatus::Pending))
-                .one(&txn)
-                .await
-                .context("checking a referral's other held rewards")?
-                .is_some();
-            if !still_held && mark_rewarded(&txn, now, referral_id).await? {
-                decisions::record(
-                    &txn,
-                    referral_id,
-                    Decision::new(
-                        rule::REWARDS,
-                        DecisionOutcome::Recorded,
-                        "hold passed: rewards issued",
-                    ),
-                    now,
-                )
-                .await?;
+        // One reward that fails is logged and left for the next pass; the rest go on.
+        match release(db, now, id).await {
+            Ok(true) => issued += 1,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(reward = %id, %error, "releasing a held reward failed; it is skipped");
             }
         }
-        txn.commit().await.context("committing a hold release")?;
     }
     Ok(issued)
+}
+
+async fn release(
+    db: &DatabaseConnection,
+    now: chrono::DateTime<chrono::Utc>,
+    id: uuid::Uuid,
+) -> Result<bool, AppError> {
+    let txn = begin_write(db).await.context("starting a hold release")?;
+    let claimed = reward::Entity::find_by_id(id)
+        .filter(reward::Column::Status.eq(RewardStatus::Pending))
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .one(&txn)
+        .await
+        .context("claiming a held reward")?;
+    let Some(held) = claimed else {
+        // Another process has it, or it was reversed meanwhile.
+        return Ok(false);
+    };
+    if !rewards::issue(&txn, now, &held).await? {
+        return Ok(false);
+    }
+    if let Some(referral_id) = held.referral_id {
+        // The referral's row serialises the processes releasing its rewards: without it, two
+        // schedulers each see the other's reward still held and neither marks it REWARDED.
+        referral::Entity::find_by_id(referral_id)
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .context("locking a referral")?;
+        let still_held = reward::Entity::find()
+            .filter(reward::Column::ReferralId.eq(referral_id))
+            .filter(reward::Column::Status.eq(RewardStatus::Pending))
+            .one(&txn)
+            .await
+            .context("checking a referral's other held rewards")?
+            .is_some();
+        if !still_held && mark_rewarded(&txn, now, referral_id).await? {
+            decisions::record(
+                &txn,
+                referral_id,
+                Decision::new(
+                    rule::REWARDS,
+                    DecisionOutcome::Recorded,
+                    "hold passed: rewards issued",
+                ),
+                now,
+            )
+            .await?;
+        }
+    }
+    txn.commit().await.context("committing a hold release")?;
+    Ok(true)
 }

@@ -3,12 +3,14 @@
 //! pays both sides.
 
 use chrono::{DateTime, Duration, Utc};
+use sea_orm::QueryTrait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
 
 use crate::campaigns::service as campaigns;
+use crate::customers::service as customers;
 use crate::entities::enums::{
     DecisionOutcome, ReferralStatus, RejectionReason, RewardSide, RewardStatus,
 };
@@ -22,6 +24,7 @@ use crate::rewards::service::{self as rewards, Grant};
 pub async fn on_order(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
+    clock_skew: Duration,
     order: &order::Model,
 ) -> Result<(), AppError> {
     let Some(referral) = referral::Entity::find()
@@ -53,7 +56,9 @@ pub async fn on_order(
         )
         .await;
     }
-    if order.placed_at < referral.created_at {
+    // The merchant's clock may lag Tandem's: an order stamped a little before the signup is
+    // still the friend's first.
+    if order.placed_at + clock_skew < referral.created_at {
         let detail = format!(
             "order {} was placed before the referral; the friend was already a customer",
             order.external_id
@@ -194,12 +199,8 @@ pub async fn pay(
     campaign: &campaign::Model,
 ) -> Result<(), AppError> {
     // The referrer's row is the lock that serializes the cap and milestone counts of one
-    // referrer's referrals qualifying at the same time (SQLite's write lock already does).
-    customer::Entity::find_by_id(referral.referrer_id)
-        .lock_exclusive()
-        .one(txn)
-        .await
-        .context("locking a referrer")?;
+    // referrer's referrals qualifying at the same time.
+    customers::lock(txn, referral.referrer_id).await?;
     let release_at =
         (campaign.hold_days > 0).then(|| now + Duration::days(i64::from(campaign.hold_days)));
     let mut notes = Vec::new();
@@ -219,8 +220,15 @@ pub async fn pay(
     )
     .await?;
 
+    // Caps and milestones count within this campaign: a new campaign starts every referrer at 0.
+    let campaign_referrals = referral::Entity::find()
+        .select_only()
+        .column(referral::Column::Id)
+        .filter(referral::Column::ReferrerId.eq(referral.referrer_id))
+        .filter(referral::Column::CampaignId.eq(campaign.id))
+        .into_query();
     let earned = reward::Entity::find()
-        .filter(reward::Column::CustomerId.eq(referral.referrer_id))
+        .filter(reward::Column::ReferralId.in_subquery(campaign_referrals))
         .filter(reward::Column::Side.eq(RewardSide::Referrer))
         .filter(reward::Column::Status.ne(RewardStatus::Reversed))
         .count(txn)
@@ -254,6 +262,7 @@ pub async fn pay(
 
     let successful = referral::Entity::find()
         .filter(referral::Column::ReferrerId.eq(referral.referrer_id))
+        .filter(referral::Column::CampaignId.eq(campaign.id))
         .filter(
             referral::Column::Status.is_in([ReferralStatus::Qualified, ReferralStatus::Rewarded]),
         )
@@ -262,7 +271,9 @@ pub async fn pay(
         .await
         .context("counting a referrer's successful referrals")?;
     for milestone in campaigns::milestones(campaign) {
-        if u64::try_from(milestone.referrals).ok() != Some(successful) {
+        // Reached at `>=`, so a count that passed N while another referral was reversed still
+        // pays it; the reward's unique key pays it once.
+        if u64::try_from(milestone.referrals).is_ok_and(|n| n > successful) {
             continue;
         }
         let granted = rewards::grant(

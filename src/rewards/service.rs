@@ -214,6 +214,11 @@ pub async fn reverse(
         )
         .await?;
     }
+    if changed == 1 && reward.side != RewardSide::Cart {
+        // Held rewards are listed to the customer too, so their loss is told as well; the
+        // reward's key makes the notice once.
+        notify(txn, now, reward, "reward_reversed").await?;
+    }
     Ok(changed == 1)
 }
 
