@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod bounds;
 mod campaigns;
+mod caps;
 mod carts;
 mod cli;
 mod concurrency;
