@@ -296,3 +296,177 @@ async fn a_cart_for_an_unknown_customer_or_with_bad_items_is_refused() {
         .await;
     assert_error(&response, "BAD_USER_INPUT");
 }
+
+async fn order_naming(app: &TestApp, order: &str, cart: &str) -> Value {
+    let response = app
+        .record_order_with(json!({
+            "externalId": order,
+            "customerExternalId": "ann",
+            "amount": 2500,
+            "currency": "USD",
+            "cartExternalId": cart,
+        }))
+        .await;
+    data(&response)["recordOrder"].clone()
+}
+
+#[tokio::test]
+async fn a_cart_that_arrives_after_the_order_naming_it_is_stored_converted_and_gets_no_email() {
+    let (app, smtp) = shop(true).await;
+    order_naming(&app, "o-1", "cart-1").await;
+    app.clock.advance(Duration::seconds(30));
+    let cart = upsert(&app, "cart-1", vec![item("mug", 1250)]).await;
+    assert_eq!(cart["status"], "CONVERTED");
+    assert_eq!(cart["nextStageAt"], Value::Null);
+    assert!(after(&app, &smtp, Duration::days(5)).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_late_retry_of_a_converted_cart_answers_it_unchanged() {
+    let (app, smtp) = shop(true).await;
+    upsert(&app, "cart-1", vec![item("mug", 1250)]).await;
+    order_naming(&app, "o-1", "cart-1").await;
+    app.clock.advance(Duration::minutes(5));
+    let retried = upsert(&app, "cart-1", vec![item("mug", 1250), item("tea", 800)]).await;
+    assert_eq!(retried["status"], "CONVERTED");
+    let totals = app
+        .graphql(
+            Some(&app.service_token()),
+            "mutation($input: CartInput!) { upsertCart(input: $input) { total items { productId } } }",
+            json!({ "input": { "externalId": "cart-1", "customerExternalId": "ann", "items": [item("tea", 800)] } }),
+        )
+        .await;
+    assert_eq!(
+        data(&totals)["upsertCart"],
+        json!({ "total": 2500, "items": [{ "productId": "mug" }] }),
+        "the bought items stay"
+    );
+    assert!(after(&app, &smtp, Duration::days(5)).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cart_writes_racing_their_orders_leave_every_cart_converted() {
+    let (app, smtp) = shop(true).await;
+    let carts: Vec<String> = (0..12).map(|i| format!("cart-{i}")).collect();
+    futures::future::join_all(carts.iter().enumerate().flat_map(|(i, cart)| {
+        let app = &app;
+        let write: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+            Box::pin(async move {
+                upsert(app, cart, vec![item("mug", 1250)]).await;
+            });
+        let order: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+            Box::pin(async move {
+                order_naming(app, &format!("o-{i}"), cart).await;
+            });
+        [write, order]
+    }))
+    .await;
+    for cart in &carts {
+        let again = upsert(&app, cart, vec![item("mug", 1250)]).await;
+        assert_eq!(again["status"], "CONVERTED", "{cart}");
+    }
+    assert!(after(&app, &smtp, Duration::days(5)).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_order_stamped_within_the_clock_skew_before_the_carts_last_change_stops_it() {
+    let (app, smtp) = shop(true).await;
+    upsert(&app, "cart-1", vec![item("mug", 1250)]).await;
+    let placed_at = (app.clock_now() - Duration::minutes(3)).to_rfc3339();
+    data(
+        &app.record_order_with(json!({
+            "externalId": "o-1",
+            "customerExternalId": "ann",
+            "amount": 2500,
+            "currency": "USD",
+            "placedAt": placed_at,
+        }))
+        .await,
+    );
+    assert!(
+        after(&app, &smtp, Duration::days(5)).await.is_empty(),
+        "3 minutes behind is within the default 10-minute skew"
+    );
+}
+
+#[tokio::test]
+async fn an_order_stamped_well_before_the_carts_last_change_does_not_stop_it() {
+    let (app, smtp) = shop(true).await;
+    upsert(&app, "cart-1", vec![item("mug", 1250)]).await;
+    let placed_at = (app.clock_now() - Duration::minutes(30)).to_rfc3339();
+    data(
+        &app.record_order_with(json!({
+            "externalId": "o-1",
+            "customerExternalId": "ann",
+            "amount": 2500,
+            "currency": "USD",
+            "placedAt": placed_at,
+        }))
+        .await,
+    );
+    assert_eq!(after(&app, &smtp, Duration::minutes(61)).await.len(), 1);
+}
+
+#[tokio::test]
+async fn poisoned_orders_and_carts_do_not_stop_a_healthy_carts_email() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
+    use tandem::entities::{cart, order_line};
+    let (app, smtp) = shop(true).await;
+    // Quantities near 2^63, stored before inputs were bounded: their sum overflows on SQLite.
+    for order in ["o-1", "o-2"] {
+        data(
+            &app.record_order_with(json!({
+                "externalId": order,
+                "customerExternalId": "ann",
+                "amount": 2500,
+                "currency": "USD",
+                "items": [{ "productId": "big", "unitPrice": 1, "quantity": 1 }],
+            }))
+            .await,
+        );
+    }
+    app.clock.advance(Duration::minutes(20));
+    for line in order_line::Entity::find().all(&app.state.db).await.unwrap() {
+        let mut line = line.into_active_model();
+        line.quantity = Set(i64::MAX / 2 + 1);
+        line.update(&app.state.db).await.unwrap();
+    }
+    // A cart whose stale next_stage_at points past the last stage.
+    let stale = upsert(&app, "stale", vec![item("tea", 800)]).await;
+    let stale_id: uuid::Uuid = stale["id"].as_str().unwrap().parse().unwrap();
+    let mut row = cart::Entity::find_by_id(stale_id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    row.stage = Set(3);
+    row.update(&app.state.db).await.unwrap();
+
+    let healthy = data(
+        &app.register(json!({
+            "externalId": "bea",
+            "email": "bea@example.com",
+            "name": "Bea",
+            "marketingConsent": true,
+        }))
+        .await,
+    )
+    .clone();
+    assert!(healthy["registerCustomer"]["customer"]["id"].is_string());
+    let response = app
+        .graphql(
+            Some(&app.service_token()),
+            UPSERT,
+            json!({ "input": { "externalId": "healthy", "customerExternalId": "bea", "items": [item("mug", 1250)] } }),
+        )
+        .await;
+    data(&response);
+
+    let arrived = after(&app, &smtp, Duration::minutes(61)).await;
+    let to: Vec<String> = arrived.iter().map(|r| r.to.join(",")).collect();
+    assert!(to.iter().any(|t| t.contains("bea@example.com")), "{to:?}");
+    app.assert_still_serves().await;
+    let report = app.run_scheduler().await;
+    assert_eq!(report.cart_emails, 0, "the scheduler keeps running");
+}

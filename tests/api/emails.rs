@@ -529,3 +529,26 @@ async fn a_template_folder_restyles_emails_without_a_rebuild() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test]
+async fn a_refund_that_reverses_rewards_tells_each_side_once() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, &[]).await;
+    app.create_campaign(points_campaign("Test")).await;
+    register_consenting(&app, "ann", "Ann Lee").await;
+    data(&app.refer("ann", "bob", json!({})).await);
+    data(&app.record_order("o-1", "bob", 5000).await);
+    app.deliver_emails().await;
+    let before = smtp.received().len();
+    data(&app.refund_order("o-1", 3000).await);
+    data(&app.refund_order("o-1", 2000).await);
+    app.deliver_emails().await;
+    let notices: Vec<_> = smtp.received()[before..]
+        .iter()
+        .filter(|r| r.subject().contains("was cancelled"))
+        .map(|r| r.to.join(","))
+        .collect();
+    let mut notices = notices;
+    notices.sort();
+    assert_eq!(notices, ["ann@example.com", "bob@example.com"]);
+}

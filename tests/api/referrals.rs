@@ -724,3 +724,37 @@ async fn behind_a_trusted_proxy_the_client_is_the_last_untrusted_hop() {
         vec![hash("203.0.113.7"), hash("127.0.0.1")]
     );
 }
+
+async fn first_order_placed(app: &TestApp, minutes_before_signup: i64) -> Value {
+    campaign_with(app, json!({})).await;
+    let signup = app.refer("ann", "bob", json!({})).await;
+    let id = referral_of(&signup)["id"].as_str().unwrap().to_owned();
+    let placed_at =
+        (app.clock_now() - chrono::Duration::minutes(minutes_before_signup)).to_rfc3339();
+    data(
+        &app.record_order_with(json!({
+            "externalId": "o-1",
+            "customerExternalId": "bob",
+            "amount": 5000,
+            "currency": "USD",
+            "placedAt": placed_at,
+        }))
+        .await,
+    );
+    app.referral(&id).await
+}
+
+#[tokio::test]
+async fn a_first_order_stamped_within_the_clock_skew_before_signup_qualifies() {
+    let app = TestApp::spawn().await;
+    let referral = first_order_placed(&app, 3).await;
+    assert_eq!(referral["status"], "REWARDED", "{referral}");
+}
+
+#[tokio::test]
+async fn a_first_order_stamped_beyond_the_clock_skew_before_signup_is_existing_customer() {
+    let app = TestApp::spawn_with(&[("TANDEM_CLOCK_SKEW", "1m")]).await;
+    let referral = first_order_placed(&app, 3).await;
+    assert_eq!(referral["status"], "REJECTED");
+    assert_eq!(referral["rejectionReason"], "EXISTING_CUSTOMER");
+}
