@@ -36,26 +36,123 @@ pub struct DeliveryReport {
     pub retried: usize,
     pub dead: usize,
     pub cancelled: usize,
+    /// Rows given back untried because the SMTP server was unreachable (the breaker opened).
+    pub deferred: usize,
+    /// Whether the pass found delivery paused by the circuit breaker.
+    pub paused: bool,
 }
 
 /// Sends every due email once (as the clock tells) and reports what happened.
+/// While the SMTP server is unreachable the circuit breaker pauses delivery: claimed rows go back
+/// to the queue without using up a try, and passes do nothing until the pause ends.
 pub async fn deliver_due(state: &AppState) -> Result<DeliveryReport, AppError> {
     let now = state.clock.now();
-    let claimed = claim(state, now).await?;
     let mut report = DeliveryReport::default();
-    for row in claimed {
-        match deliver(state, now, &row).await {
-            Ok(status) => match status {
+    if state.mailer.paused_until(now).is_some() {
+        report.paused = true;
+        return Ok(report);
+    }
+    let claimed = claim(state, now).await?;
+    let mut rows = claimed.iter();
+    for row in rows.by_ref() {
+        // A batch can outlast its lease (each conversation may take the SMTP timeout), so the
+        // lease is renewed before each send; a row whose lease lapsed to another worker is left
+        // to it.
+        match renew_lease(state, row).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(error) => {
+                tracing::error!(%error, email = %row.id, "renewing an email's lease");
+                continue;
+            }
+        }
+        match deliver(state, now, row).await {
+            Ok(Delivered::Finished(status)) => match status {
                 EmailStatus::Sent => report.sent += 1,
                 EmailStatus::Pending => report.retried += 1,
                 EmailStatus::Dead => report.dead += 1,
                 EmailStatus::Cancelled => report.cancelled += 1,
                 EmailStatus::Sending => {}
             },
-            Err(error) => tracing::error!(%error, email = %row.id, "delivering an email"),
+            Ok(Delivered::Unreachable) => {
+                report.deferred += 1;
+                break;
+            }
+            // One row that fails is logged and marked; the rest of the batch goes on.
+            Err(error) => {
+                tracing::error!(%error, email = %row.id, "delivering an email failed");
+                let why = format!("delivery failed: {error}");
+                let next = now + backoff(row.attempts);
+                if let Err(mark) =
+                    finish(state, now, row, EmailStatus::Pending, Some(why), Some(next)).await
+                {
+                    tracing::error!(error = %mark, email = %row.id, "recording a failed email");
+                }
+            }
         }
     }
+    for row in rows {
+        give_back(
+            state,
+            now,
+            row,
+            "delivery paused: the SMTP server is unreachable",
+        )
+        .await?;
+        report.deferred += 1;
+    }
     Ok(report)
+}
+
+/// What one claimed row came to.
+enum Delivered {
+    Finished(EmailStatus),
+    /// The SMTP server could not be reached; the row went back to the queue untried.
+    Unreachable,
+}
+
+/// Extends the lease of a row this worker still holds; `false` when it no longer does.
+async fn renew_lease(state: &AppState, row: &outbox::Model) -> Result<bool, AppError> {
+    let now = state.clock.now();
+    let changed = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(now + Duration::minutes(LEASE_MINUTES)),
+        )
+        .filter(outbox::Column::Id.eq(row.id))
+        .filter(outbox::Column::Status.eq(EmailStatus::Sending))
+        .filter(outbox::Column::Attempts.eq(row.attempts))
+        .exec(&state.db)
+        .await
+        .context("renewing an email's lease")?
+        .rows_affected;
+    Ok(changed == 1)
+}
+
+/// Returns a claimed row to the queue as if it had not been tried.
+async fn give_back(
+    state: &AppState,
+    now: DateTime<Utc>,
+    row: &outbox::Model,
+    why: &str,
+) -> Result<(), AppError> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(EmailStatus::Pending))
+        .col_expr(outbox::Column::Attempts, Expr::value(row.attempts - 1))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(outbox::Column::LastError, Expr::value(why))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        .filter(outbox::Column::Id.eq(row.id))
+        .filter(outbox::Column::Status.eq(EmailStatus::Sending))
+        .filter(outbox::Column::Attempts.eq(row.attempts))
+        .exec(&state.db)
+        .await
+        .context("returning an email to the queue")?;
+    Ok(())
 }
 
 /// Takes due rows (and rows whose claim lapsed) for this worker. On PostgreSQL the select skips
@@ -139,25 +236,20 @@ async fn deliver(
     state: &AppState,
     now: DateTime<Utc>,
     row: &outbox::Model,
-) -> Result<EmailStatus, AppError> {
-    if let Some(why) = no_longer_wanted(&state.db, state.clock_skew(), row).await? {
-        return finish(state, now, row, EmailStatus::Cancelled, Some(why), None).await;
-    }
-    let context = context(state, row).await?;
-    let rendered = match state.templates.render(&row.template, &context) {
-        Ok(rendered) => rendered,
-        Err(e) => {
-            let why = format!("template {} does not render: {e}", row.template);
-            return finish(state, now, row, EmailStatus::Dead, Some(why), None).await;
-        }
-    };
-    let message = match build(state, row, &context, rendered) {
+) -> Result<Delivered, AppError> {
+    let message = match prepare(state, now, row).await? {
         Ok(message) => message,
-        Err(why) => return finish(state, now, row, EmailStatus::Dead, Some(why), None).await,
+        Err(status) => return Ok(Delivered::Finished(status)),
     };
-    match state.mailer.send(message).await {
-        Ok(()) => finish(state, now, row, EmailStatus::Sent, None, None).await,
+    let (status, error, next) = match state.mailer.send(now, message).await {
+        Ok(()) => (EmailStatus::Sent, None, None),
+        Err(SendFailure::Unreachable(why)) => {
+            give_back(state, now, row, &why).await?;
+            return Ok(Delivered::Unreachable);
+        }
         Err(SendFailure::Permanent { message, recipient }) => {
+            // Only a refused address is suppressed; a refused message (content, policy) is
+            // DEAD with the reply and the address stays usable.
             if recipient {
                 let address = normalized_address(&row.recipient);
                 suppression::suppress(
@@ -169,36 +261,60 @@ async fn deliver(
                 )
                 .await?;
             }
-            finish(state, now, row, EmailStatus::Dead, Some(message), None).await
+            (EmailStatus::Dead, Some(message), None)
         }
         Err(SendFailure::Transient(message)) => {
             if row.attempts >= state.settings.mail.max_attempts as i32 {
                 let why = format!("gave up after {} tries: {message}", row.attempts);
-                finish(state, now, row, EmailStatus::Dead, Some(why), None).await
+                (EmailStatus::Dead, Some(why), None)
             } else {
-                let next = now + backoff(row.attempts);
-                finish(
-                    state,
-                    now,
-                    row,
+                (
                     EmailStatus::Pending,
                     Some(message),
-                    Some(next),
+                    Some(now + backoff(row.attempts)),
                 )
-                .await
             }
         }
+    };
+    let status = finish(state, now, row, status, error, next).await?;
+    Ok(Delivered::Finished(status))
+}
+
+/// The message for a claimed row, or the status the row ended in when it should not or cannot
+/// be sent (cancelled, or a template that does not render).
+async fn prepare(
+    state: &AppState,
+    now: DateTime<Utc>,
+    row: &outbox::Model,
+) -> Result<Result<Message, EmailStatus>, AppError> {
+    let ended = |status, why| async move { finish(state, now, row, status, Some(why), None).await };
+    if let Some(why) = no_longer_wanted(&state.db, state.clock_skew(), row).await? {
+        return Ok(Err(ended(EmailStatus::Cancelled, why).await?));
+    }
+    let context = context(state, row).await?;
+    let rendered = match state.templates.render(&row.template, &context) {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            let why = format!("template {} does not render: {e}", row.template);
+            return Ok(Err(ended(EmailStatus::Dead, why).await?));
+        }
+    };
+    match build(state, row, &context, rendered) {
+        Ok(message) => Ok(Ok(message)),
+        Err(why) => Ok(Err(ended(EmailStatus::Dead, why).await?)),
     }
 }
 
-/// Exponential backoff with jitter: about 30 s, 1 min, 2 min… capped at 6 h, each scaled by a
-/// random 0.5–1.5 so failing rows do not retry in lockstep.
+/// The wait after the `attempts`-th failed try: 1 min, 2, 4 … doubling up to 4 h, each scaled by
+/// a random 0.8–1.2 so failing rows do not retry in lockstep. With the default 16 tries the last
+/// comes about 32 h after the first (at least 25.8 h), so an outage shorter than a day loses no
+/// email.
 pub fn backoff(attempts: i32) -> Duration {
-    let base = 30i64 * (1i64 << attempts.clamp(0, 12).saturating_sub(1));
-    let capped = base.min(6 * 3600);
+    let base = 60i64 * (1i64 << attempts.clamp(1, 16).saturating_sub(1).min(12));
+    let capped = base.min(4 * 3600);
     let mut byte = [0u8; 1];
     let jitter = if getrandom::fill(&mut byte).is_ok() {
-        0.5 + f64::from(byte[0]) / 255.0
+        0.8 + 0.4 * f64::from(byte[0]) / 255.0
     } else {
         1.0
     };
@@ -405,10 +521,19 @@ mod tests {
     fn backoff_grows_and_stays_capped() {
         for _ in 0..50 {
             let first = backoff(1).num_seconds();
-            assert!((15..=45).contains(&first), "{first}");
+            assert!((48..=72).contains(&first), "{first}");
             let late = backoff(30).num_seconds();
-            assert!(late <= 9 * 3600, "{late}");
+            assert!((4 * 2880..=4 * 4320).contains(&late), "{late}");
         }
         assert!(backoff(6).num_seconds() > backoff(1).num_seconds());
+    }
+
+    #[test]
+    fn the_default_sixteen_tries_span_more_than_a_day() {
+        for _ in 0..50 {
+            // The waits after failed tries 1 to 15, before the 16th and last.
+            let span: i64 = (1..16).map(|n| backoff(n).num_seconds()).sum();
+            assert!(span >= 24 * 3600, "{} h", span / 3600);
+        }
     }
 }

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use crate::auth::Role;
 use crate::customers::service as customers;
 use crate::email::invites::{self, Invitation, SkipReason};
-use crate::email::{outbox, unsubscribe};
-use crate::entities::email_outbox;
-use crate::entities::enums::EmailStatus;
+use crate::email::{outbox, suppression, unsubscribe};
+use crate::entities::enums::{EmailStatus, SuppressionReason};
+use crate::entities::{email_outbox, suppression as suppression_entity};
 use crate::graphql::context::{parse_id, require, state};
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
 use crate::input;
@@ -111,6 +111,69 @@ pub struct UnsubscribeResult {
     pub email: String,
 }
 
+pub struct Suppression(pub suppression_entity::Model);
+
+/// An address that gets no email (bounced) or no marketing email (unsubscribed).
+#[Object]
+impl Suppression {
+    /// The address, normalized.
+    async fn email(&self) -> &str {
+        &self.0.email_normalized
+    }
+    /// Why it is suppressed.
+    async fn reason(&self) -> SuppressionReason {
+        self.0.reason
+    }
+    /// The mail server's reply for a bounce.
+    async fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
+    }
+    /// When it was added.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// One suppression in a page.
+#[derive(SimpleObject)]
+pub struct SuppressionEdge {
+    /// Pass as `after` to continue after this entry.
+    pub cursor: String,
+    /// The entry.
+    pub node: Suppression,
+}
+
+/// A page of the suppression list, in address order.
+#[derive(SimpleObject)]
+pub struct SuppressionConnection {
+    /// The entries of this page with their cursors.
+    pub edges: Vec<SuppressionEdge>,
+    /// Where this page stands.
+    pub page_info: PageInfo,
+}
+
+/// Suppression cursors carry the address: the list has no other order key.
+fn suppression_cursor(email: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("s1:{email}"))
+}
+
+fn parse_suppression_cursor(cursor: &str) -> Result<String, crate::error::AppError> {
+    use base64::Engine;
+    let cursor = input::text("after", cursor, MAX_TOKEN_CHARS)?;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix("s1:").map(str::to_owned))
+        .ok_or_else(|| {
+            crate::error::AppError::bad_input(
+                "after",
+                "after is not a cursor from this list; pass pageInfo.endCursor",
+            )
+        })
+}
+
 #[derive(Default)]
 pub struct EmailQuery;
 
@@ -142,6 +205,39 @@ impl EmailQuery {
                 .collect(),
         })
     }
+
+    /// The suppression list in address order (admin tokens).
+    #[graphql(complexity = "crate::graphql::pagination::page_complexity(first, child_complexity)")]
+    async fn suppressions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100; 20 when absent.")] first: Option<i32>,
+        #[graphql(desc = "The endCursor of the previous page, at most 512 characters.")]
+        after: Option<String>,
+    ) -> Result<SuppressionConnection> {
+        let (state, _) = require(ctx, &[Role::Admin])?;
+        let request = PageRequest::parse(first, None)?;
+        let after = after.as_deref().map(parse_suppression_cursor).transpose()?;
+        let (rows, has_next_page) =
+            suppression::list(&state.db, request.limit, after.as_deref()).await?;
+        Ok(SuppressionConnection {
+            page_info: PageInfo {
+                has_next_page,
+                has_previous_page: after.is_some(),
+                start_cursor: rows
+                    .first()
+                    .map(|r| suppression_cursor(&r.email_normalized)),
+                end_cursor: rows.last().map(|r| suppression_cursor(&r.email_normalized)),
+            },
+            edges: rows
+                .into_iter()
+                .map(|row| SuppressionEdge {
+                    cursor: suppression_cursor(&row.email_normalized),
+                    node: Suppression(row),
+                })
+                .collect(),
+        })
+    }
 }
 
 /// Longest unsubscribe token accepted: a 254-character address and a MAC, base64-encoded.
@@ -161,18 +257,55 @@ impl EmailMutation {
         ))
     }
 
-    /// Invites friends by email with the customer's referral link (customer tokens): at most 20
-    /// addresses a call and 50 a day.
+    /// Lifts the suppression of an address, so it gets email again (admin tokens); answers the
+    /// entry removed, or NOT_FOUND when the address was not suppressed.
+    async fn remove_suppression(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The address, at most 254 characters.")] email: String,
+    ) -> Result<Suppression> {
+        let (state, _) = require(ctx, &[Role::Admin])?;
+        let address = customers::parse_email("email", &email)?;
+        Ok(Suppression(
+            suppression::remove(&state.db, address.normalized()).await?,
+        ))
+    }
+
+    /// Invites friends by email with the customer's referral link: at most 20 addresses a call
+    /// and 50 a day. A customer token invites for its customer and is told NOT_INVITABLE where
+    /// service and admin tokens, which name the customer, see ALREADY_CUSTOMER or SUPPRESSED.
     async fn invite_friends(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The inviting customer's externalId, at most 128 characters: required with service and admin tokens, refused with a customer token."
+        )]
+        customer_external_id: Option<String>,
         #[graphql(desc = "The friends' addresses: at most 20, each at most 254 characters.")]
         emails: Vec<String>,
         #[graphql(desc = "A personal note shown in the invitation, at most 2,000 characters.")]
         message: Option<String>,
     ) -> Result<InviteResult> {
-        let (state, principal) = require(ctx, &[Role::Customer])?;
-        let subject = input::identifier("token sub", &principal.subject)?;
+        let (state, principal) = require(ctx, &[Role::Customer, Role::Service, Role::Admin])?;
+        let as_customer = principal.role == Role::Customer;
+        let subject = match (as_customer, customer_external_id) {
+            (true, None) => input::identifier("token sub", &principal.subject)?,
+            (true, Some(_)) => {
+                return Err(crate::error::AppError::bad_input(
+                    "customerExternalId",
+                    "a customer token invites for its own customer; leave customerExternalId out",
+                )
+                .into());
+            }
+            (false, Some(id)) => input::identifier("customerExternalId", &id)?,
+            (false, None) => {
+                return Err(crate::error::AppError::bad_input(
+                    "customerExternalId",
+                    "give customerExternalId, the customer who invites",
+                )
+                .into());
+            }
+        };
         let referrer = customers::get_by_external_id(&state.db, &subject).await?;
         let message = input::optional_message("message", message.as_deref())?;
         let outcome = invites::invite(
@@ -192,7 +325,14 @@ impl EmailMutation {
             skipped: outcome
                 .skipped
                 .into_iter()
-                .map(|(email, reason)| SkippedInvite { email, reason })
+                .map(|(email, reason)| SkippedInvite {
+                    email,
+                    reason: if as_customer {
+                        reason.for_customer()
+                    } else {
+                        reason
+                    },
+                })
                 .collect(),
         })
     }

@@ -34,6 +34,20 @@ pub enum SkipReason {
     OwnAddress,
     /// It appears twice in the request, or was invited by this customer before.
     AlreadyInvited,
+    /// It cannot be invited. What a customer's own token is told instead of ALREADY_CUSTOMER or
+    /// SUPPRESSED, so invitations cannot be used to learn who shops here; service and admin
+    /// tokens see the reason.
+    NotInvitable,
+}
+
+impl SkipReason {
+    /// The reason as a customer may see it.
+    pub fn for_customer(self) -> Self {
+        match self {
+            Self::AlreadyCustomer | Self::Suppressed => Self::NotInvitable,
+            other => other,
+        }
+    }
 }
 
 /// The outcome of one invitation call.

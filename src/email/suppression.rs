@@ -49,3 +49,44 @@ pub async fn suppress(
     .context("adding to the suppression list")?;
     Ok(())
 }
+
+/// A page of the list in address order after `after`, and whether more follow.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    limit: u64,
+    after: Option<&str>,
+) -> Result<(Vec<suppression::Model>, bool), AppError> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut query = suppression::Entity::find().order_by_asc(suppression::Column::EmailNormalized);
+    if let Some(after) = after {
+        query = query.filter(suppression::Column::EmailNormalized.gt(after));
+    }
+    let mut rows = query
+        .limit(limit + 1)
+        .all(db)
+        .await
+        .context("listing suppressions")?;
+    let has_next = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, has_next))
+}
+
+/// Lifts the suppression of an address, so it gets email again; the removed entry, or
+/// `NOT_FOUND` when the address was not suppressed.
+pub async fn remove(
+    db: &impl ConnectionTrait,
+    email_normalized: &str,
+) -> Result<suppression::Model, AppError> {
+    let found = suppression::Entity::find_by_id(email_normalized.to_owned())
+        .one(db)
+        .await
+        .context("loading a suppression")?
+        .ok_or_else(|| {
+            AppError::NotFound(format!("{email_normalized} is not on the suppression list"))
+        })?;
+    suppression::Entity::delete_by_id(email_normalized.to_owned())
+        .exec(db)
+        .await
+        .context("lifting a suppression")?;
+    Ok(found)
+}

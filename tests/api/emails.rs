@@ -147,10 +147,22 @@ async fn invite_friends_sends_invitations_and_explains_what_it_skipped() {
         reasons,
         vec![
             ("not-an-email".into(), "MALFORMED".into()),
-            ("carl@example.com".into(), "ALREADY_CUSTOMER".into()),
+            ("carl@example.com".into(), "NOT_INVITABLE".into()),
             ("ann@example.com".into(), "OWN_ADDRESS".into()),
             ("DORA@example.com".into(), "ALREADY_INVITED".into()),
         ]
+    );
+    // The shop's backend, inviting for ann, is told why.
+    let as_service = app
+        .graphql(
+            Some(&app.service_token()),
+            "mutation { inviteFriends(customerExternalId: \"ann\", emails: [\"carl@example.com\"]) { skipped { reason } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&as_service)["inviteFriends"]["skipped"],
+        json!([{ "reason": "ALREADY_CUSTOMER" }])
     );
     app.deliver_emails().await;
     let received = to(&smtp.received(), "dora@example.com");
@@ -443,18 +455,150 @@ async fn nothing_is_lost_while_the_smtp_server_is_down() {
     app.create_campaign(points_campaign("Test")).await;
     app.refer("ann", "bob", json!({})).await;
     data(&app.record_order("o-1", "bob", 5000).await);
+    let report = app.deliver_emails().await;
     assert_eq!(
-        app.deliver_emails().await.retried,
-        2,
-        "connection refused is temporary"
+        report.deferred, 2,
+        "a refused connection pauses delivery: {report:?}"
     );
-    app.clock.advance(Duration::minutes(2));
-    assert_eq!(app.deliver_emails().await.retried, 2);
+    let queued = app.email_deliveries().await;
+    assert!(
+        queued
+            .iter()
+            .all(|d| d["status"] == "PENDING" && d["attempts"] == 0),
+        "an outage uses up no tries: {queued:?}"
+    );
+    assert!(app.deliver_emails().await.paused, "the breaker is open");
+    // Hours of outage: the breaker pauses at most 10 minutes at a time, and no try is spent.
+    for _ in 0..12 {
+        app.clock.advance(Duration::minutes(15));
+        assert_eq!(app.deliver_emails().await.deferred, 2);
+    }
+    assert!(
+        app.email_deliveries()
+            .await
+            .iter()
+            .all(|d| d["attempts"] == 0)
+    );
 
     smtp.listen().await;
-    app.clock.advance(Duration::minutes(10));
+    app.clock.advance(Duration::minutes(15));
     assert_eq!(app.deliver_emails().await.sent, 2);
     assert_eq!(smtp.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_silent_smtp_server_is_given_up_on_within_the_timeout_and_the_email_arrives_later() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, &[("TANDEM_SMTP_TIMEOUT", "1s")]).await;
+    app.create_campaign(points_campaign("Test")).await;
+    app.refer("ann", "bob", json!({})).await;
+    data(&app.record_order("o-1", "bob", 5000).await);
+    smtp.go_silent(true);
+    let started = std::time::Instant::now();
+    let report = app.deliver_emails().await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.deferred, 2, "{report:?}");
+    let queued = app.email_deliveries().await;
+    assert!(
+        queued[0]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish the conversation"),
+        "{queued:?}"
+    );
+
+    smtp.go_silent(false);
+    app.clock.advance(Duration::minutes(1));
+    assert_eq!(app.deliver_emails().await.sent, 2);
+    assert_eq!(smtp.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_content_rejection_kills_the_message_but_leaves_the_address_usable() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, &[]).await;
+    register_consenting(&app, "ann", "Ann Lee").await;
+    let invite = "mutation { inviteFriends(emails: [\"dora@example.com\"]) { sent } }";
+    data(
+        &app.graphql(Some(&app.customer_token("ann")), invite, json!({}))
+            .await,
+    );
+    smtp.reject_content(1);
+    assert_eq!(app.deliver_emails().await.dead, 1);
+    let dead = app.email_deliveries().await;
+    assert!(dead[0]["lastError"].as_str().unwrap().contains("5.7.1"));
+    let list = "{ suppressions { edges { node { email } } } }";
+    let suppressions = app.graphql(Some(&app.admin_token()), list, json!({})).await;
+    assert_eq!(data(&suppressions)["suppressions"]["edges"], json!([]));
+
+    let retry = "mutation($id: ID!) { retryEmail(id: $id) { status } }";
+    data(
+        &app.graphql(
+            Some(&app.admin_token()),
+            retry,
+            json!({ "id": dead[0]["id"] }),
+        )
+        .await,
+    );
+    assert_eq!(app.deliver_emails().await.sent, 1);
+    assert_eq!(to(&smtp.received(), "dora@example.com").len(), 1);
+}
+
+#[tokio::test]
+async fn an_admin_lists_and_lifts_suppressions() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, &[]).await;
+    app.create_campaign(points_campaign("Test")).await;
+    app.refer("ann", "bob", json!({})).await;
+    smtp.refuse_recipient("bob@example.com");
+    data(&app.record_order("o-1", "bob", 5000).await);
+    app.deliver_emails().await;
+
+    let list = "query($after: String) { suppressions(first: 1, after: $after) { edges { node { email reason detail } } pageInfo { hasNextPage endCursor } } }";
+    let page = app.graphql(Some(&app.admin_token()), list, json!({})).await;
+    let page = &data(&page)["suppressions"];
+    assert_eq!(page["edges"][0]["node"]["email"], "bob@example.com");
+    assert_eq!(page["edges"][0]["node"]["reason"], "BOUNCED");
+    assert!(
+        page["edges"][0]["node"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("5.1.1")
+    );
+    assert_eq!(page["pageInfo"]["hasNextPage"], false);
+    assert_error(
+        &app.graphql(Some(&app.customer_token("bob")), list, json!({}))
+            .await,
+        "FORBIDDEN",
+    );
+
+    let lift = "mutation($email: String!) { removeSuppression(email: $email) { email } }";
+    let lifted = app
+        .graphql(
+            Some(&app.admin_token()),
+            lift,
+            json!({ "email": "Bob@Example.com" }),
+        )
+        .await;
+    assert_eq!(
+        data(&lifted)["removeSuppression"]["email"],
+        "bob@example.com"
+    );
+    assert_error(
+        &app.graphql(
+            Some(&app.admin_token()),
+            lift,
+            json!({ "email": "bob@example.com" }),
+        )
+        .await,
+        "NOT_FOUND",
+    );
+    let empty = app.graphql(Some(&app.admin_token()), list, json!({})).await;
+    assert_eq!(data(&empty)["suppressions"]["edges"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

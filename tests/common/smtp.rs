@@ -57,6 +57,10 @@ struct Behaviour {
     temporary_failures: usize,
     /// Recipients refused with 550.
     refused: HashSet<String>,
+    /// Answer the end of DATA with a content rejection (550 5.7.1) this many more times.
+    content_rejections: usize,
+    /// Accept connections and never say a word.
+    silent: bool,
 }
 
 pub struct SmtpServer {
@@ -109,6 +113,16 @@ impl SmtpServer {
         self.state.lock().unwrap().temporary_failures = times;
     }
 
+    /// Rejects the next `times` messages after DATA, as a spam filter does (550 5.7.1).
+    pub fn reject_content(&self, times: usize) {
+        self.state.lock().unwrap().content_rejections = times;
+    }
+
+    /// Accepts connections from now on but never answers, as a hung server does.
+    pub fn go_silent(&self, silent: bool) {
+        self.state.lock().unwrap().silent = silent;
+    }
+
     pub fn refuse_recipient(&self, address: &str) {
         self.state
             .lock()
@@ -149,6 +163,12 @@ async fn session(stream: TcpStream, state: Arc<Mutex<Behaviour>>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let reply = |text: &str| format!("{text}\r\n");
+    if state.lock().unwrap().silent {
+        // Hold the connection open without a greeting until the client gives up.
+        let mut sink = String::new();
+        let _ = lines.read_line(&mut sink).await;
+        return;
+    }
     if write
         .write_all(reply("220 tandem-test ESMTP").as_bytes())
         .await
@@ -216,12 +236,20 @@ async fn session(stream: TcpStream, state: Arc<Mutex<Behaviour>>) {
                     // Undo dot-stuffing.
                     raw.push_str(line.strip_prefix('.').unwrap_or(&line));
                 }
-                state.lock().unwrap().received.push(Received {
-                    from: std::mem::take(&mut from),
-                    to: std::mem::take(&mut to),
-                    raw,
-                });
-                "250 OK queued".to_owned()
+                let mut behaviour = state.lock().unwrap();
+                if behaviour.content_rejections > 0 {
+                    behaviour.content_rejections -= 1;
+                    from.clear();
+                    to.clear();
+                    "550 5.7.1 Message rejected as spam".to_owned()
+                } else {
+                    behaviour.received.push(Received {
+                        from: std::mem::take(&mut from),
+                        to: std::mem::take(&mut to),
+                        raw,
+                    });
+                    "250 OK queued".to_owned()
+                }
             }
             "QUIT" => {
                 let _ = write.write_all(reply("221 Bye").as_bytes()).await;
