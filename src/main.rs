@@ -23,6 +23,10 @@ enum Command {
     Serve {
         #[command(flatten)]
         start: StartOptions,
+        /// Run the API only, without email delivery and the scheduler, when `tandem worker`
+        /// processes run them.
+        #[arg(long)]
+        no_workers: bool,
     },
     /// Run the background workers only (email delivery and the scheduler), for scale-out.
     Worker {
@@ -81,6 +85,7 @@ async fn main() -> ExitCode {
         .init();
     let command = cli.command.unwrap_or(Command::Serve {
         start: StartOptions::default(),
+        no_workers: false,
     });
     match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,10 +104,8 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
         Command::Worker { start } => {
             let state = AppState::init_with(settings, clock, start.migrations()).await?;
             tracing::info!("tandem worker: delivering email and running the scheduler");
-            tokio::select! {
-                () = tandem::jobs::scheduler::run_forever(state.clone()) => {}
-                () = tandem::jobs::delivery::run_forever(state) => {}
-            }
+            tandem::jobs::spawn_supervised(&state);
+            std::future::pending::<()>().await;
         }
         Command::Migrate => {
             AppState::init(settings, clock).await?;
@@ -113,7 +116,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let ttl = chrono::Duration::from_std(ttl)?;
             println!("{}", state.jwt.mint(role, &sub, ttl, clock.now())?);
         }
-        Command::Serve { start } => {
+        Command::Serve { start, no_workers } => {
             let state = AppState::init_with(settings, clock.clone(), start.migrations()).await?;
             let app = Application::build(state)?;
             let base = format!("http://{}:{}", app.state().settings.bind.ip(), app.port());
@@ -124,8 +127,11 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let _ = stdout
                 .write_all(banner.as_bytes())
                 .and_then(|()| stdout.flush());
-            tokio::spawn(tandem::jobs::scheduler::run_forever(app.state().clone()));
-            tokio::spawn(tandem::jobs::delivery::run_forever(app.state().clone()));
+            if no_workers {
+                tracing::info!("--no-workers: email delivery and the scheduler run elsewhere");
+            } else {
+                tandem::jobs::spawn_supervised(app.state());
+            }
             app.run_until_stopped().await?;
         }
     }

@@ -71,6 +71,23 @@ async fn health() -> HttpResponse {
 /// Ready when the database answers and its schema is the one this build expects (an emptied or
 /// older database is not ready, even though it answers).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let down = state.workers.down();
+    if !down.is_empty() {
+        let names: Vec<String> = down
+            .iter()
+            .map(|(name, worker)| {
+                format!(
+                    "{name} ({})",
+                    worker.last_failure.as_deref().unwrap_or("down")
+                )
+            })
+            .collect();
+        tracing::warn!(workers = ?names, "readiness check: a worker is down");
+        return HttpResponse::ServiceUnavailable().body(format!(
+            "a background worker is down and restarting: {}",
+            names.join(", ")
+        ));
+    }
     if let Err(error) = state.db.ping().await {
         tracing::warn!(%error, "readiness check: the database does not answer");
         return HttpResponse::ServiceUnavailable().body("the database does not answer");

@@ -24,6 +24,8 @@ pub struct AppState {
     pub templates: Arc<Templates>,
     pub mailer: Arc<Mailer>,
     pub unsubscribe: UnsubscribeSigner,
+    /// The background workers this process runs, and whether each is up.
+    pub workers: Arc<crate::jobs::supervisor::WorkerHealth>,
 }
 
 /// Why the server could not start.
@@ -110,6 +112,7 @@ impl AppState {
         let templates = Arc::new(Templates::new(settings.mail.template_dir.clone()));
         let mailer = Arc::new(Mailer::from_settings(&settings.mail)?);
         Ok(Self {
+            workers: Arc::default(),
             templates,
             mailer,
             unsubscribe,

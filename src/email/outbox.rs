@@ -190,3 +190,21 @@ pub async fn retry(
     txn.commit().await.context("committing an email retry")?;
     Ok(row)
 }
+
+/// Deletes SENT rows sent more than `retention_days` days before `now`; returns how many. The
+/// dedupe keys of pruned rows go with them, which is safe: every key names a one-time event
+/// (a reward, a cart stage, an invitation) whose own row guards it for longer.
+pub async fn prune(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    retention_days: u32,
+) -> Result<u64, AppError> {
+    let cutoff = now - chrono::Duration::days(i64::from(retention_days));
+    Ok(outbox::Entity::delete_many()
+        .filter(outbox::Column::Status.eq(EmailStatus::Sent))
+        .filter(outbox::Column::SentAt.lt(cutoff))
+        .exec(db)
+        .await
+        .context("pruning sent emails")?
+        .rows_affected)
+}

@@ -1,6 +1,7 @@
 //! The scheduler loop. Each pass runs every job once; a failing job is logged and the loop goes on.
 
 use crate::carts::abandonment;
+use crate::email::outbox;
 use crate::referrals::holds;
 use crate::state::AppState;
 
@@ -11,6 +12,8 @@ pub struct PassReport {
     pub rewards_released: usize,
     /// Abandoned-cart emails written.
     pub cart_emails: usize,
+    /// SENT emails deleted after `TANDEM_OUTBOX_RETENTION_DAYS`.
+    pub emails_pruned: u64,
 }
 
 /// Runs every job once, now (as the clock tells).
@@ -23,6 +26,16 @@ pub async fn run_once(state: &AppState) -> PassReport {
     match abandonment::scan(state).await {
         Ok(written) => report.cart_emails = written,
         Err(error) => tracing::error!(%error, "scanning abandoned carts"),
+    }
+    match outbox::prune(
+        &state.db,
+        state.clock.now(),
+        state.settings.mail.retention_days,
+    )
+    .await
+    {
+        Ok(pruned) => report.emails_pruned = pruned,
+        Err(error) => tracing::error!(%error, "pruning sent emails"),
     }
     report
 }

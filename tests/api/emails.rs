@@ -696,3 +696,19 @@ async fn a_refund_that_reverses_rewards_tells_each_side_once() {
     notices.sort();
     assert_eq!(notices, ["ann@example.com", "bob@example.com"]);
 }
+
+#[tokio::test]
+async fn sent_emails_are_pruned_after_the_retention_period() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, &[("TANDEM_OUTBOX_RETENTION_DAYS", "30")]).await;
+    app.create_campaign(points_campaign("Test")).await;
+    app.refer("ann", "bob", json!({})).await;
+    data(&app.record_order("o-1", "bob", 5000).await);
+    assert_eq!(app.deliver_emails().await.sent, 2);
+    app.clock.advance(Duration::days(29));
+    assert_eq!(app.run_scheduler().await.emails_pruned, 0);
+    assert_eq!(app.email_deliveries().await.len(), 2);
+    app.clock.advance(Duration::days(2));
+    assert_eq!(app.run_scheduler().await.emails_pruned, 2);
+    assert!(app.email_deliveries().await.is_empty());
+}
