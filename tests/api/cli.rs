@@ -9,7 +9,7 @@ use tokio::process::{Child, Command};
 
 use crate::common::TestDatabase;
 
-fn tandem(database: &TestDatabase, work_dir: &std::path::Path) -> Command {
+pub(crate) fn tandem(database: &TestDatabase, work_dir: &std::path::Path) -> Command {
     program(env!("CARGO_BIN_EXE_tandem"), database, work_dir)
 }
 
@@ -26,7 +26,7 @@ fn program(program: &str, database: &TestDatabase, work_dir: &std::path::Path) -
     command
 }
 
-fn work_dir() -> std::path::PathBuf {
+pub(crate) fn work_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tandem-cli-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir

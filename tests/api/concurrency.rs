@@ -4,7 +4,7 @@
 use futures::future::join_all;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
-use tandem::entities::{order, points_ledger_entry, referral_decision, reward};
+use tandem::entities::{order, points_ledger_entry, referral, referral_decision, reward};
 
 use crate::campaigns::points_campaign;
 use crate::common::{TestApp, assert_error, data};
@@ -119,6 +119,15 @@ async fn two_schedulers_release_each_held_reward_once() {
     app.clock.advance(chrono::Duration::days(8));
     let (a, b) = tokio::join!(app.run_scheduler(), app.run_scheduler());
     assert_eq!(a.rewards_released + b.rewards_released, 20);
+    let stranded = referral::Entity::find()
+        .filter(referral::Column::Status.ne("REWARDED"))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        stranded, 0,
+        "no referral is left QUALIFIED with all its rewards issued"
+    );
     assert_eq!(
         ledger_entries(&app).await,
         10,

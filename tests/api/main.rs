@@ -15,5 +15,6 @@ mod emails;
 mod fuzz;
 mod health;
 mod hostile;
+mod processes;
 mod referrals;
 mod schema;

@@ -1,0 +1,203 @@
+//! Many processes on one database, as a scaled-out deployment runs: two `tandem worker` and two
+//! `tandem serve --no-workers`. Every held reward and every email is completed exactly once.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use sea_orm::{ColumnTrait, Database, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+use tandem::entities::{email_outbox, points_ledger_entry, referral, reward};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+use crate::cli::{tandem, work_dir};
+use crate::common::smtp::SmtpServer;
+use crate::common::{REGISTER_WITH_REFERRAL, TestDatabase};
+
+const FRIENDS: usize = 10;
+
+/// Starts `tandem serve --no-workers` and returns it with its base URL.
+async fn api(database: &TestDatabase, dir: &std::path::Path) -> (Child, String) {
+    let mut child = tandem(database, dir)
+        .args(["serve", "--no-workers", "--no-migrate"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tandem serve starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the banner is printed")
+        .unwrap()
+        .unwrap_or_default();
+    let url = first
+        .strip_prefix("Tandem is listening on ")
+        .unwrap_or_else(|| panic!("unexpected banner: {first}"))
+        .to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+async fn mint(database: &TestDatabase, dir: &std::path::Path, role: &str) -> String {
+    let output = tandem(database, dir)
+        .args(["token", "--role", role, "--sub", "ops", "--ttl", "1h"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+async fn call(url: &str, token: &str, query: &str, variables: Value) -> Value {
+    let response: Value = reqwest::Client::new()
+        .post(format!("{url}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(response.get("errors").is_none(), "{response}");
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_and_two_api_servers_complete_every_hold_and_email_once() {
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let migrated = tandem(&database, &dir)
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+    let smtp = SmtpServer::start().await;
+    let smtp_url = smtp.url();
+
+    let (_a, url_a) = api(&database, &dir).await;
+    let (_b, url_b) = api(&database, &dir).await;
+    let workers: Vec<Child> = (0..2)
+        .map(|_| {
+            tandem(&database, &dir)
+                .args(["worker", "--no-migrate"])
+                .env("TANDEM_SMTP_URL", &smtp_url)
+                .env("TANDEM_SCHEDULER_INTERVAL", "200ms")
+                .env("TANDEM_MAIL_POLL_INTERVAL", "200ms")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tandem worker starts")
+        })
+        .collect();
+
+    let admin = mint(&database, &dir, "admin").await;
+    let service = mint(&database, &dir, "service").await;
+    call(
+        &url_a,
+        &admin,
+        "mutation($input: CampaignInput!) { createCampaign(input: $input) { id } }",
+        json!({ "input": {
+            "name": "Held",
+            "holdDays": 7,
+            "referrerReward": { "kind": "POINTS", "amount": 500 },
+            "refereeReward": { "kind": "FIXED_COUPON", "amount": 1000 },
+        } }),
+    )
+    .await;
+    let ann = call(
+        &url_a,
+        &service,
+        "mutation($input: RegisterCustomerInput!) { registerCustomer(input: $input) { customer { referralCode } } }",
+        json!({ "input": { "externalId": "ann", "email": "ann@example.com", "name": "Ann", "marketingConsent": true } }),
+    )
+    .await;
+    let code = ann["data"]["registerCustomer"]["customer"]["referralCode"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..FRIENDS {
+        let url = if i % 2 == 0 { &url_a } else { &url_b };
+        call(
+            url,
+            &service,
+            REGISTER_WITH_REFERRAL,
+            json!({ "input": { "externalId": format!("friend{i}"), "email": format!("friend{i}@example.com"), "referralCode": code } }),
+        )
+        .await;
+        call(
+            url,
+            &service,
+            "mutation($input: OrderInput!) { recordOrder(input: $input) { id } }",
+            json!({ "input": { "externalId": format!("o-{i}"), "customerExternalId": format!("friend{i}"), "amount": 5000, "currency": "USD" } }),
+        )
+        .await;
+    }
+
+    // The holds end now: the workers' clocks are real, so the test moves the release dates.
+    let db = Database::connect(database.url()).await.unwrap();
+    reward::Entity::update_many()
+        .col_expr(
+            reward::Column::ReleaseAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now() - chrono::Duration::minutes(1)),
+        )
+        .filter(reward::Column::Status.eq("PENDING"))
+        .exec(&db)
+        .await
+        .unwrap();
+
+    // 10 friend_joined, then 20 reward_earned once the holds are released.
+    let expected_emails = (FRIENDS * 3) as u64;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let rewarded = referral::Entity::find()
+            .filter(referral::Column::Status.eq("REWARDED"))
+            .count(&db)
+            .await
+            .unwrap();
+        let sent = email_outbox::Entity::find()
+            .filter(email_outbox::Column::Status.eq("SENT"))
+            .count(&db)
+            .await
+            .unwrap();
+        if rewarded == FRIENDS as u64 && sent == expected_emails {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 90 s: {rewarded} referrals rewarded, {sent} emails sent"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A moment more, so a double send would have arrived.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(workers);
+
+    let issued = reward::Entity::find()
+        .filter(reward::Column::Status.eq("ISSUED"))
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(issued, (FRIENDS * 2) as u64);
+    let credits = points_ledger_entry::Entity::find()
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(credits, FRIENDS as u64, "one credit per referrer reward");
+    let outbox = email_outbox::Entity::find().count(&db).await.unwrap();
+    assert_eq!(outbox, expected_emails);
+    let received = smtp.received();
+    let mut ids: Vec<String> = received
+        .iter()
+        .filter_map(|m| m.header("Message-ID"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        received.len() as u64,
+        expected_emails,
+        "each email arrived once"
+    );
+    assert_eq!(ids.len() as u64, expected_emails);
+}
