@@ -368,11 +368,9 @@ async fn cart_writes_racing_their_orders_leave_every_cart_converted() {
     assert!(after(&app, &smtp, Duration::days(5)).await.is_empty());
 }
 
-#[tokio::test]
-async fn an_order_stamped_within_the_clock_skew_before_the_carts_last_change_stops_it() {
-    let (app, smtp) = shop(true).await;
-    upsert(&app, "cart-1", vec![item("mug", 1250)]).await;
-    let placed_at = (app.clock_now() - Duration::minutes(3)).to_rfc3339();
+/// Records an order for ann stamped `minutes` before Tandem's clock, as a shop whose clock lags.
+async fn order_placed_minutes_ago(app: &TestApp, minutes: i64) {
+    let placed_at = (app.clock_now() - Duration::minutes(minutes)).to_rfc3339();
     data(
         &app.record_order_with(json!({
             "externalId": "o-1",
@@ -383,6 +381,13 @@ async fn an_order_stamped_within_the_clock_skew_before_the_carts_last_change_sto
         }))
         .await,
     );
+}
+
+#[tokio::test]
+async fn an_order_stamped_within_the_clock_skew_before_the_carts_last_change_stops_it() {
+    let (app, smtp) = shop(true).await;
+    upsert(&app, "cart-1", vec![item("mug", 1250)]).await;
+    order_placed_minutes_ago(&app, 3).await;
     assert!(
         after(&app, &smtp, Duration::days(5)).await.is_empty(),
         "3 minutes behind is within the default 10-minute skew"
@@ -393,17 +398,7 @@ async fn an_order_stamped_within_the_clock_skew_before_the_carts_last_change_sto
 async fn an_order_stamped_well_before_the_carts_last_change_does_not_stop_it() {
     let (app, smtp) = shop(true).await;
     upsert(&app, "cart-1", vec![item("mug", 1250)]).await;
-    let placed_at = (app.clock_now() - Duration::minutes(30)).to_rfc3339();
-    data(
-        &app.record_order_with(json!({
-            "externalId": "o-1",
-            "customerExternalId": "ann",
-            "amount": 2500,
-            "currency": "USD",
-            "placedAt": placed_at,
-        }))
-        .await,
-    );
+    order_placed_minutes_ago(&app, 30).await;
     assert_eq!(after(&app, &smtp, Duration::minutes(61)).await.len(), 1);
 }
 
