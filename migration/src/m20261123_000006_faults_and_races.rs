@@ -62,7 +62,7 @@ impl MigrationTrait for Migration {
             manager,
             "ix_product_views_product",
             ProductViews::Table,
-            &[ProductViews::ProductId],
+            &[ProductViews::ProductId, ProductViews::ViewedAt],
             false,
         )
         .await?;
@@ -106,6 +106,7 @@ enum Carts {
 enum ProductViews {
     Table,
     ProductId,
+    ViewedAt,
 }
 
 #[derive(DeriveIden, Clone)]

@@ -130,40 +130,40 @@ async fn product_ids(
         .collect()
 }
 
-/// Names, prices, links and images, from the latest view of each product or else its latest sale.
+/// Names, prices, links and images, from the latest view of each product or else its latest sale:
+/// one row each, through the product indexes, however often a product was viewed or sold.
 async fn describe(db: &impl ConnectionTrait, ids: Vec<String>) -> Result<Vec<Product>, AppError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    let mut products = Vec::with_capacity(ids.len());
+    for id in ids {
+        let view = product_view::Entity::find()
+            .filter(product_view::Column::ProductId.eq(id.as_str()))
+            .order_by_desc(product_view::Column::ViewedAt)
+            .one(db)
+            .await
+            .context("loading product details")?;
+        let line = match &view {
+            Some(view) if view.name.is_some() && view.unit_price.is_some() => None,
+            _ => order_line::Entity::find()
+                .filter(order_line::Column::ProductId.eq(id.as_str()))
+                .order_by_desc(order_line::Column::Id)
+                .one(db)
+                .await
+                .context("loading product details")?,
+        };
+        products.push(Product {
+            name: view
+                .as_ref()
+                .and_then(|v| v.name.clone())
+                .or_else(|| line.as_ref().and_then(|l| l.name.clone()))
+                .unwrap_or_else(|| id.clone()),
+            unit_price: view
+                .as_ref()
+                .and_then(|v| v.unit_price)
+                .or_else(|| line.as_ref().map(|l| l.unit_price)),
+            url: view.as_ref().and_then(|v| v.url.clone()),
+            image_url: view.as_ref().and_then(|v| v.image_url.clone()),
+            product_id: id,
+        });
     }
-    let views = product_view::Entity::find()
-        .filter(product_view::Column::ProductId.is_in(ids.clone()))
-        .order_by_desc(product_view::Column::ViewedAt)
-        .all(db)
-        .await
-        .context("loading product details")?;
-    let lines = order_line::Entity::find()
-        .filter(order_line::Column::ProductId.is_in(ids.clone()))
-        .order_by_desc(order_line::Column::Id)
-        .all(db)
-        .await
-        .context("loading product details")?;
-    Ok(ids
-        .into_iter()
-        .map(|id| {
-            let view = views.iter().find(|v| v.product_id == id);
-            let line = lines.iter().find(|l| l.product_id == id);
-            Product {
-                name: view
-                    .and_then(|v| v.name.clone())
-                    .or_else(|| line.and_then(|l| l.name.clone()))
-                    .unwrap_or_else(|| id.clone()),
-                unit_price: view
-                    .and_then(|v| v.unit_price)
-                    .or_else(|| line.map(|l| l.unit_price)),
-                url: view.and_then(|v| v.url.clone()),
-                image_url: view.and_then(|v| v.image_url.clone()),
-                product_id: id,
-            }
-        })
-        .collect())
+    Ok(products)
 }
