@@ -16,10 +16,19 @@ use crate::common::{REGISTER_WITH_REFERRAL, TestDatabase};
 
 const FRIENDS: usize = 10;
 
-/// Starts `tandem serve --no-workers` and returns it with its base URL.
+/// Starts `tandem serve --no-workers` (on a migrated database) and returns it with its base URL.
 async fn api(database: &TestDatabase, dir: &std::path::Path) -> (Child, String) {
+    api_with(database, dir, &["--no-migrate"]).await
+}
+
+async fn api_with(
+    database: &TestDatabase,
+    dir: &std::path::Path,
+    flags: &[&str],
+) -> (Child, String) {
     let mut child = tandem(database, dir)
-        .args(["serve", "--no-workers", "--no-migrate"])
+        .args(["serve", "--no-workers"])
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -200,4 +209,15 @@ async fn two_workers_and_two_api_servers_complete_every_hold_and_email_once() {
         "each email arrived once"
     );
     assert_eq!(ids.len() as u64, expected_emails);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_servers_started_at_once_on_a_fresh_database_all_migrate_it_and_serve() {
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let servers = futures::future::join_all((0..3).map(|_| api_with(&database, &dir, &[]))).await;
+    for (_, url) in &servers {
+        let ready = reqwest::get(format!("{url}/ready")).await.unwrap();
+        assert_eq!(ready.status(), 200, "{url}");
+    }
 }
