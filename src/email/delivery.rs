@@ -82,10 +82,12 @@ pub async fn deliver_due(state: &AppState) -> Result<DeliveryReport, AppError> {
             Err(error) => {
                 tracing::error!(%error, email = %row.id, "delivering an email failed");
                 let why = format!("delivery failed: {error}");
-                let next = now + backoff(row.attempts);
-                if let Err(mark) =
-                    finish(state, now, row, EmailStatus::Pending, Some(why), Some(next)).await
-                {
+                let (status, next) = if row.attempts >= state.settings.mail.max_attempts as i32 {
+                    (EmailStatus::Dead, None)
+                } else {
+                    (EmailStatus::Pending, Some(now + backoff(row.attempts)))
+                };
+                if let Err(mark) = finish(state, now, row, status, Some(why), next).await {
                     tracing::error!(error = %mark, email = %row.id, "recording a failed email");
                 }
             }
