@@ -10,6 +10,7 @@ pub mod email;
 pub mod entities;
 pub mod error;
 pub mod graphql;
+pub mod http;
 pub mod input;
 pub mod ip_hash;
 pub mod jobs;

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 
 use crate::email::unsubscribe;
 use crate::graphql::{serving_schema, transport};
-use crate::referrals::links;
+use crate::http;
 use crate::state::{AppState, StartError};
 
 /// A bound, not yet running server.
@@ -30,8 +30,8 @@ impl Application {
                 .app_data(web::Data::new(app_state.clone()))
                 .route("/graphql", web::post().to(transport::post))
                 .route("/graphql", web::get().to(transport::get))
-                .route("/r/{code}", web::get().to(links::follow_link))
-                .route("/r/{code}", web::head().to(links::follow_link_head))
+                .route("/r/{code}", web::get().to(http::follow_link))
+                .route("/r/{code}", web::head().to(http::follow_link_head))
                 .route(
                     "/unsubscribe",
                     web::get().to(unsubscribe::confirmation_page),

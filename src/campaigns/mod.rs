@@ -1,6 +1,5 @@
 //! Campaigns: the double-sided rules a referral is paid under.
 
-pub mod graphql;
 pub mod service;
 
 pub use service::{CampaignRules, Milestone, RewardRule};

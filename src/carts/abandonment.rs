@@ -6,13 +6,15 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::json;
 
 use crate::campaigns::RewardRule;
 use crate::carts::recommendations::recommend;
 use crate::carts::service::{items_of, stage_delay};
+use crate::config::CartSettings;
 use crate::db::begin_write;
 use crate::email::outbox::{self, OutgoingEmail};
 use crate::email::suppression;
@@ -20,11 +22,23 @@ use crate::entities::enums::{CartStatus, RewardKind, RewardSide};
 use crate::entities::{cart, customer, order, reward};
 use crate::error::{AppError, DbContext};
 use crate::rewards::service::{self as rewards, Grant, money};
-use crate::state::AppState;
 
 const BATCH: u64 = 100;
 
 const TEMPLATES: [&str; 3] = ["cart_reminder", "cart_discount", "cart_last_call"];
+
+/// What the scan works with: the database, the time, and the program's settings.
+pub struct Scan<'a> {
+    pub db: &'a DatabaseConnection,
+    pub now: DateTime<Utc>,
+    pub carts: &'a CartSettings,
+    /// The program currency, for prices in the emails.
+    pub currency: &'a str,
+    /// Where the checkout link points when a cart has none.
+    pub public_url: &'a str,
+    /// `TANDEM_CLOCK_SKEW`.
+    pub clock_skew: Duration,
+}
 
 /// How long a cart whose stage failed waits before the scan tries it again.
 const RETRY_AFTER_FAILURE: Duration = Duration::hours(1);
@@ -32,8 +46,8 @@ const RETRY_AFTER_FAILURE: Duration = Duration::hours(1);
 /// Advances every due cart by one stage; returns how many stage emails were written. A cart that
 /// fails is logged with its id, marked with the error and tried again an hour later; the rest of
 /// the batch goes on.
-pub async fn scan(state: &AppState) -> Result<usize, AppError> {
-    let now = state.clock.now();
+pub async fn scan(job: &Scan<'_>) -> Result<usize, AppError> {
+    let now = job.now;
     let due: Vec<uuid::Uuid> = cart::Entity::find()
         .select_only()
         .column(cart::Column::Id)
@@ -42,19 +56,19 @@ pub async fn scan(state: &AppState) -> Result<usize, AppError> {
         .order_by_asc(cart::Column::NextStageAt)
         .limit(BATCH)
         .into_tuple()
-        .all(&state.db)
+        .all(job.db)
         .await
         .context("finding carts that are due")?;
     let mut written = 0;
     // One aggregate over all order lines per pass, not one per email.
     let mut best_sellers = None;
     for id in due {
-        match advance(state, now, id, &mut best_sellers).await {
+        match advance(job, now, id, &mut best_sellers).await {
             Ok(true) => written += 1,
             Ok(false) => {}
             Err(error) => {
                 tracing::error!(cart = %id, %error, "a cart's abandonment stage failed; it is skipped");
-                if let Err(mark) = mark_failed(state, now, id, &error).await {
+                if let Err(mark) = mark_failed(job, now, id, &error).await {
                     tracing::error!(cart = %id, error = %mark, "recording a cart's failure");
                 }
             }
@@ -64,7 +78,7 @@ pub async fn scan(state: &AppState) -> Result<usize, AppError> {
 }
 
 async fn mark_failed(
-    state: &AppState,
+    job: &Scan<'_>,
     now: DateTime<Utc>,
     id: uuid::Uuid,
     error: &AppError,
@@ -78,14 +92,14 @@ async fn mark_failed(
         .col_expr(cart::Column::UpdatedAt, Expr::value(now))
         .filter(cart::Column::Id.eq(id))
         .filter(cart::Column::Status.eq(CartStatus::Active))
-        .exec(&state.db)
+        .exec(job.db)
         .await
         .context("marking a failed cart")?;
     Ok(())
 }
 
 async fn advance(
-    state: &AppState,
+    job: &Scan<'_>,
     now: DateTime<Utc>,
     id: uuid::Uuid,
     best_sellers: &mut Option<Vec<String>>,
@@ -93,7 +107,7 @@ async fn advance(
     // Recommendations are read before the write transaction, so its lock is held only for the
     // writes; the cart is claimed and checked again inside.
     let Some(peek) = cart::Entity::find_by_id(id)
-        .one(&state.db)
+        .one(job.db)
         .await
         .context("loading a due cart")?
     else {
@@ -106,7 +120,7 @@ async fn advance(
     if best_sellers.is_none() {
         // Best sellers are a nicety: when they cannot be counted (an overflowing sum of rows
         // stored before quantities were bounded, say), emails go out without them.
-        let best = crate::carts::recommendations::best_sellers(&state.db)
+        let best = crate::carts::recommendations::best_sellers(job.db)
             .await
             .unwrap_or_else(|error| {
                 tracing::error!(%error, "counting best sellers; cart emails go without them");
@@ -115,16 +129,14 @@ async fn advance(
         *best_sellers = Some(best);
     }
     let recommendations = recommend(
-        &state.db,
+        job.db,
         peek.customer_id,
         &in_cart,
         best_sellers.as_deref().unwrap_or_default(),
     )
     .await?;
 
-    let txn = begin_write(&state.db)
-        .await
-        .context("starting a cart stage")?;
+    let txn = begin_write(job.db).await.context("starting a cart stage")?;
     let Some(cart) = cart::Entity::find_by_id(id)
         .filter(cart::Column::Status.eq(CartStatus::Active))
         .filter(cart::Column::NextStageAt.lte(now))
@@ -145,14 +157,14 @@ async fn advance(
         || suppression::blocks(&txn, &customer.email_normalized, true)
             .await?
             .is_some();
-    if no_consent || in_cooldown(&txn, state, now, &cart).await? {
+    if no_consent || in_cooldown(&txn, job, now, &cart).await? {
         stop(&txn, cart.id, None).await?;
         txn.commit().await.context("stopping a cart sequence")?;
         return Ok(false);
     }
     let bought = order::Entity::find()
         .filter(order::Column::CustomerId.eq(cart.customer_id))
-        .filter(order::Column::PlacedAt.gte(cart.last_changed_at - state.clock_skew()))
+        .filter(order::Column::PlacedAt.gte(cart.last_changed_at - job.clock_skew))
         .count(&txn)
         .await
         .context("checking a cart for a purchase")?;
@@ -172,14 +184,14 @@ async fn advance(
         txn.commit().await.context("ending a cart sequence")?;
         return Ok(false);
     };
-    let settings = &state.settings.carts;
+    let settings = job.carts;
     let coupon_code = match stage {
         2 => discount_coupon(&txn, now, &cart, settings.discount_percent).await?,
         3 => existing_coupon(&txn, &cart).await?,
         _ => None,
     };
     let items = items_of(&cart);
-    let currency = &state.settings.currency;
+    let currency = job.currency;
     let data = json!({
         "cart_id": cart.id,
         "items": items.iter().map(|i| json!({
@@ -190,7 +202,7 @@ async fn advance(
             "url": link(i.url.as_deref()),
         })).collect::<Vec<_>>(),
         "total": crate::carts::service::total(&items).map(|t| money(t, currency)),
-        "checkout_url": link(cart.checkout_url.as_deref()).unwrap_or_else(|| state.settings.public_url.clone()),
+        "checkout_url": link(cart.checkout_url.as_deref()).unwrap_or_else(|| job.public_url.to_owned()),
         "recommendations": recommendations.iter().map(|p| json!({
             "product_id": p.product_id,
             "name": p.name,
@@ -240,14 +252,14 @@ async fn advance(
 /// not start one while another of the customer's carts started one within the cooldown.
 async fn in_cooldown(
     txn: &impl ConnectionTrait,
-    state: &AppState,
+    job: &Scan<'_>,
     now: DateTime<Utc>,
     cart: &cart::Model,
 ) -> Result<bool, AppError> {
     if cart.sequence_started_at.is_some() {
         return Ok(false);
     }
-    let cooldown = Duration::from_std(state.settings.carts.cooldown).unwrap_or(Duration::days(7));
+    let cooldown = Duration::from_std(job.carts.cooldown).unwrap_or(Duration::days(7));
     let recent = cart::Entity::find()
         .filter(cart::Column::CustomerId.eq(cart.customer_id))
         .filter(cart::Column::Id.ne(cart.id))

@@ -2,6 +2,5 @@
 //! the shopper buys, empties the cart or unsubscribes.
 
 pub mod abandonment;
-pub mod graphql;
 pub mod recommendations;
 pub mod service;

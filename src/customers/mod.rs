@@ -1,7 +1,12 @@
 //! Customers: registration, look-up and updates.
 
 pub mod email;
-pub mod graphql;
 pub mod service;
 
 pub use email::EmailAddress;
+
+/// The first word of a name: all that one side of a referral sees of the other.
+pub fn first_name(name: Option<&str>) -> Option<String> {
+    name.and_then(|n| n.split_whitespace().next())
+        .map(str::to_owned)
+}

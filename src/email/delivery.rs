@@ -13,6 +13,7 @@ use sea_orm::{
 };
 use serde_json::{Map, Value};
 
+use crate::customers::first_name;
 use crate::db::begin_write;
 use crate::email::mailer::SendFailure;
 use crate::email::suppression;
@@ -21,7 +22,6 @@ use crate::entities::enums::{CartStatus, EmailStatus, SuppressionReason};
 use crate::entities::{cart, customer, order};
 use crate::error::{AppError, DbContext};
 use crate::loyalty::ledger;
-use crate::referrals::graphql::first_name;
 use crate::state::AppState;
 
 /// Rows one pass claims at most.

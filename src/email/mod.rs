@@ -3,7 +3,6 @@
 //! `outbox::enqueue` at its event.
 
 pub mod delivery;
-pub mod graphql;
 pub mod invites;
 pub mod mailer;
 pub mod outbox;

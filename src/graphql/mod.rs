@@ -1,21 +1,28 @@
 //! The GraphQL schema: one builder, used by the server and by `tandem schema`.
 
+pub mod campaigns;
+pub mod carts;
 pub mod context;
+pub mod customers;
+pub mod email;
 pub mod limits;
 pub mod loaders;
+pub mod orders;
 pub mod pagination;
+pub mod referrals;
+pub mod rewards;
 pub mod scalars;
 pub mod transport;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
-use crate::campaigns::graphql::{CampaignMutation, CampaignQuery};
-use crate::carts::graphql::CartMutation;
-use crate::customers::graphql::{CustomerMutation, CustomerQuery};
-use crate::email::graphql::{EmailMutation, EmailQuery};
-use crate::orders::graphql::OrderMutation;
-use crate::referrals::graphql::{ReferralMutation, ReferralQuery};
-use crate::rewards::graphql::RewardMutation;
+use crate::graphql::campaigns::{CampaignMutation, CampaignQuery};
+use crate::graphql::carts::CartMutation;
+use crate::graphql::customers::{CustomerMutation, CustomerQuery};
+use crate::graphql::email::{EmailMutation, EmailQuery};
+use crate::graphql::orders::OrderMutation;
+use crate::graphql::referrals::{ReferralMutation, ReferralQuery};
+use crate::graphql::rewards::RewardMutation;
 
 /// Everything a caller can read.
 #[derive(MergedObject, Default)]

@@ -23,7 +23,15 @@ pub async fn run_once(state: &AppState) -> PassReport {
         Ok(released) => report.rewards_released = released,
         Err(error) => tracing::error!(%error, "releasing held rewards"),
     }
-    match abandonment::scan(state).await {
+    let scan = abandonment::Scan {
+        db: &state.db,
+        now: state.clock.now(),
+        carts: &state.settings.carts,
+        currency: &state.settings.currency,
+        public_url: &state.settings.public_url,
+        clock_skew: state.clock_skew(),
+    };
+    match abandonment::scan(&scan).await {
         Ok(written) => report.cart_emails = written,
         Err(error) => tracing::error!(%error, "scanning abandoned carts"),
     }

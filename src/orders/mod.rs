@@ -1,5 +1,4 @@
 //! Orders and refunds, as the merchant's backend reports them. An order can qualify a referral;
 //! a refund can reverse one.
 
-pub mod graphql;
 pub mod service;

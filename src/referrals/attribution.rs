@@ -12,6 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::campaigns::service as campaigns;
+use crate::customers::first_name;
 use crate::customers::service as customers;
 use crate::email::outbox::{self, OutgoingEmail};
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
@@ -19,7 +20,6 @@ use crate::entities::{customer, customer_email, order, referral};
 use crate::error::{AppError, DbContext};
 use crate::referrals::ReferralCode;
 use crate::referrals::decisions::{self, Decision, rule};
-use crate::referrals::graphql::first_name;
 
 /// The limits the fraud rules apply.
 #[derive(Debug, Clone, Copy)]

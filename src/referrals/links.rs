@@ -1,20 +1,16 @@
-//! Tracked share links: `GET /r/{code}` and `trackReferralClick` record a click (time, hashed IP,
-//! user agent) and send the visitor to the campaign's landing page with `?ref=CODE`. An unknown
-//! code still lands, without `ref`, and records nothing.
+//! Tracked share links: `GET /r/{code}` (see `http.rs`) and `trackReferralClick` record a click
+//! (time, hashed IP, user agent) and send the visitor to the campaign's landing page with
+//! `?ref=CODE`. An unknown code still lands, without `ref`, and records nothing.
 
-use std::net::IpAddr;
-
-use actix_web::http::header::{HeaderValue, LOCATION, USER_AGENT, X_FORWARDED_FOR};
-use actix_web::{HttpRequest, HttpResponse, web};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection};
 use uuid::Uuid;
 
 use crate::campaigns::service as campaigns;
-use crate::config::TrustedProxies;
 use crate::entities::referral_click;
 use crate::error::{AppError, DbContext};
+use crate::ip_hash::IpHasher;
 use crate::referrals::attribution::find_referrer;
-use crate::state::AppState;
 
 /// Where a click came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,46 +28,6 @@ pub struct Visitor {
     pub user_agent: Option<String>,
 }
 
-impl Visitor {
-    /// The visitor's address is the peer's, unless the peer is a trusted proxy: then it is the
-    /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
-    pub fn from_request(request: &HttpRequest, trusted: &TrustedProxies) -> Self {
-        let peer = request.peer_addr().map(|addr| addr.ip());
-        let ip = match peer {
-            Some(peer) if trusted.contains(peer) => {
-                forwarded_client(request, trusted).or(Some(peer))
-            }
-            other => other,
-        };
-        Self {
-            ip: ip.map(|ip| ip.to_canonical().to_string()),
-            user_agent: request
-                .headers()
-                .get(USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|ua| ua.chars().take(512).collect()),
-        }
-    }
-}
-
-/// Walks `X-Forwarded-For` from the right (the hops our proxies added) past trusted proxies; an
-/// entry that is not an address ends the walk, and the peer's address is used instead.
-fn forwarded_client(request: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
-    let hops: Vec<&str> = request
-        .headers()
-        .get_all(X_FORWARDED_FOR)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .collect();
-    for hop in hops.into_iter().rev() {
-        let hop: IpAddr = hop.trim().parse().ok()?;
-        if !trusted.contains(hop) {
-            return Some(hop);
-        }
-    }
-    None
-}
-
 /// What a click resolved to.
 #[derive(Debug, Clone)]
 pub struct Landing {
@@ -81,15 +37,25 @@ pub struct Landing {
     pub url: String,
 }
 
+/// Where share links land when no campaign names a landing page.
+#[derive(Clone, Copy)]
+pub struct LinkSite<'a> {
+    pub db: &'a DatabaseConnection,
+    pub ip_hasher: &'a IpHasher,
+    /// `TANDEM_PUBLIC_URL`.
+    pub public_url: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// Records a click on `code` (when it is someone's) and answers where the visitor lands.
 pub async fn track(
-    state: &AppState,
+    site: LinkSite<'_>,
     code: &str,
     channel: Channel,
     visitor: &Visitor,
 ) -> Result<Landing, AppError> {
-    let now = state.clock.now();
-    let base = landing_base(state).await?;
-    let Some(referrer) = find_referrer(&state.db, code).await? else {
+    let base = landing_base(site).await?;
+    let Some(referrer) = find_referrer(site.db, code).await? else {
         return Ok(Landing {
             recorded: false,
             url: base,
@@ -105,12 +71,12 @@ pub async fn track(
             Channel::App => "app",
         }
         .to_owned()),
-        ip_hash: Set(visitor.ip.as_deref().map(|ip| state.ip_hasher.hash(ip))),
+        ip_hash: Set(visitor.ip.as_deref().map(|ip| site.ip_hasher.hash(ip))),
         user_agent: Set(visitor.user_agent.clone()),
         landing_url: Set(url.clone()),
-        clicked_at: Set(now),
+        clicked_at: Set(site.now),
     }
-    .insert(&state.db)
+    .insert(site.db)
     .await
     .context("recording a referral click")?;
     Ok(Landing {
@@ -135,62 +101,21 @@ pub fn with_ref(base: &str, code: &str) -> String {
     }
 }
 
-/// `GET /r/{code}`: always a redirect; a fault is logged and the visitor still lands.
-pub async fn follow_link(
-    state: web::Data<AppState>,
-    code: web::Path<String>,
-    request: HttpRequest,
-) -> HttpResponse {
-    let visitor = Visitor::from_request(&request, &state.settings.trusted_proxies);
-    let url = match track(&state, &code, Channel::Link, &visitor).await {
-        Ok(landing) => landing.url,
-        Err(error) => {
-            tracing::error!(%error, "recording a referral link click");
-            state.settings.public_url.clone()
-        }
-    };
-    redirect(&url, &state.settings.public_url)
-}
-
-/// `HEAD /r/{code}`: answers as `GET` would (link checkers and previews ask this way), without
-/// recording a click, since nobody followed the link.
-pub async fn follow_link_head(state: web::Data<AppState>, code: web::Path<String>) -> HttpResponse {
-    let url = match landing_for(&state, &code).await {
-        Ok(url) => url,
-        Err(error) => {
-            tracing::error!(%error, "answering HEAD for a referral link");
-            state.settings.public_url.clone()
-        }
-    };
-    redirect(&url, &state.settings.public_url)
-}
-
 /// The active campaign's landing page, else the public URL.
-async fn landing_base(state: &AppState) -> Result<String, AppError> {
-    let campaign = campaigns::active(&state.db, state.clock.now()).await?;
+async fn landing_base(site: LinkSite<'_>) -> Result<String, AppError> {
+    let campaign = campaigns::active(site.db, site.now).await?;
     Ok(campaign
         .and_then(|c| c.landing_url)
-        .unwrap_or_else(|| state.settings.public_url.clone()))
+        .unwrap_or_else(|| site.public_url.to_owned()))
 }
 
 /// Where a visitor of `code` lands, without recording anything.
-async fn landing_for(state: &AppState, code: &str) -> Result<String, AppError> {
-    let base = landing_base(state).await?;
-    Ok(match find_referrer(&state.db, code).await? {
+pub async fn landing_for(site: LinkSite<'_>, code: &str) -> Result<String, AppError> {
+    let base = landing_base(site).await?;
+    Ok(match find_referrer(site.db, code).await? {
         Some(referrer) => with_ref(&base, &referrer.referral_code),
         None => base,
     })
-}
-
-/// A 302 to `url`, or to `fallback` when `url` cannot be a header value.
-fn redirect(url: &str, fallback: &str) -> HttpResponse {
-    let location = HeaderValue::from_str(url).unwrap_or_else(|_| {
-        tracing::warn!("a landing URL cannot be sent as a Location header; using the public URL");
-        HeaderValue::from_str(fallback).unwrap_or_else(|_| HeaderValue::from_static("/"))
-    });
-    HttpResponse::Found()
-        .insert_header((LOCATION, location))
-        .finish()
 }
 
 #[cfg(test)]

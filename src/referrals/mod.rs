@@ -4,7 +4,6 @@
 pub mod attribution;
 pub mod code;
 pub mod decisions;
-pub mod graphql;
 pub mod holds;
 pub mod links;
 pub mod qualification;

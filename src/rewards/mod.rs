@@ -1,5 +1,4 @@
 //! Rewards: what customers earn, exactly once, and take to checkout as coupons or points.
 
 pub mod coupon;
-pub mod graphql;
 pub mod service;

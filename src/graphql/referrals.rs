@@ -4,27 +4,22 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::auth::{Role, Viewer};
-use crate::campaigns::graphql::{Campaign, RewardRuleView};
 use crate::campaigns::service as campaigns;
-use crate::customers::graphql::Customer;
+use crate::customers::first_name;
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::{customer, referral, referral_decision};
 use crate::error::AppError;
+use crate::graphql::campaigns::{Campaign, RewardRuleView};
 use crate::graphql::context::{parse_id, require, state, viewer};
+use crate::graphql::customers::Customer;
 use crate::graphql::loaders;
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
+use crate::graphql::rewards::Reward;
 use crate::input;
 use crate::referrals::attribution::find_referrer;
 use crate::referrals::links::{self, Channel, Visitor};
 use crate::referrals::{decisions, service};
-use crate::rewards::graphql::Reward;
 use crate::rewards::service as rewards;
-
-/// The first word of a name: all that one side of a referral sees of the other.
-pub fn first_name(name: Option<&str>) -> Option<String> {
-    name.and_then(|n| n.split_whitespace().next())
-        .map(str::to_owned)
-}
 
 async fn load_customer(ctx: &Context<'_>, id: uuid::Uuid) -> Result<customer::Model, AppError> {
     loaders::customer(ctx, id).await
@@ -272,7 +267,8 @@ impl ReferralMutation {
         let state = state(ctx)?;
         let code = input::identifier("code", &code)?;
         let visitor = ctx.data_opt::<Visitor>().cloned().unwrap_or_default();
-        let landing = links::track(state, &code, Channel::App, &visitor).await?;
+        let landing =
+            links::track(crate::http::link_site(state), &code, Channel::App, &visitor).await?;
         Ok(ReferralClickResult {
             recorded: landing.recorded,
             landing_url: landing.url,

@@ -5,18 +5,19 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, Si
 use chrono::{DateTime, Utc};
 
 use crate::auth::Role;
+use crate::customers::first_name;
 use crate::customers::service::{self, CustomerChanges, NewCustomer};
 use crate::entities::customer;
 use crate::error::AppError;
 use crate::graphql::context::{require, state};
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
+use crate::graphql::referrals::Referral;
+use crate::graphql::rewards::Reward;
 use crate::graphql::scalars::Long;
 use crate::input;
 use crate::loyalty::ledger;
 use crate::referrals::ReferralCode;
-use crate::referrals::graphql::{Referral, first_name};
 use crate::referrals::service as referrals;
-use crate::rewards::graphql::Reward;
 use crate::rewards::service as rewards;
 
 /// Channel recorded when a registration names none.

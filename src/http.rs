@@ -1,0 +1,98 @@
+//! What the HTTP layer reads from a request and the share-link routes: the visitor behind a
+//! request (the peer, or the client a trusted proxy names), and `GET`/`HEAD /r/{code}`.
+
+use std::net::IpAddr;
+
+use actix_web::http::header::{HeaderValue, LOCATION, USER_AGENT, X_FORWARDED_FOR};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::config::TrustedProxies;
+use crate::referrals::links::{self, Channel, LinkSite, Visitor};
+use crate::state::AppState;
+
+/// The visitor's address is the peer's, unless the peer is a trusted proxy: then it is the
+/// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn visitor(request: &HttpRequest, trusted: &TrustedProxies) -> Visitor {
+    let peer = request.peer_addr().map(|addr| addr.ip());
+    let ip = match peer {
+        Some(peer) if trusted.contains(peer) => forwarded_client(request, trusted).or(Some(peer)),
+        other => other,
+    };
+    Visitor {
+        ip: ip.map(|ip| ip.to_canonical().to_string()),
+        user_agent: request
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect()),
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right (the hops our proxies added) past trusted proxies; an
+/// entry that is not an address ends the walk, and the peer's address is used instead.
+fn forwarded_client(request: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let hops: Vec<&str> = request
+        .headers()
+        .get_all(X_FORWARDED_FOR)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect();
+    for hop in hops.into_iter().rev() {
+        let hop: IpAddr = hop.trim().parse().ok()?;
+        if !trusted.contains(hop) {
+            return Some(hop);
+        }
+    }
+    None
+}
+
+/// The share-link rules' view of the application.
+pub fn link_site(state: &AppState) -> LinkSite<'_> {
+    LinkSite {
+        db: &state.db,
+        ip_hasher: &state.ip_hasher,
+        public_url: &state.settings.public_url,
+        now: state.clock.now(),
+    }
+}
+
+/// `GET /r/{code}`: always a redirect; a fault is logged and the visitor still lands.
+pub async fn follow_link(
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+    request: HttpRequest,
+) -> HttpResponse {
+    let visitor = visitor(&request, &state.settings.trusted_proxies);
+    let url = match links::track(link_site(&state), &code, Channel::Link, &visitor).await {
+        Ok(landing) => landing.url,
+        Err(error) => {
+            tracing::error!(%error, "recording a referral link click");
+            state.settings.public_url.clone()
+        }
+    };
+    redirect(&url, &state.settings.public_url)
+}
+
+/// `HEAD /r/{code}`: answers as `GET` would (link checkers and previews ask this way), without
+/// recording a click, since nobody followed the link.
+pub async fn follow_link_head(state: web::Data<AppState>, code: web::Path<String>) -> HttpResponse {
+    let url = match links::landing_for(link_site(&state), &code).await {
+        Ok(url) => url,
+        Err(error) => {
+            tracing::error!(%error, "answering HEAD for a referral link");
+            state.settings.public_url.clone()
+        }
+    };
+    redirect(&url, &state.settings.public_url)
+}
+
+/// A 302 to `url`, or to `fallback` when `url` cannot be a header value.
+fn redirect(url: &str, fallback: &str) -> HttpResponse {
+    let location = HeaderValue::from_str(url).unwrap_or_else(|_| {
+        tracing::warn!("a landing URL cannot be sent as a Location header; using the public URL");
+        HeaderValue::from_str(fallback).unwrap_or_else(|_| HeaderValue::from_static("/"))
+    });
+    HttpResponse::Found()
+        .insert_header((LOCATION, location))
+        .finish()
+}
