@@ -22,7 +22,7 @@ pub const MAX_PER_CALL: usize = 20;
 pub const MAX_PER_DAY: u64 = 50;
 
 /// Why an address was not invited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
     /// It is not an email address.
     Malformed,

@@ -1,11 +1,11 @@
 //! GraphQL types and resolvers for email: deliveries, retries, invitations, unsubscribing.
 
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::auth::Role;
 use crate::customers::service as customers;
-use crate::email::invites::{self, Invitation, SkipReason};
+use crate::email::invites::{self, Invitation};
 use crate::email::{outbox, suppression, unsubscribe};
 use crate::entities::enums::{EmailStatus, SuppressionReason};
 use crate::entities::{email_outbox, suppression as suppression_entity};
@@ -84,6 +84,26 @@ pub struct EmailDeliveryConnection {
     pub edges: Vec<EmailDeliveryEdge>,
     /// Where this page stands.
     pub page_info: PageInfo,
+}
+
+/// Why an address was not invited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "crate::email::invites::SkipReason")]
+pub enum SkipReason {
+    /// It is not an email address.
+    Malformed,
+    /// It belongs to a customer already (told to service and admin tokens only).
+    AlreadyCustomer,
+    /// It unsubscribed or bounced (told to service and admin tokens only).
+    Suppressed,
+    /// It is the inviting customer's own address.
+    OwnAddress,
+    /// It appears twice in the request, or was invited by this customer before.
+    AlreadyInvited,
+    /// It cannot be invited. What a customer's own token is told instead of ALREADY_CUSTOMER or
+    /// SUPPRESSED, so invitations cannot be used to learn who shops here; service and admin
+    /// tokens see the reason.
+    NotInvitable,
 }
 
 /// An address that was not invited, and why.
@@ -331,7 +351,8 @@ impl EmailMutation {
                         reason.for_customer()
                     } else {
                         reason
-                    },
+                    }
+                    .into(),
                 })
                 .collect(),
         })
