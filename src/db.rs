@@ -33,7 +33,20 @@ pub async fn connect(
     } else {
         options.max_connections(20);
     }
-    Database::connect(options).await
+    // A fresh SQLite file is switched to WAL by the first connection, which needs the file to
+    // itself: processes starting together may find it busy, and the busy timeout does not cover
+    // that step. They try again until the same timeout has passed.
+    let deadline = std::time::Instant::now() + sqlite_busy_timeout;
+    loop {
+        match Database::connect(options.clone()).await {
+            Err(error)
+                if crate::error::is_contention(&error) && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            connected => return connected,
+        }
+    }
 }
 
 /// The key of the PostgreSQL advisory lock taken around migrating ("tandem" in ASCII).

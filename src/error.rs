@@ -90,7 +90,7 @@ pub fn from_db(what: &str, error: sea_orm::DbErr) -> AppError {
 
 /// Lock waits that ran out and an exhausted pool: SQLite's SQLITE_BUSY and SQLITE_LOCKED (with
 /// their extended codes), PostgreSQL's serialization failure, deadlock and lock_not_available.
-fn is_contention(error: &sea_orm::DbErr) -> bool {
+pub fn is_contention(error: &sea_orm::DbErr) -> bool {
     use sea_orm::{DbErr, RuntimeErr};
     let runtime = match error {
         DbErr::ConnectionAcquire(_) => return true,

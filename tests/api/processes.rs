@@ -30,7 +30,7 @@ async fn api_with(
         .args(["serve", "--no-workers"])
         .args(flags)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("tandem serve starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -39,10 +39,16 @@ async fn api_with(
         .expect("the banner is printed")
         .unwrap()
         .unwrap_or_default();
-    let url = first
-        .strip_prefix("Tandem is listening on ")
-        .unwrap_or_else(|| panic!("unexpected banner: {first}"))
-        .to_owned();
+    let Some(url) = first.strip_prefix("Tandem is listening on ") else {
+        let mut stderr = String::new();
+        let _ =
+            tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+                .await;
+        panic!("no banner ({first:?}); stderr: {stderr}");
+    };
+    let url = url.to_owned();
+    let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::spawn(async move { while let Ok(Some(_)) = errors.next_line().await {} });
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, url)
 }
