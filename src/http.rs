@@ -1,12 +1,16 @@
-//! What the HTTP layer reads from a request and the share-link routes: the visitor behind a
-//! request (the peer, or the client a trusted proxy names), and `GET`/`HEAD /r/{code}`.
+//! The routes outside GraphQL and what they read from a request: the visitor behind a request
+//! (the peer, or the client a trusted proxy names), the share links `GET`/`HEAD /r/{code}`, and
+//! the unsubscribe page and one-click `POST /unsubscribe`.
 
 use std::net::IpAddr;
 
-use actix_web::http::header::{HeaderValue, LOCATION, USER_AGENT, X_FORWARDED_FOR};
+use actix_web::http::header::{ContentType, HeaderValue, LOCATION, USER_AGENT, X_FORWARDED_FOR};
 use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
 
 use crate::config::TrustedProxies;
+use crate::email::unsubscribe;
+use crate::error::AppError;
 use crate::referrals::links::{self, Channel, LinkSite, Visitor};
 use crate::state::AppState;
 
@@ -95,4 +99,85 @@ fn redirect(url: &str, fallback: &str) -> HttpResponse {
     HttpResponse::Found()
         .insert_header((LOCATION, location))
         .finish()
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+fn page(status: u16, title: &str, body: &str) -> HttpResponse {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body style=\"font-family: sans-serif; max-width: 480px; margin: 48px auto;\">\
+         <h1>{title}</h1>{body}</body></html>"
+    );
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default())
+        .content_type(ContentType::html())
+        .body(html)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /unsubscribe?token=…`: a confirmation page. It changes nothing, so link scanners that
+/// follow every URL cannot unsubscribe anyone; its button posts the one-click form.
+pub async fn confirmation_page(
+    state: web::Data<AppState>,
+    query: web::Query<TokenQuery>,
+) -> HttpResponse {
+    let token = query.token.clone().unwrap_or_default();
+    match state.unsubscribe.verify(&token) {
+        None => page(
+            400,
+            "This link is not valid",
+            "<p>Use the unsubscribe link from the email as it is.</p>",
+        ),
+        Some(email) => page(
+            200,
+            "Unsubscribe?",
+            &format!(
+                "<p>Stop marketing email to <strong>{}</strong>?</p>\
+                 <form method=\"post\" action=\"/unsubscribe?token={}\">\
+                 <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+                 <button type=\"submit\">Unsubscribe</button></form>",
+                escape(&email),
+                escape(&token)
+            ),
+        ),
+    }
+}
+
+/// `POST /unsubscribe?token=…`: RFC 8058 one-click, and the confirmation page's button.
+pub async fn one_click(state: web::Data<AppState>, query: web::Query<TokenQuery>) -> HttpResponse {
+    let token = query.token.clone().unwrap_or_default();
+    match unsubscribe::unsubscribe(&state.db, state.clock.as_ref(), &state.unsubscribe, &token)
+        .await
+    {
+        Ok(email) => page(
+            200,
+            "You are unsubscribed",
+            &format!(
+                "<p>{} will get no more marketing email.</p>",
+                escape(&email)
+            ),
+        ),
+        Err(AppError::BadUserInput { .. }) => page(
+            400,
+            "This link is not valid",
+            "<p>Use the unsubscribe link from the email as it is.</p>",
+        ),
+        Err(error) => {
+            tracing::error!(%error, "unsubscribing");
+            page(
+                500,
+                "Something went wrong",
+                "<p>Please try again later.</p>",
+            )
+        }
+    }
 }

@@ -5,7 +5,6 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::{HttpResponse, web};
 
-use crate::email::unsubscribe;
 use crate::graphql::{serving_schema, transport};
 use crate::http;
 use crate::state::{AppState, StartError};
@@ -32,11 +31,8 @@ impl Application {
                 .route("/graphql", web::get().to(transport::get))
                 .route("/r/{code}", web::get().to(http::follow_link))
                 .route("/r/{code}", web::head().to(http::follow_link_head))
-                .route(
-                    "/unsubscribe",
-                    web::get().to(unsubscribe::confirmation_page),
-                )
-                .route("/unsubscribe", web::post().to(unsubscribe::one_click))
+                .route("/unsubscribe", web::get().to(http::confirmation_page))
+                .route("/unsubscribe", web::post().to(http::one_click))
                 .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
         })

@@ -62,6 +62,21 @@ impl AppState {
         }
     }
 
+    /// The delivery worker's view of the application.
+    pub fn deliverer(&self) -> crate::email::delivery::Deliverer<'_> {
+        crate::email::delivery::Deliverer {
+            db: &self.db,
+            clock: self.clock.as_ref(),
+            mailer: &self.mailer,
+            templates: &self.templates,
+            unsubscribe: &self.unsubscribe,
+            mail: &self.settings.mail,
+            public_url: &self.settings.public_url,
+            currency: &self.settings.currency,
+            clock_skew: self.clock_skew(),
+        }
+    }
+
     /// How far the merchant's clock may lag Tandem's (`TANDEM_CLOCK_SKEW`).
     pub fn clock_skew(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.settings.clock_skew)

@@ -9,20 +9,43 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use sea_orm::sea_query::{Condition, Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::{Map, Value};
 
+use crate::clock::Clock;
+use crate::config::MailSettings;
 use crate::customers::first_name;
 use crate::db::begin_write;
+use crate::email::mailer::Mailer;
 use crate::email::mailer::SendFailure;
 use crate::email::suppression;
+use crate::email::templates::Templates;
+use crate::email::unsubscribe::UnsubscribeSigner;
 use crate::entities::email_outbox as outbox;
 use crate::entities::enums::{CartStatus, EmailStatus, SuppressionReason};
 use crate::entities::{cart, customer, order};
 use crate::error::{AppError, DbContext};
 use crate::loyalty::ledger;
-use crate::state::AppState;
+
+/// What delivery works with: the database and clock, the transport, the templates and the
+/// settings the messages are built from.
+#[derive(Clone, Copy)]
+pub struct Deliverer<'a> {
+    pub db: &'a DatabaseConnection,
+    pub clock: &'a dyn Clock,
+    pub mailer: &'a Mailer,
+    pub templates: &'a Templates,
+    pub unsubscribe: &'a UnsubscribeSigner,
+    pub mail: &'a MailSettings,
+    /// `TANDEM_PUBLIC_URL`, the base of links in emails.
+    pub public_url: &'a str,
+    /// The program currency, for amounts in emails.
+    pub currency: &'a str,
+    /// `TANDEM_CLOCK_SKEW`.
+    pub clock_skew: Duration,
+}
 
 /// Rows one pass claims at most.
 const BATCH: u64 = 25;
@@ -45,20 +68,20 @@ pub struct DeliveryReport {
 /// Sends every due email once (as the clock tells) and reports what happened.
 /// While the SMTP server is unreachable the circuit breaker pauses delivery: claimed rows go back
 /// to the queue without using up a try, and passes do nothing until the pause ends.
-pub async fn deliver_due(state: &AppState) -> Result<DeliveryReport, AppError> {
-    let now = state.clock.now();
+pub async fn deliver_due(worker: &Deliverer<'_>) -> Result<DeliveryReport, AppError> {
+    let now = worker.clock.now();
     let mut report = DeliveryReport::default();
-    if state.mailer.paused_until(now).is_some() {
+    if worker.mailer.paused_until(now).is_some() {
         report.paused = true;
         return Ok(report);
     }
-    let claimed = claim(state, now).await?;
+    let claimed = claim(worker, now).await?;
     let mut rows = claimed.iter();
     for row in rows.by_ref() {
         // A batch can outlast its lease (each conversation may take the SMTP timeout), so the
         // lease is renewed before each send; a row whose lease lapsed to another worker is left
         // to it.
-        match renew_lease(state, row).await {
+        match renew_lease(worker, row).await {
             Ok(true) => {}
             Ok(false) => continue,
             Err(error) => {
@@ -66,7 +89,7 @@ pub async fn deliver_due(state: &AppState) -> Result<DeliveryReport, AppError> {
                 continue;
             }
         }
-        match deliver(state, now, row).await {
+        match deliver(worker, now, row).await {
             Ok(Delivered::Finished(status)) => match status {
                 EmailStatus::Sent => report.sent += 1,
                 EmailStatus::Pending => report.retried += 1,
@@ -82,12 +105,12 @@ pub async fn deliver_due(state: &AppState) -> Result<DeliveryReport, AppError> {
             Err(error) => {
                 tracing::error!(%error, email = %row.id, "delivering an email failed");
                 let why = format!("delivery failed: {error}");
-                let (status, next) = if row.attempts >= state.settings.mail.max_attempts as i32 {
+                let (status, next) = if row.attempts >= worker.mail.max_attempts as i32 {
                     (EmailStatus::Dead, None)
                 } else {
                     (EmailStatus::Pending, Some(now + backoff(row.attempts)))
                 };
-                if let Err(mark) = finish(state, now, row, status, Some(why), next).await {
+                if let Err(mark) = finish(worker, now, row, status, Some(why), next).await {
                     tracing::error!(error = %mark, email = %row.id, "recording a failed email");
                 }
             }
@@ -95,7 +118,7 @@ pub async fn deliver_due(state: &AppState) -> Result<DeliveryReport, AppError> {
     }
     for row in rows {
         give_back(
-            state,
+            worker,
             now,
             row,
             "delivery paused: the SMTP server is unreachable",
@@ -114,8 +137,8 @@ enum Delivered {
 }
 
 /// Extends the lease of a row this worker still holds; `false` when it no longer does.
-async fn renew_lease(state: &AppState, row: &outbox::Model) -> Result<bool, AppError> {
-    let now = state.clock.now();
+async fn renew_lease(worker: &Deliverer<'_>, row: &outbox::Model) -> Result<bool, AppError> {
+    let now = worker.clock.now();
     let changed = outbox::Entity::update_many()
         .col_expr(
             outbox::Column::LeaseUntil,
@@ -124,7 +147,7 @@ async fn renew_lease(state: &AppState, row: &outbox::Model) -> Result<bool, AppE
         .filter(outbox::Column::Id.eq(row.id))
         .filter(outbox::Column::Status.eq(EmailStatus::Sending))
         .filter(outbox::Column::Attempts.eq(row.attempts))
-        .exec(&state.db)
+        .exec(worker.db)
         .await
         .context("renewing an email's lease")?
         .rows_affected;
@@ -133,7 +156,7 @@ async fn renew_lease(state: &AppState, row: &outbox::Model) -> Result<bool, AppE
 
 /// Returns a claimed row to the queue as if it had not been tried.
 async fn give_back(
-    state: &AppState,
+    worker: &Deliverer<'_>,
     now: DateTime<Utc>,
     row: &outbox::Model,
     why: &str,
@@ -151,7 +174,7 @@ async fn give_back(
         .filter(outbox::Column::Id.eq(row.id))
         .filter(outbox::Column::Status.eq(EmailStatus::Sending))
         .filter(outbox::Column::Attempts.eq(row.attempts))
-        .exec(&state.db)
+        .exec(worker.db)
         .await
         .context("returning an email to the queue")?;
     Ok(())
@@ -159,7 +182,7 @@ async fn give_back(
 
 /// Takes due rows (and rows whose claim lapsed) for this worker. On PostgreSQL the select skips
 /// rows another worker holds, so any number of workers share the queue.
-async fn claim(state: &AppState, now: DateTime<Utc>) -> Result<Vec<outbox::Model>, AppError> {
+async fn claim(worker: &Deliverer<'_>, now: DateTime<Utc>) -> Result<Vec<outbox::Model>, AppError> {
     let due_now = || {
         outbox::Entity::find().filter(
             Condition::any()
@@ -177,14 +200,14 @@ async fn claim(state: &AppState, now: DateTime<Utc>) -> Result<Vec<outbox::Model
     };
     // A read first, so an idle worker never takes SQLite's write lock.
     let anything_due = due_now()
-        .one(&state.db)
+        .one(worker.db)
         .await
         .context("looking for due emails")?
         .is_some();
     if !anything_due {
         return Ok(Vec::new());
     }
-    let txn = begin_write(&state.db)
+    let txn = begin_write(worker.db)
         .await
         .context("starting an email claim")?;
     let due = due_now()
@@ -194,7 +217,7 @@ async fn claim(state: &AppState, now: DateTime<Utc>) -> Result<Vec<outbox::Model
         .all(&txn)
         .await
         .context("finding due emails")?;
-    let domain = sender(state)?.email.domain().to_owned();
+    let domain = sender(worker)?.email.domain().to_owned();
     let mut claimed = Vec::with_capacity(due.len());
     for row in due {
         let message_id = if row.message_id.is_empty() {
@@ -225,9 +248,8 @@ async fn claim(state: &AppState, now: DateTime<Utc>) -> Result<Vec<outbox::Model
     Ok(claimed)
 }
 
-fn sender(state: &AppState) -> Result<Mailbox, AppError> {
-    state
-        .settings
+fn sender(worker: &Deliverer<'_>) -> Result<Mailbox, AppError> {
+    worker
         .mail
         .from
         .parse()
@@ -235,18 +257,18 @@ fn sender(state: &AppState) -> Result<Mailbox, AppError> {
 }
 
 async fn deliver(
-    state: &AppState,
+    worker: &Deliverer<'_>,
     now: DateTime<Utc>,
     row: &outbox::Model,
 ) -> Result<Delivered, AppError> {
-    let message = match prepare(state, now, row).await? {
+    let message = match prepare(worker, now, row).await? {
         Ok(message) => message,
         Err(status) => return Ok(Delivered::Finished(status)),
     };
-    let (status, error, next) = match state.mailer.send(now, message).await {
+    let (status, error, next) = match worker.mailer.send(now, message).await {
         Ok(()) => (EmailStatus::Sent, None, None),
         Err(SendFailure::Unreachable(why)) => {
-            give_back(state, now, row, &why).await?;
+            give_back(worker, now, row, &why).await?;
             return Ok(Delivered::Unreachable);
         }
         Err(SendFailure::Permanent { message, recipient }) => {
@@ -255,7 +277,7 @@ async fn deliver(
             if recipient {
                 let address = normalized_address(&row.recipient);
                 suppression::suppress(
-                    &state.db,
+                    worker.db,
                     &address,
                     SuppressionReason::Bounced,
                     Some(message.clone()),
@@ -266,7 +288,7 @@ async fn deliver(
             (EmailStatus::Dead, Some(message), None)
         }
         Err(SendFailure::Transient(message)) => {
-            if row.attempts >= state.settings.mail.max_attempts as i32 {
+            if row.attempts >= worker.mail.max_attempts as i32 {
                 let why = format!("gave up after {} tries: {message}", row.attempts);
                 (EmailStatus::Dead, Some(why), None)
             } else {
@@ -278,30 +300,31 @@ async fn deliver(
             }
         }
     };
-    let status = finish(state, now, row, status, error, next).await?;
+    let status = finish(worker, now, row, status, error, next).await?;
     Ok(Delivered::Finished(status))
 }
 
 /// The message for a claimed row, or the status the row ended in when it should not or cannot
 /// be sent (cancelled, or a template that does not render).
 async fn prepare(
-    state: &AppState,
+    worker: &Deliverer<'_>,
     now: DateTime<Utc>,
     row: &outbox::Model,
 ) -> Result<Result<Message, EmailStatus>, AppError> {
-    let ended = |status, why| async move { finish(state, now, row, status, Some(why), None).await };
-    if let Some(why) = no_longer_wanted(&state.db, state.clock_skew(), row).await? {
+    let ended =
+        |status, why| async move { finish(worker, now, row, status, Some(why), None).await };
+    if let Some(why) = no_longer_wanted(worker.db, worker.clock_skew, row).await? {
         return Ok(Err(ended(EmailStatus::Cancelled, why).await?));
     }
-    let context = context(state, row).await?;
-    let rendered = match state.templates.render(&row.template, &context) {
+    let context = context(worker, row).await?;
+    let rendered = match worker.templates.render(&row.template, &context) {
         Ok(rendered) => rendered,
         Err(e) => {
             let why = format!("template {} does not render: {e}", row.template);
             return Ok(Err(ended(EmailStatus::Dead, why).await?));
         }
     };
-    match build(state, row, &context, rendered) {
+    match build(worker, row, &context, rendered) {
         Ok(message) => Ok(Ok(message)),
         Err(why) => Ok(Err(ended(EmailStatus::Dead, why).await?)),
     }
@@ -380,16 +403,16 @@ async fn no_longer_wanted(
 
 /// The template's values: the row's data, plus the recipient's name, points, referral link and
 /// (for marketing email) the unsubscribe link, read now so they are current.
-async fn context(state: &AppState, row: &outbox::Model) -> Result<Value, AppError> {
+async fn context(worker: &Deliverer<'_>, row: &outbox::Model) -> Result<Value, AppError> {
     let mut context = match &row.data {
         Value::Object(map) => map.clone(),
         _ => Map::new(),
     };
-    let public_url = &state.settings.public_url;
-    context.insert("public_url".into(), Value::String(public_url.clone()));
+    let public_url = worker.public_url;
+    context.insert("public_url".into(), Value::String(public_url.to_owned()));
     if let Some(customer_id) = row.customer_id
         && let Some(customer) = customer::Entity::find_by_id(customer_id)
-            .one(&state.db)
+            .one(worker.db)
             .await
             .context("loading an email's customer")?
     {
@@ -402,7 +425,7 @@ async fn context(state: &AppState, row: &outbox::Model) -> Result<Value, AppErro
         );
         context.insert(
             "points_balance".into(),
-            Value::from(ledger::balance(&state.db, customer.id).await?),
+            Value::from(ledger::balance(worker.db, customer.id).await?),
         );
     }
     context
@@ -414,7 +437,7 @@ async fn context(state: &AppState, row: &outbox::Model) -> Result<Value, AppErro
         .and_then(|k| serde_json::from_value::<crate::entities::enums::RewardKind>(k).ok());
     if let (Some(kind), Some(amount)) = (kind, context.get("reward_amount").and_then(Value::as_i64))
     {
-        let text = crate::rewards::service::describe(kind, amount, &state.settings.currency);
+        let text = crate::rewards::service::describe(kind, amount, worker.currency);
         context.insert("reward".into(), Value::String(text));
         context.insert(
             "is_points".into(),
@@ -424,7 +447,7 @@ async fn context(state: &AppState, row: &outbox::Model) -> Result<Value, AppErro
     if row.marketing {
         context.insert(
             "unsubscribe_url".into(),
-            Value::String(unsubscribe_url(state, &row.recipient)),
+            Value::String(unsubscribe_url(worker, &row.recipient)),
         );
     }
     Ok(Value::Object(context))
@@ -437,17 +460,17 @@ fn normalized_address(recipient: &str) -> String {
         .unwrap_or_else(|_| recipient.to_lowercase())
 }
 
-fn unsubscribe_url(state: &AppState, recipient: &str) -> String {
+fn unsubscribe_url(worker: &Deliverer<'_>, recipient: &str) -> String {
     let normalized = normalized_address(recipient);
     format!(
         "{}/unsubscribe?token={}",
-        state.settings.public_url,
-        state.unsubscribe.token(&normalized)
+        worker.public_url,
+        worker.unsubscribe.token(&normalized)
     )
 }
 
 fn build(
-    state: &AppState,
+    worker: &Deliverer<'_>,
     row: &outbox::Model,
     context: &Value,
     rendered: crate::email::templates::Rendered,
@@ -457,7 +480,7 @@ fn build(
         .parse()
         .map_err(|e| format!("the recipient {} is not an address: {e}", row.recipient))?;
     let mut builder = Message::builder()
-        .from(sender(state).map_err(|e| e.to_string())?)
+        .from(sender(worker).map_err(|e| e.to_string())?)
         .to(to)
         .subject(rendered.subject)
         .message_id(Some(row.message_id.clone()));
@@ -482,7 +505,7 @@ fn build(
 
 /// Records the outcome, if this worker still holds the row.
 async fn finish(
-    state: &AppState,
+    worker: &Deliverer<'_>,
     now: DateTime<Utc>,
     row: &outbox::Model,
     status: EmailStatus,
@@ -509,7 +532,7 @@ async fn finish(
         update = update.col_expr(outbox::Column::SentAt, Expr::value(now));
     }
     update
-        .exec(&state.db)
+        .exec(worker.db)
         .await
         .context("recording an email's outcome")?;
     Ok(status)

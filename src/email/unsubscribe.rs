@@ -1,16 +1,13 @@
 //! Unsubscribing: a signed link in every marketing email (`GET /unsubscribe?token=…` shows a
-//! confirmation page whose button posts back), the RFC 8058 one-click `POST` to the same URL, and
-//! the `unsubscribe(token)` mutation. The token is the address and an HMAC of it with a server
+//! confirmation page whose button posts back), the RFC 8058 one-click `POST` to the same URL (both
+//! in `http.rs`), and the `unsubscribe(token)` mutation. The token is the address and an HMAC of it with a server
 //! key, so it cannot be forged for another address.
 
-use actix_web::http::header::ContentType;
-use actix_web::{HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
-use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::clock::Clock;
@@ -20,7 +17,6 @@ use crate::email::suppression;
 use crate::entities::enums::{CartStatus, SuppressionReason};
 use crate::entities::{cart, customer};
 use crate::error::{AppError, DbContext};
-use crate::state::AppState;
 
 /// Signs and checks unsubscribe tokens.
 #[derive(Clone)]
@@ -103,85 +99,6 @@ pub async fn unsubscribe(
         .context("stopping cart sequences")?;
     txn.commit().await.context("committing an unsubscribe")?;
     Ok(email)
-}
-
-#[derive(Deserialize)]
-pub struct TokenQuery {
-    token: Option<String>,
-}
-
-fn page(status: u16, title: &str, body: &str) -> HttpResponse {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-         <body style=\"font-family: sans-serif; max-width: 480px; margin: 48px auto;\">\
-         <h1>{title}</h1>{body}</body></html>"
-    );
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default())
-        .content_type(ContentType::html())
-        .body(html)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// `GET /unsubscribe?token=…`: a confirmation page. It changes nothing, so link scanners that
-/// follow every URL cannot unsubscribe anyone; its button posts the one-click form.
-pub async fn confirmation_page(
-    state: web::Data<AppState>,
-    query: web::Query<TokenQuery>,
-) -> HttpResponse {
-    let token = query.token.clone().unwrap_or_default();
-    match state.unsubscribe.verify(&token) {
-        None => page(
-            400,
-            "This link is not valid",
-            "<p>Use the unsubscribe link from the email as it is.</p>",
-        ),
-        Some(email) => page(
-            200,
-            "Unsubscribe?",
-            &format!(
-                "<p>Stop marketing email to <strong>{}</strong>?</p>\
-                 <form method=\"post\" action=\"/unsubscribe?token={}\">\
-                 <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-                 <button type=\"submit\">Unsubscribe</button></form>",
-                escape(&email),
-                escape(&token)
-            ),
-        ),
-    }
-}
-
-/// `POST /unsubscribe?token=…`: RFC 8058 one-click, and the confirmation page's button.
-pub async fn one_click(state: web::Data<AppState>, query: web::Query<TokenQuery>) -> HttpResponse {
-    let token = query.token.clone().unwrap_or_default();
-    match unsubscribe(&state.db, state.clock.as_ref(), &state.unsubscribe, &token).await {
-        Ok(email) => page(
-            200,
-            "You are unsubscribed",
-            &format!(
-                "<p>{} will get no more marketing email.</p>",
-                escape(&email)
-            ),
-        ),
-        Err(AppError::BadUserInput { .. }) => page(
-            400,
-            "This link is not valid",
-            "<p>Use the unsubscribe link from the email as it is.</p>",
-        ),
-        Err(error) => {
-            tracing::error!(%error, "unsubscribing");
-            page(
-                500,
-                "Something went wrong",
-                "<p>Please try again later.</p>",
-            )
-        }
-    }
 }
 
 #[cfg(test)]

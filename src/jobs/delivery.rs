@@ -9,7 +9,7 @@ pub async fn run_forever(state: AppState) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match deliver_due(&state).await {
+        match deliver_due(&state.deliverer()).await {
             Ok(report) if report != DeliveryReport::default() => {
                 tracing::info!(?report, "email delivery pass");
             }

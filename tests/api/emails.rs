@@ -623,9 +623,10 @@ async fn two_workers_on_one_database_send_each_email_once() {
     )
     .await
     .unwrap();
+    let (first_worker, second_worker) = (app.state.deliverer(), second.deliverer());
     let (a, b) = tokio::join!(
-        tandem::email::delivery::deliver_due(&app.state),
-        tandem::email::delivery::deliver_due(&second)
+        tandem::email::delivery::deliver_due(&first_worker),
+        tandem::email::delivery::deliver_due(&second_worker)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.sent + b.sent, 20, "{a:?} {b:?}");

@@ -240,7 +240,7 @@ impl TestApp {
 
     /// One pass of the delivery worker.
     pub async fn deliver_emails(&self) -> tandem::email::delivery::DeliveryReport {
-        tandem::email::delivery::deliver_due(&self.state)
+        tandem::email::delivery::deliver_due(&self.state.deliverer())
             .await
             .expect("a delivery pass")
     }
