@@ -62,9 +62,17 @@ impl AppState {
         }
     }
 
+    /// What reacts to signups, orders and refunds, with its settings.
+    pub fn reactions(&self) -> crate::reactions::ProgramReactions {
+        crate::reactions::ProgramReactions {
+            fraud_limits: self.fraud_limits(),
+            clock_skew: self.clock_skew(),
+        }
+    }
+
     /// The delivery worker's view of the application.
-    pub fn deliverer(&self) -> crate::email::delivery::Deliverer<'_> {
-        crate::email::delivery::Deliverer {
+    pub fn deliverer(&self) -> crate::delivery::Deliverer<'_> {
+        crate::delivery::Deliverer {
             db: &self.db,
             clock: self.clock.as_ref(),
             mailer: &self.mailer,

@@ -16,12 +16,13 @@ use crate::carts::recommendations::recommend;
 use crate::carts::service::{items_of, stage_delay};
 use crate::config::CartSettings;
 use crate::db::begin_write;
+use crate::display::money;
 use crate::email::outbox::{self, OutgoingEmail};
 use crate::email::suppression;
 use crate::entities::enums::{CartStatus, RewardKind, RewardSide};
 use crate::entities::{cart, customer, order, reward};
 use crate::error::{AppError, DbContext};
-use crate::rewards::service::{self as rewards, Grant, money};
+use crate::rewards::service::{self as rewards, Grant};
 
 const BATCH: u64 = 100;
 

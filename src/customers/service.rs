@@ -10,12 +10,11 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::customers::EmailAddress;
+use crate::customers::ReferralCode;
 use crate::db::{begin_write, keyset_page};
-use crate::entities::{customer, customer_email, referral};
+use crate::entities::{customer, customer_email};
 use crate::error::{AppError, DbContext};
-use crate::referrals::ReferralCode;
-use crate::referrals::attribution::{self, FraudLimits};
-use crate::referrals::service as referrals;
+use crate::events::{CustomerRegistered, Reactions};
 
 /// How many times registration retries after losing a race or drawing a taken referral code.
 const MAX_ATTEMPTS: usize = 8;
@@ -31,14 +30,6 @@ pub struct NewCustomer {
     pub signup_referral_code: Option<String>,
     pub signup_ip_hash: Option<String>,
     pub device_id: Option<String>,
-}
-
-/// What a registration produced.
-#[derive(Debug, Clone)]
-pub struct Registration {
-    pub customer: customer::Model,
-    /// The referral the signup's code created, or the one the customer already had.
-    pub referral: Option<referral::Model>,
 }
 
 /// Changes to a customer; `None` leaves a value as it is.
@@ -57,16 +48,17 @@ pub fn parse_email(field: &str, value: &str) -> Result<EmailAddress, AppError> {
 }
 
 /// Registers a customer, or returns the one already registered under the same externalId with the
-/// same email. Each new customer gets a fresh referral code; a referral code given at signup
-/// creates the referral in the same transaction.
+/// same email. Each new customer gets a fresh referral code. The registration is an event that
+/// `reactions` handle in the same transaction (a referral code given at signup creates the
+/// referral); a repeated registration is one too, so a code given late still counts once.
 #[tracing::instrument(skip_all, fields(external_id = %input.external_id))]
 pub async fn register(
     db: &DatabaseConnection,
     clock: &dyn Clock,
-    limits: FraudLimits,
+    reactions: &impl Reactions,
     input: NewCustomer,
-) -> Result<Registration, AppError> {
-    register_with_codes(db, clock, limits, input, &mut || {
+) -> Result<customer::Model, AppError> {
+    register_with_codes(db, clock, reactions, input, &mut || {
         ReferralCode::generate().map_err(|e| AppError::internal("generating a referral code", e))
     })
     .await
@@ -76,14 +68,14 @@ pub async fn register(
 pub async fn register_with_codes(
     db: &DatabaseConnection,
     clock: &dyn Clock,
-    limits: FraudLimits,
+    reactions: &impl Reactions,
     input: NewCustomer,
     next_code: &mut (dyn FnMut() -> Result<ReferralCode, AppError> + Send),
-) -> Result<Registration, AppError> {
+) -> Result<customer::Model, AppError> {
     for _ in 0..MAX_ATTEMPTS {
         if let Some(existing) = find_by_external_id(db, &input.external_id).await? {
             let customer = same_registration(existing, &input)?;
-            return late_referral(db, clock, limits, customer, &input).await;
+            return register_again(db, clock, reactions, customer, &input).await;
         }
         let now = clock.now();
         let code = next_code()?;
@@ -108,15 +100,19 @@ pub async fn register_with_codes(
         match inserted {
             Ok(model) => {
                 remember_email(&txn, model.id, &model.email_normalized, now).await?;
-                let referral = match &input.signup_referral_code {
-                    Some(code) => attribution::attribute(&txn, limits, now, &model, code).await?,
-                    None => None,
-                };
+                reactions
+                    .customer_registered(
+                        &txn,
+                        CustomerRegistered {
+                            customer: &model,
+                            referral_code: input.signup_referral_code.as_deref(),
+                            first: true,
+                            now,
+                        },
+                    )
+                    .await?;
                 txn.commit().await.context("committing registration")?;
-                return Ok(Registration {
-                    customer: model,
-                    referral,
-                });
+                return Ok(model);
             }
             Err(error) => {
                 txn.rollback().await.context("rolling back registration")?;
@@ -129,7 +125,7 @@ pub async fn register_with_codes(
                         return match find_by_external_id(db, &input.external_id).await? {
                             Some(existing) => {
                                 let customer = same_registration(existing, &input)?;
-                                late_referral(db, clock, limits, customer, &input).await
+                                register_again(db, clock, reactions, customer, &input).await
                             }
                             None => Err(email_taken(&input.email)),
                         };
@@ -145,40 +141,38 @@ pub async fn register_with_codes(
     ))
 }
 
-/// A repeated registration answers with the customer's referral. A customer registered without a
-/// code who registers again with one gets it attached now (the fraud rules then see any orders
-/// they already placed); a customer is referred once, so any later code is ignored.
-async fn late_referral(
+/// A repeated registration is an event too: a customer registered without a code who registers
+/// again with one gets it attached now (the fraud rules then see any orders they already placed).
+/// The customer's row is locked, so concurrent repeats react one after the other.
+async fn register_again(
     db: &DatabaseConnection,
     clock: &dyn Clock,
-    limits: FraudLimits,
+    reactions: &impl Reactions,
     customer: customer::Model,
     input: &NewCustomer,
-) -> Result<Registration, AppError> {
-    let existing = referrals::of_referee(db, customer.id).await?;
-    let referral = match (&existing, &input.signup_referral_code) {
-        (None, Some(code)) => {
-            let txn = begin_write(db).await.context("starting a late referral")?;
-            match attribution::attribute(&txn, limits, clock.now(), &customer, code).await {
-                Ok(referral) => {
-                    txn.commit().await.context("committing a late referral")?;
-                    referral
-                }
-                Err(error) => {
-                    txn.rollback()
-                        .await
-                        .context("rolling back a late referral")?;
-                    // A concurrent registration attached one first: answer with that.
-                    match referrals::of_referee(db, customer.id).await? {
-                        Some(referral) => Some(referral),
-                        None => return Err(error),
-                    }
-                }
-            }
-        }
-        _ => existing,
-    };
-    Ok(Registration { customer, referral })
+) -> Result<customer::Model, AppError> {
+    if input.signup_referral_code.is_none() {
+        return Ok(customer);
+    }
+    let txn = begin_write(db)
+        .await
+        .context("starting a repeated registration")?;
+    let customer = lock(&txn, customer.id).await?;
+    reactions
+        .customer_registered(
+            &txn,
+            CustomerRegistered {
+                customer: &customer,
+                referral_code: input.signup_referral_code.as_deref(),
+                first: false,
+                now: clock.now(),
+            },
+        )
+        .await?;
+    txn.commit()
+        .await
+        .context("committing a repeated registration")?;
+    Ok(customer)
 }
 
 /// Keeps every email a customer has used, for the self-referral rule.

@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, Si
 use chrono::{DateTime, Utc};
 
 use crate::auth::Role;
+use crate::customers::ReferralCode;
 use crate::customers::first_name;
 use crate::customers::service::{self, CustomerChanges, NewCustomer};
 use crate::entities::customer;
@@ -16,7 +17,6 @@ use crate::graphql::rewards::Reward;
 use crate::graphql::scalars::Long;
 use crate::input;
 use crate::loyalty::ledger;
-use crate::referrals::ReferralCode;
 use crate::referrals::service as referrals;
 use crate::rewards::service as rewards;
 
@@ -265,11 +265,12 @@ impl CustomerMutation {
                 .map(|ip| state.ip_hasher.hash(&ip)),
             device_id: input::optional_identifier("deviceId", input.device_id.as_deref())?,
         };
-        let registration =
-            service::register(&state.db, state.clock.as_ref(), state.fraud_limits(), new).await?;
+        let customer =
+            service::register(&state.db, state.clock.as_ref(), &state.reactions(), new).await?;
+        let referral = referrals::of_referee(&state.db, customer.id).await?;
         Ok(RegisterCustomerPayload {
-            customer: Customer(registration.customer),
-            referral: registration.referral.map(Referral),
+            customer: Customer(customer),
+            referral: referral.map(Referral),
         })
     }
 

@@ -5,13 +5,13 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::Role;
 use crate::customers::service as customers;
-use crate::email::invites::{self, Invitation};
 use crate::email::{outbox, suppression, unsubscribe};
 use crate::entities::enums::{EmailStatus, SuppressionReason};
 use crate::entities::{email_outbox, suppression as suppression_entity};
 use crate::graphql::context::{parse_id, require, state};
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
 use crate::input;
+use crate::referrals::invites::{self, Invitation};
 
 pub struct EmailDelivery(pub email_outbox::Model);
 
@@ -88,7 +88,7 @@ pub struct EmailDeliveryConnection {
 
 /// Why an address was not invited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[graphql(remote = "crate::email::invites::SkipReason")]
+#[graphql(remote = "crate::referrals::invites::SkipReason")]
 pub enum SkipReason {
     /// It is not an email address.
     Malformed,

@@ -141,7 +141,7 @@ impl OrderMutation {
         }
         .check(&state.settings.currency)?;
         Ok(Order(
-            service::record(&state.db, state.clock.as_ref(), state.clock_skew(), new).await?,
+            service::record(&state.db, state.clock.as_ref(), &state.reactions(), new).await?,
         ))
     }
 
@@ -162,6 +162,7 @@ impl OrderMutation {
         let order = service::refund(
             &state.db,
             state.clock.as_ref(),
+            &state.reactions(),
             &external_id,
             i64::from(amount),
             refund_id,

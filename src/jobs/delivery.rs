@@ -1,6 +1,6 @@
 //! The delivery worker loop: sends due email every `TANDEM_MAIL_POLL_INTERVAL`.
 
-use crate::email::delivery::{DeliveryReport, deliver_due};
+use crate::delivery::{DeliveryReport, deliver_due};
 use crate::state::AppState;
 
 /// Runs the delivery pass until the process ends; a failing pass is logged and the loop goes on.

@@ -12,14 +12,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::carts::service as carts;
 use crate::clock::Clock;
 use crate::customers::service as customers;
 use crate::db::begin_write;
 use crate::entities::{order, order_line, refund};
 use crate::error::{AppError, DbContext};
+use crate::events::{OrderRecorded, OrderRefunded, Reactions};
 use crate::input;
-use crate::referrals::{qualification, reversal};
 
 const MAX_ATTEMPTS: usize = 4;
 /// How far in the future `placedAt` may be, for clocks that disagree.
@@ -138,12 +137,12 @@ pub async fn find_by_external_id(
         .context("loading an order")
 }
 
-/// Records an order and applies it to the buyer's referral, in one transaction.
+/// Records an order and lets `reactions` apply it (referral, cart, points), in one transaction.
 #[tracing::instrument(skip_all, fields(external_id = %input.external_id))]
 pub async fn record(
     db: &DatabaseConnection,
     clock: &dyn Clock,
-    clock_skew: Duration,
+    reactions: &impl Reactions,
     input: NewOrder,
 ) -> Result<order::Model, AppError> {
     let fingerprint = input.fingerprint();
@@ -201,8 +200,9 @@ pub async fn record(
             .await
             .context("recording an order line")?;
         }
-        qualification::on_order(&txn, now, clock_skew, &order).await?;
-        carts::convert_on_order(&txn, now, clock_skew, &order).await?;
+        reactions
+            .order_recorded(&txn, OrderRecorded { order: &order, now })
+            .await?;
         txn.commit().await.context("committing an order")?;
         return Ok(order);
     }
@@ -224,10 +224,11 @@ fn replay(existing: order::Model, fingerprint: &str) -> Result<order::Model, App
 }
 
 /// Refunds `amount` of an order. With `refund_id`, a repeat of the same refund is a no-op.
-#[tracing::instrument(skip(db, clock))]
+#[tracing::instrument(skip(db, clock, reactions))]
 pub async fn refund(
     db: &DatabaseConnection,
     clock: &dyn Clock,
+    reactions: &impl Reactions,
     external_id: &str,
     amount: i64,
     refund_id: Option<String>,
@@ -271,8 +272,9 @@ pub async fn refund(
             format!("only {remaining} of order '{external_id}' is left to refund"),
         ));
     }
+    let refund_row_id = Uuid::now_v7();
     refund::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(refund_row_id),
         order_id: Set(order.id),
         refund_key: Set(refund_id.unwrap_or_else(|| Uuid::now_v7().to_string())),
         amount: Set(amount),
@@ -301,7 +303,17 @@ pub async fn refund(
         refunded_amount: order.refunded_amount + amount,
         ..order
     };
-    reversal::on_refund(&txn, now, &refunded).await?;
+    reactions
+        .order_refunded(
+            &txn,
+            OrderRefunded {
+                order: &refunded,
+                amount,
+                refund_id: refund_row_id,
+                now,
+            },
+        )
+        .await?;
     txn.commit().await.context("committing a refund")?;
     Ok(refunded)
 }

@@ -12,13 +12,13 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::campaigns::service as campaigns;
+use crate::customers::ReferralCode;
 use crate::customers::first_name;
 use crate::customers::service as customers;
 use crate::email::outbox::{self, OutgoingEmail};
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::{customer, customer_email, order, referral};
 use crate::error::{AppError, DbContext};
-use crate::referrals::ReferralCode;
 use crate::referrals::decisions::{self, Decision, rule};
 
 /// The limits the fraud rules apply.

@@ -2,12 +2,10 @@
 //! sides exactly once, holds and reversals.
 
 pub mod attribution;
-pub mod code;
 pub mod decisions;
 pub mod holds;
+pub mod invites;
 pub mod links;
 pub mod qualification;
 pub mod reversal;
 pub mod service;
-
-pub use code::ReferralCode;

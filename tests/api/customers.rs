@@ -3,8 +3,8 @@ use std::collections::HashSet;
 use futures::future::join_all;
 use serde_json::{Value, json};
 use tandem::customers::EmailAddress;
+use tandem::customers::ReferralCode;
 use tandem::customers::service::{NewCustomer, register_with_codes};
-use tandem::referrals::ReferralCode;
 
 use crate::common::{CUSTOMER_FIELDS, TestApp, assert_error, data};
 
@@ -359,15 +359,13 @@ async fn a_referral_code_already_taken_is_drawn_again() {
         device_id: None,
     };
     let mut next = move || Ok(draws.pop().expect("enough codes"));
-    let limits = app.state.fraud_limits();
-    let first = register_with_codes(&app.state.db, &app.clock, limits, new("c1"), &mut next)
+    let reactions = app.state.reactions();
+    let first = register_with_codes(&app.state.db, &app.clock, &reactions, new("c1"), &mut next)
         .await
-        .unwrap()
-        .customer;
-    let second = register_with_codes(&app.state.db, &app.clock, limits, new("c2"), &mut next)
+        .unwrap();
+    let second = register_with_codes(&app.state.db, &app.clock, &reactions, new("c2"), &mut next)
         .await
-        .unwrap()
-        .customer;
+        .unwrap();
     assert_eq!(first.referral_code, taken.as_str());
     assert_eq!(second.referral_code, fresh.as_str());
 }

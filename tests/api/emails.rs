@@ -625,8 +625,8 @@ async fn two_workers_on_one_database_send_each_email_once() {
     .unwrap();
     let (first_worker, second_worker) = (app.state.deliverer(), second.deliverer());
     let (a, b) = tokio::join!(
-        tandem::email::delivery::deliver_due(&first_worker),
-        tandem::email::delivery::deliver_due(&second_worker)
+        tandem::delivery::deliver_due(&first_worker),
+        tandem::delivery::deliver_due(&second_worker)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.sent + b.sent, 20, "{a:?} {b:?}");

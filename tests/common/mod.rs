@@ -239,8 +239,8 @@ impl TestApp {
     }
 
     /// One pass of the delivery worker.
-    pub async fn deliver_emails(&self) -> tandem::email::delivery::DeliveryReport {
-        tandem::email::delivery::deliver_due(&self.state.deliverer())
+    pub async fn deliver_emails(&self) -> tandem::delivery::DeliveryReport {
+        tandem::delivery::deliver_due(&self.state.deliverer())
             .await
             .expect("a delivery pass")
     }

@@ -437,7 +437,7 @@ async fn context(worker: &Deliverer<'_>, row: &outbox::Model) -> Result<Value, A
         .and_then(|k| serde_json::from_value::<crate::entities::enums::RewardKind>(k).ok());
     if let (Some(kind), Some(amount)) = (kind, context.get("reward_amount").and_then(Value::as_i64))
     {
-        let text = crate::rewards::service::describe(kind, amount, worker.currency);
+        let text = crate::display::describe(kind, amount, worker.currency);
         context.insert("reward".into(), Value::String(text));
         context.insert(
             "is_points".into(),

@@ -12,11 +12,11 @@ use crate::clock::Clock;
 use crate::customers::EmailAddress;
 use crate::customers::service as customers;
 use crate::db::begin_write;
+use crate::display::describe;
 use crate::email::outbox::{self, OutgoingEmail};
 use crate::email::suppression;
 use crate::entities::{customer, email_outbox};
 use crate::error::{AppError, DbContext};
-use crate::rewards::service::describe;
 
 pub const MAX_PER_CALL: usize = 20;
 pub const MAX_PER_DAY: u64 = 50;

@@ -1,0 +1,64 @@
+//! The domain events a write produces, and the trait through which the capabilities that care
+//! react to them inside the writer's transaction.
+//!
+//! The capability that produces an event only knows this trait; `crate::reactions`, above every
+//! capability, implements it by calling the capabilities that react. So an order never calls
+//! referrals, carts or loyalty, a signup never calls referrals, and the rules stay a one-way stack.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseTransaction;
+
+use crate::entities::{customer, order};
+use crate::error::AppError;
+
+/// A customer registered, or registered again (`first` is false) with the same details.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerRegistered<'a> {
+    pub customer: &'a customer::Model,
+    /// The referral code given with this registration, normalized.
+    pub referral_code: Option<&'a str>,
+    pub first: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// A new order was recorded (never for a replay).
+#[derive(Debug, Clone, Copy)]
+pub struct OrderRecorded<'a> {
+    pub order: &'a order::Model,
+    pub now: DateTime<Utc>,
+}
+
+/// Part of an order was refunded; `order` already carries the new refunded amount.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderRefunded<'a> {
+    pub order: &'a order::Model,
+    /// The amount this refund took back, in minor units.
+    pub amount: i64,
+    /// The refund's own row id: the natural key of whatever it causes.
+    pub refund_id: uuid::Uuid,
+    pub now: DateTime<Utc>,
+}
+
+/// What reacts to the events of customers and orders. Each method runs inside the transaction
+/// that wrote the event; an error rolls the whole write back.
+pub trait Reactions: Sync {
+    fn customer_registered(
+        &self,
+        txn: &DatabaseTransaction,
+        event: CustomerRegistered<'_>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+
+    fn order_recorded(
+        &self,
+        txn: &DatabaseTransaction,
+        event: OrderRecorded<'_>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+
+    fn order_refunded(
+        &self,
+        txn: &DatabaseTransaction,
+        event: OrderRefunded<'_>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+}
