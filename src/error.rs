@@ -19,6 +19,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A redemption needs more spendable points than the customer has.
+    #[error("{0}")]
+    InsufficientPoints(String),
     /// The database is busy (a lock wait ran out, the pool is exhausted): nothing was written,
     /// and the same request can be retried.
     #[error("{0}")]
@@ -58,6 +61,7 @@ impl AppError {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
+            Self::InsufficientPoints(_) => "INSUFFICIENT_POINTS",
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal { .. } => "INTERNAL",
         }

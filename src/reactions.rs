@@ -9,19 +9,22 @@ use sea_orm::DatabaseTransaction;
 use crate::carts::service as carts;
 use crate::error::AppError;
 use crate::events::{CustomerRegistered, OrderRecorded, OrderRefunded, Reactions};
+use crate::loyalty::{self, earning};
 use crate::referrals::attribution::{self, FraudLimits};
 use crate::referrals::service as referrals;
 use crate::referrals::{qualification, reversal};
 
 /// The settings the reacting capabilities need.
 #[derive(Debug, Clone, Copy)]
-pub struct ProgramReactions {
+pub struct ProgramReactions<'a> {
     pub fraud_limits: FraudLimits,
     /// How far the merchant's clock may lag Tandem's.
     pub clock_skew: Duration,
+    /// The program currency, for the sentences in points history.
+    pub currency: &'a str,
 }
 
-impl Reactions for ProgramReactions {
+impl Reactions for ProgramReactions<'_> {
     async fn customer_registered(
         &self,
         txn: &DatabaseTransaction,
@@ -48,9 +51,14 @@ impl Reactions for ProgramReactions {
         txn: &DatabaseTransaction,
         event: OrderRecorded<'_>,
     ) -> Result<(), AppError> {
-        qualification::on_order(txn, event.now, self.clock_skew, event.order).await?;
-        carts::convert_on_order(txn, event.now, self.clock_skew, event.order).await?;
-        Ok(())
+        let order = event.order;
+        // Points first, at the tier held when the order was placed; the referral's rewards and
+        // the tier and badge re-evaluation then see them.
+        let settings = loyalty::settings::load(txn).await?;
+        earning::on_order(txn, &settings, self.currency, event.now, order).await?;
+        qualification::on_order(txn, event.now, self.clock_skew, order).await?;
+        carts::convert_on_order(txn, event.now, self.clock_skew, order).await?;
+        self.reevaluate(txn, event.now, order).await
     }
 
     async fn order_refunded(
@@ -58,7 +66,33 @@ impl Reactions for ProgramReactions {
         txn: &DatabaseTransaction,
         event: OrderRefunded<'_>,
     ) -> Result<(), AppError> {
-        reversal::on_refund(txn, event.now, event.order).await?;
+        let order = event.order;
+        earning::on_refund(
+            txn,
+            self.currency,
+            event.now,
+            order,
+            event.amount,
+            event.refund_id,
+        )
+        .await?;
+        reversal::on_refund(txn, event.now, order).await?;
+        self.reevaluate(txn, event.now, order).await
+    }
+}
+
+impl ProgramReactions<'_> {
+    /// Tiers and badges of the buyer, and of the referrer whose referral this order qualified.
+    async fn reevaluate(
+        &self,
+        txn: &DatabaseTransaction,
+        now: chrono::DateTime<chrono::Utc>,
+        order: &crate::entities::order::Model,
+    ) -> Result<(), AppError> {
+        loyalty::activity(txn, now, order.customer_id).await?;
+        if let Some(referral) = referrals::qualified_by(txn, order.id).await? {
+            loyalty::activity(txn, now, referral.referrer_id).await?;
+        }
         Ok(())
     }
 }

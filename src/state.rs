@@ -63,10 +63,11 @@ impl AppState {
     }
 
     /// What reacts to signups, orders and refunds, with its settings.
-    pub fn reactions(&self) -> crate::reactions::ProgramReactions {
+    pub fn reactions(&self) -> crate::reactions::ProgramReactions<'_> {
         crate::reactions::ProgramReactions {
             fraud_limits: self.fraud_limits(),
             clock_skew: self.clock_skew(),
+            currency: &self.settings.currency,
         }
     }
 

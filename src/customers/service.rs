@@ -94,6 +94,9 @@ pub async fn register_with_codes(
             device_id: Set(input.device_id.clone()),
             created_at: Set(now),
             updated_at: Set(now),
+            tier_id: Set(None),
+            tier_below_since: Set(None),
+            tier_checked_at: Set(None),
         }
         .insert(&txn)
         .await;

@@ -425,7 +425,11 @@ async fn context(worker: &Deliverer<'_>, row: &outbox::Model) -> Result<Value, A
         );
         context.insert(
             "points_balance".into(),
-            Value::from(ledger::balance(worker.db, customer.id).await?),
+            Value::from(
+                ledger::Account::load(worker.db, customer.id)
+                    .await?
+                    .balance(worker.clock.now()),
+            ),
         );
     }
     context

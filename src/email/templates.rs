@@ -129,7 +129,7 @@ mod tests {
             .iter()
             .filter_map(|(name, _)| name.strip_suffix("/subject.txt"))
             .collect();
-        assert_eq!(folders.len(), 7, "{folders:?}");
+        assert_eq!(folders.len(), 9, "{folders:?}");
         let templates = Templates::new(None);
         for name in folders {
             let rendered = templates.render(name, &json!({})).unwrap();

@@ -21,6 +21,13 @@ pub struct Model {
     pub device_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The customer's loyalty tier, if any.
+    pub tier_id: Option<Uuid>,
+    /// Since when the tier metric has been below the current tier's threshold (for the grace
+    /// period before a downgrade).
+    pub tier_below_since: Option<DateTimeUtc>,
+    /// When the tier was last evaluated; the daily pass takes those checked over a day ago.
+    pub tier_checked_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -50,6 +50,9 @@ pub enum RewardSide {
     /// A discount sent to win back an abandoned cart.
     #[sea_orm(string_value = "CART")]
     Cart,
+    /// A catalog reward the customer bought with points.
+    #[sea_orm(string_value = "REDEMPTION")]
+    Redemption,
 }
 
 /// Where a reward stands.
@@ -182,4 +185,112 @@ pub enum SuppressionReason {
     /// The mail server refused the address permanently: no email at all.
     #[sea_orm(string_value = "BOUNCED")]
     Bounced,
+}
+
+/// Why a points ledger entry was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum PointsReason {
+    /// Points earned by an order.
+    #[sea_orm(string_value = "ORDER")]
+    Order,
+    /// A referral reward paid in points.
+    #[sea_orm(string_value = "REFERRAL_REWARD")]
+    ReferralReward,
+    /// A referral milestone bonus paid in points.
+    #[sea_orm(string_value = "MILESTONE")]
+    Milestone,
+    /// Points spent on a catalog reward.
+    #[sea_orm(string_value = "REDEMPTION")]
+    Redemption,
+    /// Points that reached their expiry date unspent.
+    #[sea_orm(string_value = "EXPIRY")]
+    Expiry,
+    /// A correction by an operator.
+    #[sea_orm(string_value = "ADJUSTMENT")]
+    Adjustment,
+    /// A referral reward taken back.
+    #[sea_orm(string_value = "REVERSAL")]
+    Reversal,
+    /// Points of an order taken back by its refund.
+    #[sea_orm(string_value = "REFUND")]
+    Refund,
+}
+
+/// What a customer's tier is measured by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum TierMetric {
+    /// Points earned, less reversals and refunds; spending and expiry do not lower it.
+    #[sea_orm(string_value = "LIFETIME_POINTS")]
+    LifetimePoints,
+    /// Friends referred whose first order qualified (and was not reversed).
+    #[sea_orm(string_value = "SUCCESSFUL_REFERRALS")]
+    SuccessfulReferrals,
+    /// Order amounts less refunds, in minor units.
+    #[sea_orm(string_value = "SPEND")]
+    Spend,
+}
+
+/// Which stretch of time the tier metric counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum TierPeriod {
+    /// Everything, ever.
+    #[sea_orm(string_value = "LIFETIME")]
+    Lifetime,
+    /// The last 365 days, sliding.
+    #[sea_orm(string_value = "ROLLING_12_MONTHS")]
+    Rolling12Months,
+    /// Since 1 January of the current year (UTC).
+    #[sea_orm(string_value = "CALENDAR_YEAR")]
+    CalendarYear,
+}
+
+/// What happens when a customer's metric falls below their tier's threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum TierDowngrade {
+    /// Tiers are never lost.
+    #[sea_orm(string_value = "NEVER")]
+    Never,
+    /// After the grace days, down one tier (and again after another grace period).
+    #[sea_orm(string_value = "DROP_ONE")]
+    DropOne,
+    /// After the grace days, straight to the tier the metric supports.
+    #[sea_orm(string_value = "RECALCULATE")]
+    Recalculate,
+}
+
+/// What a badge counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum BadgeRule {
+    /// Friends referred whose first order qualified.
+    #[sea_orm(string_value = "SUCCESSFUL_REFERRALS")]
+    SuccessfulReferrals,
+    /// Orders placed (fully refunded ones do not count).
+    #[sea_orm(string_value = "ORDERS")]
+    Orders,
+    /// Order amounts less refunds, in minor units.
+    #[sea_orm(string_value = "LIFETIME_SPEND")]
+    LifetimeSpend,
+    /// Lifetime points.
+    #[sea_orm(string_value = "LIFETIME_POINTS")]
+    LifetimePoints,
+    /// The longest run of consecutive calendar months with at least one order.
+    #[sea_orm(string_value = "ORDER_STREAK_MONTHS")]
+    OrderStreakMonths,
+}
+
+/// What a leaderboard ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum LeaderboardMetric {
+    /// Friends referred whose first order qualified in the range (reversed ones do not count).
+    #[sea_orm(string_value = "SUCCESSFUL_REFERRALS")]
+    SuccessfulReferrals,
+    /// Points earned in the range, less reversals and refunds.
+    #[sea_orm(string_value = "POINTS_EARNED")]
+    PointsEarned,
 }

@@ -9,14 +9,17 @@ use crate::customers::ReferralCode;
 use crate::customers::first_name;
 use crate::customers::service::{self, CustomerChanges, NewCustomer};
 use crate::entities::customer;
+use crate::entities::enums::LeaderboardMetric;
 use crate::error::AppError;
 use crate::graphql::context::{require, state};
-use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
+use crate::graphql::loyalty;
+use crate::graphql::pagination::{
+    PageInfo, PageRequest, encode_cursor, page_complexity, page_info,
+};
 use crate::graphql::referrals::Referral;
 use crate::graphql::rewards::Reward;
 use crate::graphql::scalars::Long;
 use crate::input;
-use crate::loyalty::ledger;
 use crate::referrals::service as referrals;
 use crate::rewards::service as rewards;
 
@@ -77,10 +80,76 @@ impl Customer {
         self.0.created_at
     }
 
-    /// The customer's points: the sum of their ledger. It can be negative when points were spent
-    /// before the reward that paid them was reversed.
+    /// Points the customer can spend now: unexpired, past any pending period, less any debt
+    /// (points taken back after they were spent). Negative while such a debt is larger.
     async fn points_balance(&self, ctx: &Context<'_>) -> Result<Long> {
-        Ok(Long(ledger::balance(&state(ctx)?.db, self.0.id).await?))
+        loyalty::points_balance(ctx, &self.0).await
+    }
+
+    /// Points earned by orders that are not spendable yet (the program's pending days).
+    async fn pending_points(&self, ctx: &Context<'_>) -> Result<Long> {
+        loyalty::pending_points(ctx, &self.0).await
+    }
+
+    /// Every point ever earned, less those taken back by reversals, refunds and negative
+    /// adjustments; spending and expiry do not lower it.
+    async fn lifetime_points(&self, ctx: &Context<'_>) -> Result<Long> {
+        loyalty::lifetime_points(ctx, &self.0).await
+    }
+
+    /// Points that expire in the next `days`, one row per expiry date.
+    async fn points_expiring_soon(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many days ahead to look: 1 to 3,650.", default = 30)] days: i32,
+    ) -> Result<Vec<loyalty::ExpiringPoints>> {
+        loyalty::points_expiring_soon(ctx, &self.0, days).await
+    }
+
+    /// Every change to the customer's points, newest first, each with a sentence saying why.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
+    async fn points_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many entries: 1 to 100; 20 when absent.")] first: Option<i32>,
+        #[graphql(desc = "The endCursor of the previous page, at most 512 characters.")]
+        after: Option<String>,
+    ) -> Result<loyalty::PointsEntryConnection> {
+        loyalty::points_history(ctx, &self.0, first, after).await
+    }
+
+    /// The customer's loyalty tier, if they reached one.
+    async fn tier(&self, ctx: &Context<'_>) -> Result<Option<loyalty::Tier>> {
+        loyalty::tier(ctx, &self.0).await
+    }
+
+    /// The tier above the customer's and how far it is; null at the top.
+    async fn next_tier(&self, ctx: &Context<'_>) -> Result<Option<loyalty::NextTier>> {
+        loyalty::next_tier(ctx, &self.0).await
+    }
+
+    /// The tiers the customer has been in, newest first.
+    async fn tier_history(&self, ctx: &Context<'_>) -> Result<Vec<loyalty::TierStint>> {
+        loyalty::tier_history(ctx, &self.0).await
+    }
+
+    /// The badges the customer holds, oldest first.
+    async fn badges(&self, ctx: &Context<'_>) -> Result<Vec<loyalty::AwardedBadge>> {
+        loyalty::badges_of(ctx, &self.0).await
+    }
+
+    /// Every badge, with where the customer stands on it.
+    async fn badge_progress(&self, ctx: &Context<'_>) -> Result<Vec<loyalty::BadgeProgress>> {
+        loyalty::badge_progress(ctx, &self.0).await
+    }
+
+    /// The customer's own place on a leaderboard over all time; null without a positive value.
+    async fn leaderboard_position(
+        &self,
+        ctx: &Context<'_>,
+        metric: LeaderboardMetric,
+    ) -> Result<Option<loyalty::LeaderboardEntry>> {
+        loyalty::leaderboard_position(ctx, &self.0, metric).await
     }
 
     /// The friends this customer referred, oldest first.

@@ -7,6 +7,7 @@ pub mod customers;
 pub mod email;
 pub mod limits;
 pub mod loaders;
+pub mod loyalty;
 pub mod orders;
 pub mod pagination;
 pub mod referrals;
@@ -20,6 +21,7 @@ use crate::graphql::campaigns::{CampaignMutation, CampaignQuery};
 use crate::graphql::carts::CartMutation;
 use crate::graphql::customers::{CustomerMutation, CustomerQuery};
 use crate::graphql::email::{EmailMutation, EmailQuery};
+use crate::graphql::loyalty::{LoyaltyMutation, LoyaltyQuery};
 use crate::graphql::orders::OrderMutation;
 use crate::graphql::referrals::{ReferralMutation, ReferralQuery};
 use crate::graphql::rewards::RewardMutation;
@@ -27,7 +29,13 @@ use crate::graphql::rewards::RewardMutation;
 /// Everything a caller can read.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(CustomerQuery, CampaignQuery, ReferralQuery, EmailQuery);
+pub struct QueryRoot(
+    CustomerQuery,
+    CampaignQuery,
+    ReferralQuery,
+    EmailQuery,
+    LoyaltyQuery,
+);
 
 /// Everything a caller can change.
 #[derive(MergedObject, Default)]
@@ -40,6 +48,7 @@ pub struct MutationRoot(
     RewardMutation,
     CartMutation,
     EmailMutation,
+    LoyaltyMutation,
 );
 
 pub type TandemSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

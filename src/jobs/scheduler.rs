@@ -2,6 +2,7 @@
 
 use crate::carts::abandonment;
 use crate::email::outbox;
+use crate::loyalty::{badges, expiry, settings, tiers};
 use crate::referrals::holds;
 use crate::state::AppState;
 
@@ -14,6 +15,14 @@ pub struct PassReport {
     pub cart_emails: usize,
     /// SENT emails deleted after `TANDEM_OUTBOX_RETENTION_DAYS`.
     pub emails_pruned: u64,
+    /// Lots whose remainder expired.
+    pub lots_expired: usize,
+    /// `points_expiring` emails written.
+    pub expiry_notices: usize,
+    /// Badges awarded by the job for badges created after the fact.
+    pub badges_backfilled: u64,
+    /// Customers whose tier was re-evaluated by the daily check.
+    pub tiers_checked: usize,
 }
 
 /// Runs every job once, now (as the clock tells).
@@ -45,7 +54,61 @@ pub async fn run_once(state: &AppState) -> PassReport {
         Ok(pruned) => report.emails_pruned = pruned,
         Err(error) => tracing::error!(%error, "pruning sent emails"),
     }
+    let now = state.clock.now();
+    match expiry::expire_due(&state.db, now).await {
+        Ok(expired) => report.lots_expired = expired,
+        Err(error) => tracing::error!(%error, "expiring points"),
+    }
+    match expiry::notify_expiring(&state.db, now).await {
+        Ok(written) => report.expiry_notices = written,
+        Err(error) => tracing::error!(%error, "writing points expiry notices"),
+    }
+    // A bounded number of steps a pass, so one large backfill cannot hold the other jobs up.
+    for _ in 0..BACKFILL_STEPS_PER_PASS {
+        match badges::backfill_step(&state.db, now).await {
+            Ok(Some(awarded)) => report.badges_backfilled += awarded,
+            Ok(None) => break,
+            Err(error) => {
+                tracing::error!(%error, "awarding a new badge to existing customers");
+                break;
+            }
+        }
+    }
+    match daily_tier_check(&state.db, now).await {
+        Ok(checked) => report.tiers_checked = checked,
+        Err(error) => tracing::error!(%error, "checking tiers"),
+    }
     report
+}
+
+const BACKFILL_STEPS_PER_PASS: usize = 10;
+const TIER_CHECKS_PER_PASS: u64 = 500;
+
+/// Re-evaluates the tiers that can change with time alone (a sliding period, a grace period
+/// running out), each customer at most once a day, one transaction each.
+async fn daily_tier_check(
+    db: &sea_orm::DatabaseConnection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, crate::error::AppError> {
+    use crate::error::DbContext;
+    let program = settings::load(db).await?;
+    let due = tiers::due_for_daily_check(db, &program, now, TIER_CHECKS_PER_PASS).await?;
+    let mut checked = 0;
+    for customer_id in due {
+        let result = async {
+            let txn = crate::db::begin_write(db)
+                .await
+                .context("starting a tier check")?;
+            tiers::evaluate(&txn, &program, now, customer_id).await?;
+            txn.commit().await.context("committing a tier check")
+        }
+        .await;
+        match result {
+            Ok(()) => checked += 1,
+            Err(error) => tracing::error!(%error, %customer_id, "checking a tier"),
+        }
+    }
+    Ok(checked)
 }
 
 /// Runs [`run_once`] every `TANDEM_SCHEDULER_INTERVAL` until the process ends.

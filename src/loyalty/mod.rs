@@ -1,3 +1,105 @@
-//! Loyalty: the points ledger. Earning rules, expiry, tiers and badges grow here.
+//! Loyalty: the points ledger kept as lots (earning, refunds, adjustments, expiry), the program's
+//! settings, tiers, badges and the leaderboard. Referrals and rewards sit above it and call it;
+//! order effects reach it through `crate::reactions`.
 
+pub mod badges;
+pub mod earning;
+pub mod expiry;
+pub mod facts;
+pub mod leaderboard;
 pub mod ledger;
+pub mod settings;
+pub mod tiers;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::customers::service as customers;
+use crate::db::begin_write;
+use crate::entities::enums::PointsReason;
+use crate::entities::points_ledger_entry as entry;
+use crate::error::{AppError, DbContext};
+use crate::input;
+use ledger::{Consume, Credit, Debit};
+
+/// Re-evaluates what follows from a customer's points, orders or referrals changing: their tier
+/// and their badges. Runs in the transaction of the change.
+pub async fn activity(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    customer_id: Uuid,
+) -> Result<(), AppError> {
+    let settings = settings::load(txn).await?;
+    tiers::evaluate(txn, &settings, now, customer_id).await?;
+    badges::evaluate(txn, now, customer_id).await
+}
+
+/// The most points one adjustment may move.
+pub const MAX_ADJUSTMENT: i64 = 100_000_000;
+
+/// An operator's correction: credits a lot (expiring like any other) or debits oldest first,
+/// going below zero if it must. The reason is shown to the customer; the operator is recorded.
+pub async fn adjust(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    customer_external_id: &str,
+    delta: i64,
+    reason: &str,
+    actor: &str,
+) -> Result<entry::Model, AppError> {
+    let external_id = input::identifier("customerExternalId", customer_external_id)?;
+    if delta == 0 {
+        return Err(AppError::bad_input("delta", "delta must not be 0"));
+    }
+    input::int_in("delta", delta, -MAX_ADJUSTMENT..=MAX_ADJUSTMENT)?;
+    let reason = input::optional_message("reason", Some(reason))?
+        .ok_or_else(|| AppError::bad_input("reason", "reason must not be blank"))?;
+    let now = clock.now();
+    let txn = begin_write(db).await.context("starting an adjustment")?;
+    let customer = customers::get_by_external_id(&txn, &external_id).await?;
+    let settings = settings::load(&txn).await?;
+    let source_id = Uuid::now_v7().to_string();
+    let written = if delta > 0 {
+        ledger::credit(
+            &txn,
+            now,
+            Credit {
+                customer_id: customer.id,
+                amount: delta,
+                reason: PointsReason::Adjustment,
+                description: reason,
+                source_kind: "adjustment",
+                source_id,
+                earned_at: now,
+                available_at: now,
+                expires_at: settings::expiry_of(&settings, now),
+                actor: Some(actor.to_owned()),
+            },
+        )
+        .await?
+    } else {
+        ledger::debit(
+            &txn,
+            now,
+            Debit {
+                customer_id: customer.id,
+                amount: -delta,
+                reason: PointsReason::Adjustment,
+                description: reason,
+                source_kind: "adjustment",
+                source_id,
+                earned_at: now,
+                actor: Some(actor.to_owned()),
+                consume: Consume::Fifo { debt: true },
+            },
+        )
+        .await?
+    };
+    let written =
+        written.ok_or_else(|| AppError::internal("adjusting points", "nothing was written"))?;
+    activity(&txn, now, customer.id).await?;
+    txn.commit().await.context("committing an adjustment")?;
+    Ok(written)
+}

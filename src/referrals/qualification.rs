@@ -12,10 +12,11 @@ use sea_orm::{
 use crate::campaigns::service as campaigns;
 use crate::customers::service as customers;
 use crate::entities::enums::{
-    DecisionOutcome, ReferralStatus, RejectionReason, RewardSide, RewardStatus,
+    DecisionOutcome, LeaderboardMetric, ReferralStatus, RejectionReason, RewardSide, RewardStatus,
 };
 use crate::entities::{campaign, customer, order, referral, reward};
 use crate::error::{AppError, DbContext};
+use crate::loyalty::leaderboard;
 use crate::referrals::attribution::self_referral;
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::rewards::service::{self as rewards, Grant};
@@ -119,6 +120,15 @@ pub async fn on_order(
         // Another order qualified it first.
         return Ok(());
     }
+    leaderboard::add(
+        txn,
+        LeaderboardMetric::SuccessfulReferrals,
+        referral.referrer_id,
+        now,
+        1,
+        now,
+    )
+    .await?;
     decisions::record(
         txn,
         referral.id,

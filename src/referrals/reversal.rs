@@ -7,9 +7,10 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::campaigns::service as campaigns;
-use crate::entities::enums::{DecisionOutcome, ReferralStatus, RewardStatus};
+use crate::entities::enums::{DecisionOutcome, LeaderboardMetric, ReferralStatus, RewardStatus};
 use crate::entities::{order, referral, reward};
 use crate::error::{AppError, DbContext};
+use crate::loyalty::leaderboard;
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::rewards::service as rewards;
 
@@ -70,6 +71,16 @@ pub async fn on_refund(
     if changed == 0 {
         return Ok(());
     }
+    // The success is taken back on the day it was counted.
+    leaderboard::add(
+        txn,
+        LeaderboardMetric::SuccessfulReferrals,
+        referral.referrer_id,
+        referral.qualified_at.unwrap_or(now),
+        -1,
+        now,
+    )
+    .await?;
     let mut notes = vec![Decision::new(
         rule::REFUND,
         DecisionOutcome::Recorded,

@@ -26,6 +26,18 @@ pub async fn find(
 }
 
 /// The referral that brought `referee_id`, if any.
+/// The referral an order qualified, whatever its status since.
+pub async fn qualified_by(
+    db: &impl ConnectionTrait,
+    order_id: Uuid,
+) -> Result<Option<referral::Model>, AppError> {
+    referral::Entity::find()
+        .filter(referral::Column::QualifyingOrderId.eq(order_id))
+        .one(db)
+        .await
+        .context("loading the referral an order qualified")
+}
+
 pub async fn of_referee(
     db: &impl ConnectionTrait,
     referee_id: Uuid,

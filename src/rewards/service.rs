@@ -14,10 +14,14 @@ use crate::campaigns::RewardRule;
 use crate::clock::Clock;
 use crate::db::begin_write;
 use crate::email::outbox::{self, OutgoingEmail};
+use crate::entities::enums::PointsReason;
 use crate::entities::enums::{RewardKind, RewardSide, RewardStatus};
 use crate::entities::{customer, reward};
 use crate::error::{AppError, DbContext};
-use crate::loyalty::ledger::{self, Source};
+use crate::loyalty::{
+    self,
+    ledger::{self, Consume, Credit, Debit},
+};
 use crate::rewards::coupon;
 
 /// A reward to create.
@@ -90,19 +94,33 @@ async fn credit_points(
     now: DateTime<Utc>,
     reward: &reward::Model,
 ) -> Result<(), AppError> {
-    if reward.kind == RewardKind::Points {
-        ledger::record(
-            txn,
-            reward.customer_id,
-            reward.amount,
-            reason(reward.side),
-            Source::Reward,
-            reward.id,
-            now,
-        )
-        .await?;
+    if reward.kind != RewardKind::Points {
+        return Ok(());
     }
-    Ok(())
+    let settings = loyalty::settings::load(txn).await?;
+    ledger::credit(
+        txn,
+        now,
+        Credit {
+            customer_id: reward.customer_id,
+            amount: reward.amount,
+            reason: match reward.side {
+                RewardSide::Milestone => PointsReason::Milestone,
+                _ => PointsReason::ReferralReward,
+            },
+            description: format!("{} points: {}", reward.amount, reason(reward.side)),
+            source_kind: "reward",
+            source_id: reward.id.to_string(),
+            earned_at: now,
+            available_at: now,
+            expires_at: loyalty::settings::expiry_of(&settings, now),
+            actor: None,
+        },
+    )
+    .await?;
+    // A referral reward is the ReferralRewarded event's effect on loyalty: tiers and badges
+    // measured in points or referrals may move.
+    loyalty::activity(txn, now, reward.customer_id).await
 }
 
 /// Tells the customer about an issued or reversed reward. These are transactional: they go out
@@ -131,7 +149,7 @@ async fn notify(
             "You reached {} successful referrals.",
             reward.milestone.unwrap_or_default()
         ),
-        RewardSide::Cart => String::new(),
+        RewardSide::Cart | RewardSide::Redemption => String::new(),
     };
     let data = serde_json::json!({
         "reward_kind": reward.kind,
@@ -160,6 +178,7 @@ fn reason(side: RewardSide) -> &'static str {
         RewardSide::Referee => "referral reward (you were referred)",
         RewardSide::Milestone => "referral milestone bonus",
         RewardSide::Cart => "cart discount",
+        RewardSide::Redemption => "reward bought with points",
     }
 }
 
@@ -203,16 +222,31 @@ pub async fn reverse(
         .context("reversing a reward")?
         .rows_affected;
     if changed == 1 && reward.status == RewardStatus::Issued && reward.kind == RewardKind::Points {
-        ledger::record(
+        let lot = ledger::by_source(txn, "reward", &reward.id.to_string()).await?;
+        ledger::debit(
             txn,
-            reward.customer_id,
-            -reward.amount,
-            "referral reward reversed (the purchase was refunded)",
-            Source::RewardReversal,
-            reward.id,
             now,
+            Debit {
+                customer_id: reward.customer_id,
+                amount: reward.amount,
+                reason: PointsReason::Reversal,
+                description: format!(
+                    "{} points taken back: {} reversed (the purchase was refunded)",
+                    reward.amount,
+                    reason(reward.side)
+                ),
+                source_kind: "reward_reversal",
+                source_id: reward.id.to_string(),
+                earned_at: lot.as_ref().and_then(|l| l.earned_at).unwrap_or(now),
+                actor: None,
+                consume: match lot {
+                    Some(lot) => Consume::LotFirst(lot.id),
+                    None => Consume::Fifo { debt: true },
+                },
+            },
         )
         .await?;
+        loyalty::activity(txn, now, reward.customer_id).await?;
     }
     if changed == 1 && reward.side != RewardSide::Cart {
         // Held rewards are listed to the customer too, so their loss is told as well; the

@@ -20,8 +20,10 @@ async fn count_rewards(app: &TestApp) -> (u64, u64) {
     (side("REFERRER").await, side("REFEREE").await)
 }
 
+/// Credits for referral rewards (orders earn points of their own).
 async fn ledger_entries(app: &TestApp) -> u64 {
     points_ledger_entry::Entity::find()
+        .filter(points_ledger_entry::Column::SourceKind.eq("reward"))
         .count(&app.state.db)
         .await
         .unwrap()

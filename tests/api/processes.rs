@@ -196,6 +196,7 @@ async fn two_workers_and_two_api_servers_complete_every_hold_and_email_once() {
         .unwrap();
     assert_eq!(issued, (FRIENDS * 2) as u64);
     let credits = points_ledger_entry::Entity::find()
+        .filter(points_ledger_entry::Column::SourceKind.eq("reward"))
         .count(&db)
         .await
         .unwrap();

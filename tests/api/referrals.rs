@@ -206,7 +206,10 @@ async fn the_friends_first_qualifying_order_rewards_both_sides_once() {
     );
     let bob = app.me("bob").await;
     assert_eq!(bob["rewards"].as_array().unwrap().len(), 1);
-    assert_eq!(bob["pointsBalance"], 0);
+    assert_eq!(
+        bob["pointsBalance"], 130,
+        "the friend's own orders earn points (15 + 25 + 90), the referral's reward is a coupon"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,23 @@
+use sea_orm::entity::prelude::*;
+
+use super::enums::LeaderboardMetric;
+
+/// One customer's change of a leaderboard metric on one UTC day: the rollup rankings read.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "leaderboard_days")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub metric: LeaderboardMetric,
+    pub customer_id: Uuid,
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub value: i64,
+    /// When the value last went up that day: ties go to whoever got there first.
+    pub reached_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

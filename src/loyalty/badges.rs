@@ -1,0 +1,180 @@
+//! Badges: awarded once per customer (a unique index) in the transaction of the event that
+//! meets the rule. A badge created later reaches those who already meet it through a job that
+//! walks customers in batches, outside the admin's request.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+};
+use uuid::Uuid;
+
+use crate::db::begin_write;
+use crate::entities::enums::BadgeRule;
+use crate::entities::{badge, customer, customer_badge};
+use crate::error::{AppError, DbContext};
+use crate::input;
+use crate::loyalty::facts;
+
+/// A badge to create.
+#[derive(Debug, Clone)]
+pub struct NewBadge {
+    pub key: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub rule: BadgeRule,
+    pub threshold: i64,
+}
+
+pub async fn create(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    new: NewBadge,
+) -> Result<badge::Model, AppError> {
+    let key = input::identifier("key", &new.key)?;
+    let name = input::name("name", &new.name)?;
+    let description = input::optional_message("description", new.description.as_deref())?;
+    let threshold = input::int_in("threshold", new.threshold, 1..=input::MAX_AMOUNT)?;
+    badge::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        key: Set(key.clone()),
+        name: Set(name),
+        description: Set(description),
+        rule: Set(new.rule),
+        threshold: Set(threshold),
+        backfill_cursor: Set(None),
+        backfilled_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+            AppError::Conflict(format!("a badge with the key '{key}' exists already"))
+        } else {
+            AppError::internal("creating a badge", e)
+        }
+    })
+}
+
+/// Every badge, oldest first.
+pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<badge::Model>, AppError> {
+    badge::Entity::find()
+        .order_by_asc(badge::Column::Id)
+        .all(db)
+        .await
+        .context("loading badges")
+}
+
+/// The badges a customer holds, oldest award first.
+pub async fn awards_of(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+) -> Result<Vec<customer_badge::Model>, AppError> {
+    customer_badge::Entity::find()
+        .filter(customer_badge::Column::CustomerId.eq(customer_id))
+        .order_by_asc(customer_badge::Column::AwardedAt)
+        .order_by_asc(customer_badge::Column::Id)
+        .all(db)
+        .await
+        .context("loading a customer's badges")
+}
+
+/// Awards every badge whose rule the customer now meets, once each.
+pub async fn evaluate(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    customer_id: Uuid,
+) -> Result<(), AppError> {
+    for badge in all(txn).await? {
+        check(txn, now, customer_id, &badge).await?;
+    }
+    Ok(())
+}
+
+/// Awards `badge` to the customer if they meet it. Returns whether an award was written.
+async fn check(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    customer_id: Uuid,
+    badge: &badge::Model,
+) -> Result<bool, AppError> {
+    if facts::badge_value(txn, customer_id, badge.rule).await? < badge.threshold {
+        return Ok(false);
+    }
+    let written = customer_badge::Entity::insert(customer_badge::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        customer_id: Set(customer_id),
+        badge_id: Set(badge.id),
+        awarded_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            customer_badge::Column::CustomerId,
+            customer_badge::Column::BadgeId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await
+    .context("awarding a badge")?;
+    Ok(written > 0)
+}
+
+/// How many customers one backfill step reads.
+pub const BACKFILL_BATCH: u64 = 200;
+
+/// One step of awarding badges created after the fact: for the oldest badge not yet backfilled,
+/// checks the next batch of customers and moves its cursor, in one transaction. Returns the
+/// number of awards written, or `None` when no badge needs it.
+pub async fn backfill_step(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<Option<u64>, AppError> {
+    let txn = begin_write(db).await.context("starting a badge backfill")?;
+    // Locking the badge row keeps two schedulers off the same batch.
+    let Some(badge) = badge::Entity::find()
+        .filter(badge::Column::BackfilledAt.is_null())
+        .order_by_asc(badge::Column::Id)
+        .lock_exclusive()
+        .one(&txn)
+        .await
+        .context("loading a badge to backfill")?
+    else {
+        return Ok(None);
+    };
+    let mut query = customer::Entity::find()
+        .select_only()
+        .column(customer::Column::Id)
+        .order_by_asc(customer::Column::Id)
+        .limit(BACKFILL_BATCH);
+    if let Some(after) = badge.backfill_cursor {
+        query = query.filter(customer::Column::Id.gt(after));
+    }
+    let ids: Vec<Uuid> = query
+        .into_tuple()
+        .all(&txn)
+        .await
+        .context("loading customers to backfill")?;
+    let mut awarded = 0;
+    for id in &ids {
+        if check(&txn, now, *id, &badge).await? {
+            awarded += 1;
+        }
+    }
+    let mut update = badge::Entity::update_many().filter(badge::Column::Id.eq(badge.id));
+    update = match ids.last() {
+        Some(last) if ids.len() as u64 == BACKFILL_BATCH => {
+            update.col_expr(badge::Column::BackfillCursor, Expr::value(*last))
+        }
+        _ => update.col_expr(badge::Column::BackfilledAt, Expr::value(now)),
+    };
+    update
+        .exec(&txn)
+        .await
+        .context("moving a badge backfill on")?;
+    txn.commit().await.context("committing a badge backfill")?;
+    Ok(Some(awarded))
+}

@@ -1,0 +1,394 @@
+//! Tiers: a customer's tier is the highest whose threshold their metric reaches in the program's
+//! period. Going up is immediate; going down waits `tierGraceDays` below the threshold and then
+//! follows `tierDowngrade`. Evaluation runs in the transaction of every event that moves the
+//! metric, and daily for periods that slide.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, SqlErr,
+};
+use uuid::Uuid;
+
+use crate::customers::service as customers;
+use crate::email::outbox::{self, OutgoingEmail};
+use crate::entities::enums::{TierDowngrade, TierMetric};
+use crate::entities::{customer, tier, tier_period};
+use crate::error::{AppError, DbContext};
+use crate::input;
+use crate::loyalty::facts;
+use crate::loyalty::settings::{ProgramSettings, period_start};
+
+/// The largest multiplier a tier may give.
+pub const MAX_MULTIPLIER: f64 = 100.0;
+/// How many perks a tier may list.
+pub const MAX_PERKS: usize = 20;
+
+/// A tier to create, or the new values of one.
+#[derive(Debug, Clone)]
+pub struct TierInput {
+    pub name: String,
+    pub threshold: i64,
+    pub multiplier: Option<f64>,
+    pub perks: Vec<String>,
+}
+
+fn multiplier_milli(value: Option<f64>) -> Result<i64, AppError> {
+    let value = value.unwrap_or(1.0);
+    if !value.is_finite() || !(0.0..=MAX_MULTIPLIER).contains(&value) {
+        return Err(AppError::bad_input(
+            "pointsMultiplier",
+            format!("pointsMultiplier must be between 0 and {MAX_MULTIPLIER}"),
+        ));
+    }
+    Ok((value * 1000.0).round() as i64)
+}
+
+fn checked(input: TierInput) -> Result<(String, i64, i64, serde_json::Value), AppError> {
+    let name = input::name("name", &input.name)?;
+    let threshold = input::int_in("threshold", input.threshold, 0..=input::MAX_AMOUNT)?;
+    let multiplier = multiplier_milli(input.multiplier)?;
+    input::list_len("perks", input.perks.len(), MAX_PERKS)?;
+    let perks = input
+        .perks
+        .iter()
+        .map(|perk| input::name("perks", perk))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name, threshold, multiplier, serde_json::json!(perks)))
+}
+
+fn taken(error: &sea_orm::DbErr) -> Option<AppError> {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))).then(|| {
+        AppError::Conflict(
+            "another tier already has this name or this threshold; each must be unique".into(),
+        )
+    })
+}
+
+pub async fn create(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    input: TierInput,
+) -> Result<tier::Model, AppError> {
+    let (name, threshold, multiplier_milli, perks) = checked(input)?;
+    tier::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        threshold: Set(threshold),
+        multiplier_milli: Set(multiplier_milli),
+        perks: Set(perks),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| taken(&e).unwrap_or_else(|| AppError::internal("creating a tier", e)))
+}
+
+/// Replaces a tier's values. Customers move on their next evaluation (an event or the daily
+/// pass), so a raised threshold follows the downgrade policy like any other drop.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    id: Uuid,
+    input: TierInput,
+) -> Result<tier::Model, AppError> {
+    let (name, threshold, multiplier_milli, perks) = checked(input)?;
+    let mut row = get(db, id).await?.into_active_model();
+    row.name = Set(name);
+    row.threshold = Set(threshold);
+    row.multiplier_milli = Set(multiplier_milli);
+    row.perks = Set(perks);
+    row.updated_at = Set(now);
+    row.update(db)
+        .await
+        .map_err(|e| taken(&e).unwrap_or_else(|| AppError::internal("updating a tier", e)))
+}
+
+/// Deletes a tier. Its members move to the tier below it at once (their history says why).
+pub async fn delete(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    id: Uuid,
+) -> Result<tier::Model, AppError> {
+    let doomed = get(db, id).await?;
+    let below = all(db)
+        .await?
+        .into_iter()
+        .rfind(|t| t.threshold < doomed.threshold);
+    let members: Vec<customer::Model> = customer::Entity::find()
+        .filter(customer::Column::TierId.eq(id))
+        .all(db)
+        .await
+        .context("loading a tier's members")?;
+    for member in members {
+        let member = customers::lock(db, member.id).await?;
+        let reason = format!("the {} tier was removed", doomed.name);
+        move_to(db, now, &member, below.as_ref(), &reason, None).await?;
+    }
+    tier::Entity::delete_by_id(id)
+        .exec(db)
+        .await
+        .context("deleting a tier")?;
+    Ok(doomed)
+}
+
+pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<tier::Model, AppError> {
+    tier::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .context("loading a tier")?
+        .ok_or_else(|| AppError::NotFound(format!("no tier has id '{id}'")))
+}
+
+/// Every tier, lowest threshold first.
+pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<tier::Model>, AppError> {
+    tier::Entity::find()
+        .order_by_asc(tier::Column::Threshold)
+        .all(db)
+        .await
+        .context("loading tiers")
+}
+
+/// The customer's tier, if any.
+pub async fn of_customer(
+    db: &impl ConnectionTrait,
+    customer: &customer::Model,
+) -> Result<Option<tier::Model>, AppError> {
+    match customer.tier_id {
+        Some(id) => tier::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .context("loading a customer's tier"),
+        None => Ok(None),
+    }
+}
+
+/// The points multiplier of the customer's tier, in thousandths (1000 without a tier).
+pub async fn multiplier_milli_of(
+    db: &impl ConnectionTrait,
+    customer: &customer::Model,
+) -> Result<(i64, Option<tier::Model>), AppError> {
+    let tier = of_customer(db, customer).await?;
+    Ok((tier.as_ref().map_or(1000, |t| t.multiplier_milli), tier))
+}
+
+/// The customer's metric in the current period, under the program's settings.
+pub async fn metric_of(
+    db: &impl ConnectionTrait,
+    settings: &ProgramSettings,
+    now: DateTime<Utc>,
+    customer_id: Uuid,
+) -> Result<i64, AppError> {
+    let since = period_start(settings.tier_period, now);
+    facts::tier_metric(db, customer_id, settings.tier_metric, since).await
+}
+
+fn unit(metric: TierMetric) -> &'static str {
+    match metric {
+        TierMetric::LifetimePoints => "points",
+        TierMetric::SuccessfulReferrals => "successful referrals",
+        TierMetric::Spend => "in spend (minor units)",
+    }
+}
+
+/// Re-evaluates one customer's tier; locks the customer's row.
+pub async fn evaluate(
+    txn: &impl ConnectionTrait,
+    settings: &ProgramSettings,
+    now: DateTime<Utc>,
+    customer_id: Uuid,
+) -> Result<(), AppError> {
+    let tiers = all(txn).await?;
+    let customer = customers::lock(txn, customer_id).await?;
+    customer::Entity::update_many()
+        .col_expr(customer::Column::TierCheckedAt, Expr::value(now))
+        .filter(customer::Column::Id.eq(customer_id))
+        .exec(txn)
+        .await
+        .context("recording a tier evaluation")?;
+    if tiers.is_empty() && customer.tier_id.is_none() {
+        return Ok(());
+    }
+    let metric = metric_of(txn, settings, now, customer_id).await?;
+    let target = tiers.iter().rev().find(|t| t.threshold <= metric);
+    let current = customer
+        .tier_id
+        .and_then(|id| tiers.iter().find(|t| t.id == id));
+    let rank = |t: Option<&tier::Model>| t.map_or(-1, |t| t.threshold);
+    let (target_rank, current_rank) = (rank(target), rank(current));
+    if target_rank > current_rank {
+        let reason = format!("reached {metric} {}", unit(settings.tier_metric));
+        move_to(txn, now, &customer, target, &reason, None).await?;
+        if let Some(reached) = target {
+            announce(txn, now, &customer, reached).await?;
+        }
+        return Ok(());
+    }
+    if target_rank == current_rank || settings.tier_downgrade == TierDowngrade::Never {
+        if customer.tier_below_since.is_some() {
+            set_below_since(txn, customer.id, None).await?;
+        }
+        return Ok(());
+    }
+    let below_since = match customer.tier_below_since {
+        Some(since) => since,
+        None => {
+            set_below_since(txn, customer.id, Some(now)).await?;
+            now
+        }
+    };
+    let grace = Duration::days(i64::from(settings.tier_grace_days));
+    if now - below_since < grace {
+        return Ok(());
+    }
+    let new = match settings.tier_downgrade {
+        TierDowngrade::DropOne => tiers.iter().rev().find(|t| t.threshold < current_rank),
+        _ => target,
+    };
+    let reason = format!(
+        "{metric} {} is below the threshold after {} grace days",
+        unit(settings.tier_metric),
+        settings.tier_grace_days
+    );
+    // Still above what the metric supports: the next drop waits for another grace period.
+    let still_above = rank(new) > target_rank;
+    move_to(
+        txn,
+        now,
+        &customer,
+        new,
+        &reason,
+        still_above.then_some(now),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn set_below_since(
+    txn: &impl ConnectionTrait,
+    customer_id: Uuid,
+    since: Option<DateTime<Utc>>,
+) -> Result<(), AppError> {
+    customer::Entity::update_many()
+        .col_expr(customer::Column::TierBelowSince, Expr::value(since))
+        .filter(customer::Column::Id.eq(customer_id))
+        .exec(txn)
+        .await
+        .context("recording when a customer fell below their tier")?;
+    Ok(())
+}
+
+/// Puts the customer in `tier` (or none), closing the current period and opening the next.
+async fn move_to(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    customer: &customer::Model,
+    tier: Option<&tier::Model>,
+    reason: &str,
+    below_since: Option<DateTime<Utc>>,
+) -> Result<(), AppError> {
+    customer::Entity::update_many()
+        .col_expr(customer::Column::TierId, Expr::value(tier.map(|t| t.id)))
+        .col_expr(customer::Column::TierBelowSince, Expr::value(below_since))
+        .filter(customer::Column::Id.eq(customer.id))
+        .exec(txn)
+        .await
+        .context("changing a customer's tier")?;
+    tier_period::Entity::update_many()
+        .col_expr(tier_period::Column::EndedAt, Expr::value(now))
+        .filter(tier_period::Column::CustomerId.eq(customer.id))
+        .filter(tier_period::Column::EndedAt.is_null())
+        .exec(txn)
+        .await
+        .context("closing a tier period")?;
+    if let Some(tier) = tier {
+        tier_period::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            customer_id: Set(customer.id),
+            tier_id: Set(Some(tier.id)),
+            tier_name: Set(tier.name.clone()),
+            reason: Set(reason.to_owned()),
+            started_at: Set(now),
+            ended_at: Set(None),
+        }
+        .insert(txn)
+        .await
+        .context("opening a tier period")?;
+    }
+    Ok(())
+}
+
+/// The `tier_upgraded` email: transactional, once per customer and tier reached.
+async fn announce(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    customer: &customer::Model,
+    tier: &tier::Model,
+) -> Result<(), AppError> {
+    let multiplier = (tier.multiplier_milli != 1000)
+        .then(|| format!("{}", tier.multiplier_milli as f64 / 1000.0));
+    let data = serde_json::json!({
+        "tier": tier.name,
+        "multiplier": multiplier,
+        "perks": tier.perks,
+    });
+    outbox::enqueue(
+        txn,
+        now,
+        OutgoingEmail::to_customer(
+            "tier_upgraded",
+            customer,
+            data,
+            format!("tier_upgraded:{}:{}", customer.id, tier.id),
+            false,
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A customer's tier periods, newest first.
+pub async fn history(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+) -> Result<Vec<tier_period::Model>, AppError> {
+    tier_period::Entity::find()
+        .filter(tier_period::Column::CustomerId.eq(customer_id))
+        .order_by_desc(tier_period::Column::StartedAt)
+        .order_by_desc(tier_period::Column::Id)
+        .all(db)
+        .await
+        .context("loading tier history")
+}
+
+/// Customers whose tier can change with time alone and who were not evaluated in the last day:
+/// members of a tier when the period slides, and anyone counting down a grace period.
+pub async fn due_for_daily_check(
+    db: &impl ConnectionTrait,
+    settings: &ProgramSettings,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Uuid>, AppError> {
+    use sea_orm::{Condition, QuerySelect};
+    let mut who = Condition::any().add(customer::Column::TierBelowSince.is_not_null());
+    if settings.tier_period != crate::entities::enums::TierPeriod::Lifetime {
+        who = who.add(customer::Column::TierId.is_not_null());
+    }
+    customer::Entity::find()
+        .select_only()
+        .column(customer::Column::Id)
+        .filter(who)
+        .filter(
+            Condition::any()
+                .add(customer::Column::TierCheckedAt.is_null())
+                .add(customer::Column::TierCheckedAt.lte(now - Duration::days(1))),
+        )
+        .order_by_asc(customer::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+        .context("loading customers due a tier check")
+}
