@@ -16,6 +16,7 @@ mod emails;
 mod fuzz;
 mod health;
 mod hostile;
+mod loyalty;
 mod processes;
 mod referrals;
 mod schema;
