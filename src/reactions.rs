@@ -67,6 +67,9 @@ impl Reactions for ProgramReactions<'_> {
         event: OrderRefunded<'_>,
     ) -> Result<(), AppError> {
         let order = event.order;
+        // The referral first: the hold release locks rewards, the referral and then customers,
+        // and so does a reversal; taking the buyer's row first here could deadlock with it.
+        reversal::on_refund(txn, event.now, order).await?;
         earning::on_refund(
             txn,
             self.currency,
@@ -76,7 +79,6 @@ impl Reactions for ProgramReactions<'_> {
             event.refund_id,
         )
         .await?;
-        reversal::on_refund(txn, event.now, order).await?;
         self.reevaluate(txn, event.now, order).await
     }
 }

@@ -3,8 +3,8 @@ use sea_orm_migration::{prelude::*, schema::*};
 use crate::m20261122_000003_create_referrals::index;
 
 /// Loyalty: the program's settings (one row), points lots and what consumed them, tiers and each
-/// customer's time in them, badges and their awards, the rewards catalog, and a daily rollup the
-/// leaderboard reads instead of the ledger.
+/// customer's time in them, badges and their awards, the rewards catalog, and the rollups the
+/// leaderboard reads instead of the ledger (per day, and all-time totals).
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -270,11 +270,46 @@ impl MigrationTrait for Migration {
             false,
         )
         .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(LeaderboardTotals::Table)
+                    .if_not_exists()
+                    .col(pk_uuid(LeaderboardTotals::Id))
+                    .col(string(LeaderboardTotals::Metric))
+                    .col(uuid(LeaderboardTotals::CustomerId))
+                    .col(big_integer(LeaderboardTotals::Value))
+                    .col(timestamp_with_time_zone(LeaderboardTotals::ReachedAt))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "uq_leaderboard_totals_cell",
+            LeaderboardTotals::Table,
+            &[LeaderboardTotals::Metric, LeaderboardTotals::CustomerId],
+            true,
+        )
+        .await?;
+        // All-time rankings and a customer's own rank read this index in order.
+        index(
+            manager,
+            "ix_leaderboard_totals_rank",
+            LeaderboardTotals::Table,
+            &[
+                LeaderboardTotals::Metric,
+                LeaderboardTotals::Value,
+                LeaderboardTotals::ReachedAt,
+            ],
+            false,
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            LeaderboardTotals::Table.into_iden(),
             LeaderboardDays::Table.into_iden(),
             RewardOptions::Table.into_iden(),
             CustomerBadges::Table.into_iden(),
@@ -408,6 +443,16 @@ enum LeaderboardDays {
     Metric,
     CustomerId,
     Day,
+    Value,
+    ReachedAt,
+}
+
+#[derive(DeriveIden, Clone)]
+enum LeaderboardTotals {
+    Table,
+    Id,
+    Metric,
+    CustomerId,
     Value,
     ReachedAt,
 }

@@ -133,7 +133,10 @@ async fn points_are_spent_oldest_first_and_each_lot_expires_on_its_own_date() {
     assert_eq!(rows[0].delta, -30, "only what remained of the second lot");
     let me = points(&app, "ann").await;
     assert_eq!(me["pointsBalance"], 0);
-    assert_eq!(me["lifetimePoints"], 150, "expiry does not lower lifetime points");
+    assert_eq!(
+        me["lifetimePoints"], 150,
+        "expiry does not lower lifetime points"
+    );
     let newest = &history(&me)[0];
     assert_eq!(newest["reason"], "EXPIRY");
     assert_eq!(newest["delta"], -30);
@@ -144,7 +147,11 @@ async fn points_are_spent_oldest_first_and_each_lot_expires_on_its_own_date() {
             .starts_with("30 points expired (earned "),
         "{newest}"
     );
-    assert_eq!(app.run_scheduler().await.lots_expired, 0, "expiry runs once");
+    assert_eq!(
+        app.run_scheduler().await.lots_expired,
+        0,
+        "expiry runs once"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +187,10 @@ async fn a_refund_takes_back_its_share_of_the_points_and_a_debt_is_paid_by_later
     data(&redeem_points(&app, "ann", &spend).await); // spend all 100
     data(&app.refund_order("o-1", 7_500).await); // the rest of o-1: -75, already spent
     let me = points(&app, "ann").await;
-    assert_eq!(me["pointsBalance"], -75, "spent points taken back leave a debt");
+    assert_eq!(
+        me["pointsBalance"], -75,
+        "spent points taken back leave a debt"
+    );
     assert_eq!(me["lifetimePoints"], 25);
     data(&app.record_order("o-3", "ann", 10_000).await); // +100 pays the debt first
     let me = points(&app, "ann").await;
@@ -217,8 +227,14 @@ async fn pending_points_cannot_be_spent_and_a_refund_inside_the_period_cancels_t
 
     data(&app.refund_order("o-1", 10_000).await);
     let me = points(&app, "ann").await;
-    assert_eq!(me["pendingPoints"], 0, "cancelled before it was ever spendable");
-    assert_eq!(me["pointsBalance"], 0, "no debt: the refund took its own lot");
+    assert_eq!(
+        me["pendingPoints"], 0,
+        "cancelled before it was ever spendable"
+    );
+    assert_eq!(
+        me["pointsBalance"], 0,
+        "no debt: the refund took its own lot"
+    );
 
     data(&app.record_order("o-2", "ann", 10_000).await);
     app.clock.advance(Duration::days(15));
@@ -235,7 +251,10 @@ async fn redemption_refuses_short_balances_and_low_tiers_and_writes_nothing() {
     let cheap = option(&app, 50, None).await;
     let golden = option(&app, 10, Some(&gold)).await;
     data(&app.record_order("o-1", "ann", 4_000).await); // 40 points
-    assert_error(&redeem_points(&app, "ann", &cheap).await, "INSUFFICIENT_POINTS");
+    assert_error(
+        &redeem_points(&app, "ann", &cheap).await,
+        "INSUFFICIENT_POINTS",
+    );
     assert_error(&redeem_points(&app, "ann", &golden).await, "FORBIDDEN");
     let me = points(&app, "ann").await;
     assert_eq!(me["pointsBalance"], 40);
@@ -416,9 +435,21 @@ async fn a_badge_shows_progress_and_is_awarded_once_by_the_event_or_by_the_job()
 
     // Created after the fact: the job awards it, not the admin's request.
     create_badge(&app, "big-spender", "LIFETIME_SPEND", 3_000).await;
-    assert_eq!(badges_of(&app, "ann").await["badges"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        badges_of(&app, "ann").await["badges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(app.run_scheduler().await.badges_backfilled, 1);
-    assert_eq!(badges_of(&app, "ann").await["badges"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        badges_of(&app, "ann").await["badges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(app.run_scheduler().await.badges_backfilled, 0);
 }
 
@@ -426,8 +457,10 @@ async fn a_badge_shows_progress_and_is_awarded_once_by_the_event_or_by_the_job()
 async fn the_leaderboard_ranks_points_earned_in_the_range_and_breaks_ties_by_who_got_there_first() {
     let app = TestApp::spawn().await;
     for (id, name) in [("ann", "Ann Lee"), ("bob", "Bob Stone"), ("cy", "Cy")] {
-        app.register(json!({ "externalId": id, "email": format!("{id}@example.com"), "name": name }))
-            .await;
+        app.register(
+            json!({ "externalId": id, "email": format!("{id}@example.com"), "name": name }),
+        )
+        .await;
     }
     data(&app.record_order("o-1", "bob", 5_000).await);
     app.clock.advance(Duration::minutes(1));
@@ -471,8 +504,10 @@ async fn the_leaderboard_ranks_points_earned_in_the_range_and_breaks_ties_by_who
 async fn points_about_to_expire_are_announced_once_per_date_to_consenting_customers() {
     let app = TestApp::spawn().await;
     settings(&app, json!({ "pointsExpireAfterDays": 30 })).await;
-    app.register(json!({ "externalId": "ann", "email": "ann@example.com", "marketingConsent": true }))
-        .await;
+    app.register(
+        json!({ "externalId": "ann", "email": "ann@example.com", "marketingConsent": true }),
+    )
+    .await;
     app.register(json!({ "externalId": "bob", "email": "bob@example.com" }))
         .await;
     data(&app.record_order("o-1", "ann", 5_000).await);
@@ -480,7 +515,11 @@ async fn points_about_to_expire_are_announced_once_per_date_to_consenting_custom
     data(&app.record_order("o-3", "bob", 5_000).await);
     assert_eq!(app.run_scheduler().await.expiry_notices, 0, "not yet");
     app.clock.advance(Duration::days(24));
-    assert_eq!(app.run_scheduler().await.expiry_notices, 1, "ann only: bob did not consent");
+    assert_eq!(
+        app.run_scheduler().await.expiry_notices,
+        1,
+        "ann only: bob did not consent"
+    );
     assert_eq!(app.run_scheduler().await.expiry_notices, 0, "once per date");
     let row = email_outbox::Entity::find()
         .filter(email_outbox::Column::Template.eq("points_expiring"))
@@ -497,7 +536,8 @@ async fn program_settings_are_for_admins_and_refuse_values_out_of_range() {
     let app = TestApp::spawn().await;
     let read = "{ programSettings { pointsPerUnit pointsExpireAfterDays tierMetric } }";
     assert_error(
-        &app.graphql(Some(&app.service_token()), read, json!({})).await,
+        &app.graphql(Some(&app.service_token()), read, json!({}))
+            .await,
         "FORBIDDEN",
     );
     let defaults = app.graphql(Some(&app.admin_token()), read, json!({})).await;
@@ -513,7 +553,11 @@ async fn program_settings_are_for_admins_and_refuse_values_out_of_range() {
         )
         .await;
     assert_error(&bad, "BAD_USER_INPUT");
-    let changed = settings(&app, json!({ "pointsPerUnit": 3, "pointsExpireAfterDays": 90 })).await;
+    let changed = settings(
+        &app,
+        json!({ "pointsPerUnit": 3, "pointsExpireAfterDays": 90 }),
+    )
+    .await;
     assert_eq!(changed["pointsPerUnit"], 3);
     assert_eq!(changed["updatedBy"], "ops");
     let cleared = settings(&app, json!({ "pointsExpireAfterDays": null })).await;
