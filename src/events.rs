@@ -10,7 +10,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 
-use crate::entities::{customer, order};
+use crate::entities::{customer, order, reward};
 use crate::error::AppError;
 
 /// A customer registered, or registered again (`first` is false) with the same details.
@@ -41,6 +41,14 @@ pub struct OrderRefunded<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// A referral reward was issued: at qualification, after an admin's review, or when its hold
+/// ended.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferralRewarded<'a> {
+    pub reward: &'a reward::Model,
+    pub now: DateTime<Utc>,
+}
+
 /// What reacts to the events of customers and orders. Each method runs inside the transaction
 /// that wrote the event; an error rolls the whole write back.
 pub trait Reactions: Sync {
@@ -60,5 +68,11 @@ pub trait Reactions: Sync {
         &self,
         txn: &DatabaseTransaction,
         event: OrderRefunded<'_>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+
+    fn referral_rewarded(
+        &self,
+        txn: &DatabaseTransaction,
+        event: ReferralRewarded<'_>,
     ) -> impl Future<Output = Result<(), AppError>> + Send;
 }

@@ -8,7 +8,9 @@ use sea_orm::DatabaseTransaction;
 
 use crate::carts::service as carts;
 use crate::error::AppError;
-use crate::events::{CustomerRegistered, OrderRecorded, OrderRefunded, Reactions};
+use crate::events::{
+    CustomerRegistered, OrderRecorded, OrderRefunded, Reactions, ReferralRewarded,
+};
 use crate::loyalty::{self, earning};
 use crate::referrals::attribution::{self, FraudLimits};
 use crate::referrals::service as referrals;
@@ -56,7 +58,16 @@ impl Reactions for ProgramReactions<'_> {
         // the tier and badge re-evaluation then see them.
         let settings = loyalty::settings::load(txn).await?;
         earning::on_order(txn, &settings, self.currency, event.now, order).await?;
-        qualification::on_order(txn, event.now, self.clock_skew, order).await?;
+        for reward in qualification::on_order(txn, event.now, self.clock_skew, order).await? {
+            self.referral_rewarded(
+                txn,
+                ReferralRewarded {
+                    reward: &reward,
+                    now: event.now,
+                },
+            )
+            .await?;
+        }
         carts::convert_on_order(txn, event.now, self.clock_skew, order).await?;
         self.reevaluate(txn, event.now, order).await
     }
@@ -80,6 +91,17 @@ impl Reactions for ProgramReactions<'_> {
         )
         .await?;
         self.reevaluate(txn, event.now, order).await
+    }
+
+    async fn referral_rewarded(
+        &self,
+        txn: &DatabaseTransaction,
+        event: ReferralRewarded<'_>,
+    ) -> Result<(), AppError> {
+        // Loyalty's part: the points credited, then tiers and badges.
+        let settings = loyalty::settings::load(txn).await?;
+        earning::on_reward(txn, &settings, event.now, event.reward).await?;
+        loyalty::activity(txn, event.now, event.reward.customer_id).await
     }
 }
 

@@ -580,12 +580,11 @@ pub async fn leaderboard_position(
     metric: LeaderboardMetric,
 ) -> Result<Option<LeaderboardEntry>> {
     let db = &state(ctx)?.db;
-    let standings = leaderboard::standings(db, metric, None, None, None).await?;
-    let mine: Vec<_> = standings
+    let standing = leaderboard::position(db, metric, customer.id).await?;
+    Ok(ranked(ctx, standing.into_iter().collect())
+        .await?
         .into_iter()
-        .filter(|s| s.customer_id == customer.id)
-        .collect();
-    Ok(ranked(ctx, mine).await?.into_iter().next())
+        .next())
 }
 
 #[derive(Default)]

@@ -288,7 +288,15 @@ impl ReferralMutation {
         let id = parse_id("id", &id)?;
         let note = input::optional_message("note", note.as_deref())?;
         Ok(Referral(
-            service::review(&state.db, state.clock.as_ref(), id, approve, note).await?,
+            service::review(
+                &state.db,
+                state.clock.as_ref(),
+                &state.reactions(),
+                id,
+                approve,
+                note,
+            )
+            .await?,
         ))
     }
 }

@@ -28,7 +28,7 @@ pub struct PassReport {
 /// Runs every job once, now (as the clock tells).
 pub async fn run_once(state: &AppState) -> PassReport {
     let mut report = PassReport::default();
-    match holds::release_due(&state.db, state.clock.as_ref()).await {
+    match holds::release_due(&state.db, state.clock.as_ref(), &state.reactions()).await {
         Ok(released) => report.rewards_released = released,
         Err(error) => tracing::error!(%error, "releasing held rewards"),
     }

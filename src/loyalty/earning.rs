@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::ConnectionTrait;
 
 use crate::display::money;
-use crate::entities::enums::PointsReason;
-use crate::entities::order;
+use crate::entities::enums::{PointsReason, RewardKind, RewardSide};
+use crate::entities::{order, reward};
 use crate::error::AppError;
 use crate::loyalty::ledger::{self, Consume, Credit, Debit};
 use crate::loyalty::settings::{ProgramSettings, expiry_of};
@@ -108,6 +108,54 @@ pub async fn on_refund(
             earned_at: lot.earned_at.unwrap_or(lot.created_at),
             actor: None,
             consume: Consume::LotFirst(lot.id),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Credits an issued referral reward paid in points: a lot of its own, expiring like any other,
+/// whose source is the reward (so it is credited once however often the event comes).
+pub async fn on_reward(
+    txn: &impl ConnectionTrait,
+    settings: &ProgramSettings,
+    now: DateTime<Utc>,
+    reward: &reward::Model,
+) -> Result<(), AppError> {
+    if reward.kind != RewardKind::Points {
+        return Ok(());
+    }
+    let (reason, why) = match reward.side {
+        RewardSide::Milestone => (
+            PointsReason::Milestone,
+            format!(
+                "bonus for reaching {} successful referrals",
+                reward.milestone.unwrap_or_default()
+            ),
+        ),
+        RewardSide::Referee => (
+            PointsReason::ReferralReward,
+            "referral reward (you joined through a friend)".to_owned(),
+        ),
+        _ => (
+            PointsReason::ReferralReward,
+            "referral reward (a friend you referred made their first order)".to_owned(),
+        ),
+    };
+    ledger::credit(
+        txn,
+        now,
+        Credit {
+            customer_id: reward.customer_id,
+            amount: reward.amount,
+            reason,
+            description: format!("{} points: {why}", reward.amount),
+            source_kind: "reward",
+            source_id: reward.id.to_string(),
+            earned_at: now,
+            available_at: now,
+            expires_at: expiry_of(settings, now),
+            actor: None,
         },
     )
     .await?;

@@ -1,7 +1,8 @@
-//! The leaderboard: a rollup of each customer's change of a metric per UTC day, kept up to date in
-//! the transaction of the event (a credit or take-back of points, a referral qualifying or being
-//! reversed). Rankings sum the rollup over the days of the range through its index; the ledger is
-//! never scanned for them.
+//! The leaderboard: two rollups kept up to date in the transaction of the event (a credit or
+//! take-back of points, a referral qualifying or being reversed): each customer's change of a
+//! metric per UTC day, which ranges sum through the `(metric, day)` index, and each customer's
+//! all-time total, which all-time rankings and a customer's own rank read in index order. The
+//! ledger is never scanned for them.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use crate::entities::enums::LeaderboardMetric;
 use crate::entities::leaderboard_day as day;
+use crate::entities::leaderboard_total as total;
 use crate::error::{AppError, DbContext};
 
 /// Adds `delta` to the customer's metric on the day of `on`.
@@ -57,6 +59,31 @@ pub async fn add(
     .exec_without_returning(txn)
     .await
     .context("updating the leaderboard rollup")?;
+    total::Entity::insert(total::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        metric: Set(metric),
+        customer_id: Set(customer_id),
+        value: Set(delta),
+        reached_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([total::Column::Metric, total::Column::CustomerId])
+            .value(
+                total::Column::Value,
+                Expr::cust("leaderboard_totals.value + excluded.value"),
+            )
+            .value(
+                total::Column::ReachedAt,
+                Expr::cust(
+                    "CASE WHEN excluded.value > 0 THEN excluded.reached_at \
+                     ELSE leaderboard_totals.reached_at END",
+                ),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await
+    .context("updating the leaderboard totals")?;
     Ok(())
 }
 
@@ -77,6 +104,9 @@ pub async fn standings(
     to: Option<DateTime<Utc>>,
     limit: Option<u64>,
 ) -> Result<Vec<Standing>, AppError> {
+    if from.is_none() && to.is_none() {
+        return all_time(db, metric, limit).await;
+    }
     let mut query = day::Entity::find()
         .select_only()
         .column(day::Column::CustomerId)
@@ -112,4 +142,81 @@ pub async fn standings(
             value,
         })
         .collect())
+}
+
+/// All-time standings, from the totals in index order.
+async fn all_time(
+    db: &impl ConnectionTrait,
+    metric: LeaderboardMetric,
+    limit: Option<u64>,
+) -> Result<Vec<Standing>, AppError> {
+    let mut query = total::Entity::find()
+        .filter(total::Column::Metric.eq(metric))
+        .filter(total::Column::Value.gt(0))
+        .order_by_desc(total::Column::Value)
+        .order_by_asc(total::Column::ReachedAt)
+        .order_by_asc(total::Column::CustomerId);
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
+    let rows = query
+        .all(db)
+        .await
+        .context("ranking the all-time leaderboard")?;
+    Ok(rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| Standing {
+            rank: i as i64 + 1,
+            customer_id: row.customer_id,
+            value: row.value,
+        })
+        .collect())
+}
+
+/// One customer's all-time standing: 1 + those ahead of them, counted through the index.
+/// `None` without a positive value.
+pub async fn position(
+    db: &impl ConnectionTrait,
+    metric: LeaderboardMetric,
+    customer_id: Uuid,
+) -> Result<Option<Standing>, AppError> {
+    use sea_orm::{Condition, PaginatorTrait};
+    let Some(mine) = total::Entity::find()
+        .filter(total::Column::Metric.eq(metric))
+        .filter(total::Column::CustomerId.eq(customer_id))
+        .one(db)
+        .await
+        .context("loading a leaderboard total")?
+        .filter(|row| row.value > 0)
+    else {
+        return Ok(None);
+    };
+    let ahead = total::Entity::find()
+        .filter(total::Column::Metric.eq(metric))
+        .filter(
+            Condition::any()
+                .add(total::Column::Value.gt(mine.value))
+                .add(
+                    Condition::all()
+                        .add(total::Column::Value.eq(mine.value))
+                        .add(
+                            Condition::any()
+                                .add(total::Column::ReachedAt.lt(mine.reached_at))
+                                .add(
+                                    Condition::all()
+                                        .add(total::Column::ReachedAt.eq(mine.reached_at))
+                                        .add(total::Column::CustomerId.lt(customer_id)),
+                                ),
+                        ),
+                ),
+        )
+        .count(db)
+        .await
+        .context("ranking a customer")?;
+    Ok(Some(Standing {
+        rank: ahead as i64 + 1,
+        customer_id,
+        value: mine.value,
+    }))
 }

@@ -10,6 +10,7 @@ use crate::db::begin_write;
 use crate::entities::enums::{DecisionOutcome, RewardStatus};
 use crate::entities::{referral, reward};
 use crate::error::{AppError, DbContext};
+use crate::events::{Reactions, ReferralRewarded};
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::referrals::qualification::mark_rewarded;
 use crate::rewards::service as rewards;
@@ -18,7 +19,11 @@ use crate::rewards::service as rewards;
 const BATCH: u64 = 200;
 
 /// Issues every held reward whose hold has passed; returns how many this call issued.
-pub async fn release_due(db: &DatabaseConnection, clock: &dyn Clock) -> Result<usize, AppError> {
+pub async fn release_due(
+    db: &DatabaseConnection,
+    clock: &dyn Clock,
+    reactions: &impl Reactions,
+) -> Result<usize, AppError> {
     let now = clock.now();
     let due: Vec<uuid::Uuid> = reward::Entity::find()
         .select_only()
@@ -34,7 +39,7 @@ pub async fn release_due(db: &DatabaseConnection, clock: &dyn Clock) -> Result<u
     let mut issued = 0;
     for id in due {
         // One reward that fails is logged and left for the next pass; the rest go on.
-        match release(db, now, id).await {
+        match release(db, now, id, reactions).await {
             Ok(true) => issued += 1,
             Ok(false) => {}
             Err(error) => {
@@ -49,6 +54,7 @@ async fn release(
     db: &DatabaseConnection,
     now: chrono::DateTime<chrono::Utc>,
     id: uuid::Uuid,
+    reactions: &impl Reactions,
 ) -> Result<bool, AppError> {
     let txn = begin_write(db).await.context("starting a hold release")?;
     let claimed = reward::Entity::find_by_id(id)
@@ -93,6 +99,22 @@ async fn release(
             .await?;
         }
     }
+    // Last, after the referral's row: a reversal locks the referral before the customers, and
+    // the points credited here lock the customer.
+    let issued = reward::Model {
+        status: RewardStatus::Issued,
+        issued_at: Some(now),
+        ..held
+    };
+    reactions
+        .referral_rewarded(
+            &txn,
+            ReferralRewarded {
+                reward: &issued,
+                now,
+            },
+        )
+        .await?;
     txn.commit().await.context("committing a hold release")?;
     Ok(true)
 }

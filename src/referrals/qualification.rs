@@ -21,13 +21,14 @@ use crate::referrals::attribution::self_referral;
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::rewards::service::{self as rewards, Grant};
 
-/// Applies a newly recorded order to the buyer's referral, if they have a pending one.
+/// Applies a newly recorded order to the buyer's referral, if they have a pending one. Returns the
+/// rewards issued at once, for the caller to announce as ReferralRewarded.
 pub async fn on_order(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     clock_skew: Duration,
     order: &order::Model,
-) -> Result<(), AppError> {
+) -> Result<Vec<reward::Model>, AppError> {
     let Some(referral) = referral::Entity::find()
         .filter(referral::Column::RefereeId.eq(order.customer_id))
         .filter(referral::Column::Status.eq(ReferralStatus::Pending))
@@ -35,10 +36,10 @@ pub async fn on_order(
         .await
         .context("loading a friend's pending referral")?
     else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let Some(campaign_id) = referral.campaign_id else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let campaign = campaigns::find(txn, campaign_id)
         .await?
@@ -47,7 +48,7 @@ pub async fn on_order(
 
     if let Some(why) = self_referral(txn, &referrer, &referee).await? {
         let detail = format!("checked again at order {}: {why}", order.external_id);
-        return reject(
+        reject(
             txn,
             now,
             &referral,
@@ -55,7 +56,8 @@ pub async fn on_order(
             rule::SELF_REFERRAL,
             detail,
         )
-        .await;
+        .await?;
+        return Ok(Vec::new());
     }
     // The merchant's clock may lag Tandem's: an order stamped a little before the signup is
     // still the friend's first.
@@ -64,7 +66,7 @@ pub async fn on_order(
             "order {} was placed before the referral; the friend was already a customer",
             order.external_id
         );
-        return reject(
+        reject(
             txn,
             now,
             &referral,
@@ -72,7 +74,8 @@ pub async fn on_order(
             rule::EXISTING_CUSTOMER,
             detail,
         )
-        .await;
+        .await?;
+        return Ok(Vec::new());
     }
     if order.amount < campaign.min_order_amount {
         let detail = format!(
@@ -80,7 +83,8 @@ pub async fn on_order(
             order.external_id, order.amount, campaign.min_order_amount
         );
         let decision = Decision::new(rule::MIN_ORDER_AMOUNT, DecisionOutcome::Skipped, detail);
-        return decisions::record(txn, referral.id, decision, now).await;
+        decisions::record(txn, referral.id, decision, now).await?;
+        return Ok(Vec::new());
     }
     let deadline = referral.created_at + Duration::days(i64::from(campaign.qualify_within_days));
     if order.placed_at > deadline {
@@ -90,7 +94,7 @@ pub async fn on_order(
             (order.placed_at - referral.created_at).num_days(),
             campaign.qualify_within_days
         );
-        return reject(
+        reject(
             txn,
             now,
             &referral,
@@ -98,7 +102,8 @@ pub async fn on_order(
             rule::QUALIFY_WINDOW,
             detail,
         )
-        .await;
+        .await?;
+        return Ok(Vec::new());
     }
 
     let won = referral::Entity::update_many()
@@ -118,7 +123,7 @@ pub async fn on_order(
         == 1;
     if !won {
         // Another order qualified it first.
-        return Ok(());
+        return Ok(Vec::new());
     }
     leaderboard::add(
         txn,
@@ -149,7 +154,8 @@ pub async fn on_order(
             referral.flag_reason.as_deref().unwrap_or("suspicious")
         );
         let decision = Decision::new(rule::REVIEW, DecisionOutcome::Flagged, detail);
-        return decisions::record(txn, referral.id, decision, now).await;
+        decisions::record(txn, referral.id, decision, now).await?;
+        return Ok(Vec::new());
     }
     pay(txn, now, &referral, &campaign).await
 }
@@ -201,21 +207,23 @@ async fn reject(
 
 /// Creates both sides' rewards (and a milestone bonus when one is reached) for a QUALIFIED
 /// referral, issued at once or held for the campaign's hold days. Each reward's natural key makes
-/// this safe to call twice.
+/// this safe to call twice. Returns the rewards issued now, for the caller to announce as
+/// ReferralRewarded.
 pub async fn pay(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     referral: &referral::Model,
     campaign: &campaign::Model,
-) -> Result<(), AppError> {
+) -> Result<Vec<reward::Model>, AppError> {
     // The referrer's row is the lock that serializes the cap and milestone counts of one
     // referrer's referrals qualifying at the same time.
     customers::lock(txn, referral.referrer_id).await?;
     let release_at =
         (campaign.hold_days > 0).then(|| now + Duration::days(i64::from(campaign.hold_days)));
     let mut notes = Vec::new();
+    let mut granted_now = Vec::new();
 
-    rewards::grant(
+    let referee_reward = rewards::grant(
         txn,
         now,
         Grant {
@@ -229,6 +237,7 @@ pub async fn pay(
         },
     )
     .await?;
+    granted_now.extend(referee_reward);
 
     // Caps and milestones count within this campaign: a new campaign starts every referrer at 0.
     let campaign_referrals = referral::Entity::find()
@@ -253,7 +262,7 @@ pub async fn pay(
             ));
         }
         _ => {
-            rewards::grant(
+            let referrer_reward = rewards::grant(
                 txn,
                 now,
                 Grant {
@@ -267,6 +276,7 @@ pub async fn pay(
                 },
             )
             .await?;
+            granted_now.extend(referrer_reward);
         }
     }
 
@@ -303,7 +313,8 @@ pub async fn pay(
             },
         )
         .await?;
-        if granted.is_some() {
+        if let Some(bonus) = granted {
+            granted_now.push(bonus);
             notes.push(Decision::new(
                 rule::MILESTONE,
                 DecisionOutcome::Recorded,
@@ -334,7 +345,9 @@ pub async fn pay(
             ),
         )),
     }
-    decisions::record_all(txn, referral.id, notes, now).await
+    decisions::record_all(txn, referral.id, notes, now).await?;
+    granted_now.retain(|r| r.status == RewardStatus::Issued);
+    Ok(granted_now)
 }
 
 /// QUALIFIED → REWARDED, once.

@@ -12,6 +12,7 @@ use crate::db::{begin_write, keyset_page};
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::referral;
 use crate::error::{AppError, DbContext};
+use crate::events::{Reactions, ReferralRewarded};
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::referrals::qualification;
 
@@ -87,6 +88,7 @@ pub async fn list(
 pub async fn review(
     db: &DatabaseConnection,
     clock: &dyn Clock,
+    reactions: &impl Reactions,
     id: Uuid,
     approve: bool,
     note: Option<String>,
@@ -160,7 +162,17 @@ pub async fn review(
         && reviewed.status == ReferralStatus::Qualified
         && let Some(campaign) = campaign
     {
-        qualification::pay(&txn, now, &reviewed, &campaign).await?;
+        for reward in qualification::pay(&txn, now, &reviewed, &campaign).await? {
+            reactions
+                .referral_rewarded(
+                    &txn,
+                    ReferralRewarded {
+                        reward: &reward,
+                        now,
+                    },
+                )
+                .await?;
+        }
     }
     let result = find(&txn, id)
         .await?

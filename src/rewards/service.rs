@@ -20,7 +20,7 @@ use crate::entities::{customer, reward};
 use crate::error::{AppError, DbContext};
 use crate::loyalty::{
     self,
-    ledger::{self, Consume, Credit, Debit},
+    ledger::{self, Consume, Debit},
 };
 use crate::rewards::coupon;
 
@@ -38,7 +38,8 @@ pub struct Grant {
     pub release_at: Option<DateTime<Utc>>,
 }
 
-/// Creates the reward unless its key exists; POINTS issued at once are credited to the ledger.
+/// Creates the reward unless its key exists. Crediting POINTS is the ReferralRewarded event's
+/// effect, dispatched by whoever issues a referral reward.
 /// Returns the reward created, or `None` when the key already had one.
 pub async fn grant(
     txn: &impl ConnectionTrait,
@@ -83,44 +84,9 @@ pub async fn grant(
         return Ok(None);
     }
     if status == RewardStatus::Issued {
-        credit_points(txn, now, &model).await?;
         notify(txn, now, &model, "reward_earned").await?;
     }
     Ok(Some(model))
-}
-
-async fn credit_points(
-    txn: &impl ConnectionTrait,
-    now: DateTime<Utc>,
-    reward: &reward::Model,
-) -> Result<(), AppError> {
-    if reward.kind != RewardKind::Points {
-        return Ok(());
-    }
-    let settings = loyalty::settings::load(txn).await?;
-    ledger::credit(
-        txn,
-        now,
-        Credit {
-            customer_id: reward.customer_id,
-            amount: reward.amount,
-            reason: match reward.side {
-                RewardSide::Milestone => PointsReason::Milestone,
-                _ => PointsReason::ReferralReward,
-            },
-            description: format!("{} points: {}", reward.amount, reason(reward.side)),
-            source_kind: "reward",
-            source_id: reward.id.to_string(),
-            earned_at: now,
-            available_at: now,
-            expires_at: loyalty::settings::expiry_of(&settings, now),
-            actor: None,
-        },
-    )
-    .await?;
-    // A referral reward is the ReferralRewarded event's effect on loyalty: tiers and badges
-    // measured in points or referrals may move.
-    loyalty::activity(txn, now, reward.customer_id).await
 }
 
 /// Tells the customer about an issued or reversed reward. These are transactional: they go out
@@ -172,7 +138,7 @@ async fn notify(
     Ok(())
 }
 
-fn reason(side: RewardSide) -> &'static str {
+pub fn reason(side: RewardSide) -> &'static str {
     match side {
         RewardSide::Referrer => "referral reward (you referred a friend)",
         RewardSide::Referee => "referral reward (you were referred)",
@@ -182,7 +148,7 @@ fn reason(side: RewardSide) -> &'static str {
     }
 }
 
-/// Moves a held reward to ISSUED and credits its points. `false` when it was no longer PENDING.
+/// Moves a held reward to ISSUED. `false` when it was no longer PENDING.
 pub async fn issue(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -198,7 +164,6 @@ pub async fn issue(
         .context("issuing a held reward")?
         .rows_affected;
     if changed == 1 {
-        credit_points(txn, now, reward).await?;
         notify(txn, now, reward, "reward_earned").await?;
     }
     Ok(changed == 1)

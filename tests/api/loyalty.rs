@@ -564,3 +564,185 @@ async fn program_settings_are_for_admins_and_refuse_values_out_of_range() {
     assert_eq!(cleared["pointsExpireAfterDays"], Value::Null);
     assert_eq!(cleared["pointsPerUnit"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_schedulers_expire_each_lot_once() {
+    let app = TestApp::spawn().await;
+    settings(&app, json!({ "pointsExpireAfterDays": 10 })).await;
+    for i in 0..30 {
+        let id = format!("c{i}");
+        app.register_customer(&id, &format!("{id}@example.com"))
+            .await;
+        data(
+            &app.record_order(&format!("o-{i}"), &id, 1_000 + i * 100)
+                .await,
+        );
+    }
+    app.clock.advance(Duration::days(11));
+    let (a, b) = tokio::join!(app.run_scheduler(), app.run_scheduler());
+    assert_eq!(a.lots_expired + b.lots_expired, 30);
+    let rows = expiry_rows(&app).await;
+    assert_eq!(rows.len(), 30, "one EXPIRY per lot");
+    assert_eq!(
+        rows.iter().map(|r| r.delta).sum::<i64>(),
+        -(0..30).map(|i| 10 + i).sum::<i64>(),
+        "each exactly its lot"
+    );
+    assert_eq!(app.run_scheduler().await.lots_expired, 0);
+}
+
+#[tokio::test]
+async fn a_backdated_order_past_its_expiry_still_counts_for_lifetime_points_and_tiers() {
+    let app = TestApp::spawn().await;
+    settings(&app, json!({ "pointsExpireAfterDays": 30 })).await;
+    create_tier(&app, "Silver", 100, 1.0).await;
+    app.register_customer("ann", "ann@example.com").await;
+    let placed = (app.clock_now() - Duration::days(45)).to_rfc3339();
+    data(
+        &app.record_order_with(json!({ "externalId": "old", "customerExternalId": "ann",
+            "amount": 20_000, "currency": "USD", "placedAt": placed }))
+            .await,
+    );
+    let me = points(&app, "ann").await;
+    assert_eq!(me["pointsBalance"], 0, "past its date: not spendable");
+    assert_eq!(me["lifetimePoints"], 200);
+    assert_eq!(tier_of(&app, "ann").await["tier"]["name"], "Silver");
+    assert_eq!(app.run_scheduler().await.lots_expired, 1);
+    assert_eq!(expiry_rows(&app).await[0].delta, -200);
+    let me = points(&app, "ann").await;
+    assert_eq!(me["pointsBalance"], 0);
+    assert_eq!(me["lifetimePoints"], 200);
+}
+
+#[tokio::test]
+async fn referrals_count_for_tiers_and_the_leaderboard_until_they_are_reversed() {
+    let app = TestApp::spawn().await;
+    app.create_campaign(json!({
+        "name": "Coupons",
+        "referrerReward": { "kind": "FIXED_COUPON", "amount": 500 },
+        "refereeReward": { "kind": "FIXED_COUPON", "amount": 500 },
+        "minOrderAmount": 2_000,
+    }))
+    .await;
+    settings(
+        &app,
+        json!({ "tierMetric": "SUCCESSFUL_REFERRALS", "tierDowngrade": "RECALCULATE" }),
+    )
+    .await;
+    create_tier(&app, "Ambassador", 1, 1.0).await;
+    app.register(json!({ "externalId": "ann", "email": "ann@example.com", "name": "Ann Lee" }))
+        .await;
+    data(&app.refer("ann", "bob", json!({})).await);
+    data(&app.record_order("o-1", "bob", 5_000).await);
+    assert_eq!(tier_of(&app, "ann").await["tier"]["name"], "Ambassador");
+    let board = "{ leaderboard(metric: SUCCESSFUL_REFERRALS) { rank displayName value } }";
+    let response = app
+        .graphql(Some(&app.admin_token()), board, json!({}))
+        .await;
+    assert_eq!(
+        data(&response)["leaderboard"],
+        json!([{ "rank": 1, "displayName": "Ann L.", "value": 1 }])
+    );
+
+    data(&app.refund_order("o-1", 5_000).await); // below the minimum: reversed
+    let response = app
+        .graphql(Some(&app.admin_token()), board, json!({}))
+        .await;
+    assert_eq!(data(&response)["leaderboard"], json!([]));
+    assert_eq!(
+        tier_of(&app, "ann").await["tier"],
+        Value::Null,
+        "RECALCULATE with no grace: the tier goes with the referral"
+    );
+}
+
+#[tokio::test]
+async fn drop_one_steps_down_a_tier_per_grace_period() {
+    let app = TestApp::spawn().await;
+    settings(
+        &app,
+        json!({ "tierMetric": "SPEND", "tierPeriod": "ROLLING_12_MONTHS", "tierDowngrade": "DROP_ONE", "tierGraceDays": 10 }),
+    )
+    .await;
+    create_tier(&app, "Bronze", 1_000, 1.0).await;
+    create_tier(&app, "Silver", 5_000, 1.0).await;
+    create_tier(&app, "Gold", 10_000, 1.0).await;
+    app.register_customer("ann", "ann@example.com").await;
+    data(&app.record_order("o-1", "ann", 12_000).await);
+    assert_eq!(tier_of(&app, "ann").await["tier"]["name"], "Gold");
+    app.clock.advance(Duration::days(366));
+    app.run_scheduler().await; // below from now on
+    app.clock.advance(Duration::days(11));
+    app.run_scheduler().await;
+    assert_eq!(tier_of(&app, "ann").await["tier"]["name"], "Silver");
+    app.clock.advance(Duration::days(5));
+    app.run_scheduler().await;
+    assert_eq!(
+        tier_of(&app, "ann").await["tier"]["name"],
+        "Silver",
+        "the next drop waits another grace period (the daily check runs once a day)"
+    );
+    app.clock.advance(Duration::days(6));
+    app.run_scheduler().await;
+    assert_eq!(tier_of(&app, "ann").await["tier"]["name"], "Bronze");
+}
+
+#[tokio::test]
+async fn an_order_streak_badge_counts_consecutive_calendar_months() {
+    let app = TestApp::spawn().await;
+    create_badge(&app, "regular", "ORDER_STREAK_MONTHS", 3).await;
+    app.register_customer("ann", "ann@example.com").await;
+    let now = app.clock_now();
+    let order_in = |months_ago: u32| {
+        let placed = now - chrono::Months::new(months_ago);
+        json!({ "externalId": format!("o-{months_ago}"), "customerExternalId": "ann",
+            "amount": 1_000, "currency": "USD", "placedAt": placed.to_rfc3339() })
+    };
+    data(&app.record_order_with(order_in(4)).await);
+    data(&app.record_order_with(order_in(2)).await);
+    data(&app.record_order_with(order_in(1)).await);
+    let me = badges_of(&app, "ann").await;
+    assert_eq!(me["badgeProgress"][0]["current"], 2, "a gap breaks the run");
+    data(&app.record_order_with(order_in(0)).await);
+    let me = badges_of(&app, "ann").await;
+    assert_eq!(me["badgeProgress"][0]["current"], 3);
+    assert_eq!(me["badges"][0]["badge"]["key"], "regular");
+}
+
+#[tokio::test]
+async fn catalog_and_tier_inputs_out_of_range_are_refused() {
+    let app = TestApp::spawn().await;
+    let points_option = app
+        .graphql(
+            Some(&app.admin_token()),
+            "mutation { createRewardOption(input: { name: \"x\", pointsCost: 10, kind: POINTS, amount: 5 }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_error(&points_option, "BAD_USER_INPUT");
+    let bad_multiplier = app
+        .graphql(
+            Some(&app.admin_token()),
+            "mutation { createTier(input: { name: \"x\", threshold: 1, pointsMultiplier: 1000 }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_error(&bad_multiplier, "BAD_USER_INPUT");
+    create_tier(&app, "Silver", 100, 1.0).await;
+    let twin = app
+        .graphql(
+            Some(&app.admin_token()),
+            "mutation { createTier(input: { name: \"Other\", threshold: 100 }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_error(&twin, "CONFLICT");
+    let unknown = app
+        .graphql(
+            Some(&app.customer_token("ann")),
+            "mutation { redeemPoints(optionId: \"nope\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_error(&unknown, "BAD_USER_INPUT");
+}
