@@ -6,12 +6,16 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::customers::service as customers;
 use crate::db::begin_write;
 use crate::email::outbox::{self, OutgoingEmail};
+use crate::entities::email_outbox;
 use crate::entities::enums::PointsReason;
 use crate::entities::points_ledger_entry as entry;
 use crate::error::{AppError, DbContext};
@@ -96,6 +100,10 @@ async fn expire(
     Ok(written.is_some())
 }
 
+fn notice_key(customer_id: Uuid, date: NaiveDate) -> String {
+    format!("points_expiring:{customer_id}:{date}")
+}
+
 /// A customer's points that expire within `days`: one row per expiry date.
 pub fn expiring_soon(
     account: &Account,
@@ -136,12 +144,27 @@ pub async fn notify_expiring(
     .all(db)
     .await
     .context("finding points about to expire")?;
-    let mut customers_due: BTreeMap<Uuid, ()> = BTreeMap::new();
+    let mut dates: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
     for lot in lots {
-        customers_due.insert(lot.customer_id, ());
+        if let Some(at) = lot.expires_at {
+            dates
+                .entry(lot.customer_id)
+                .or_default()
+                .push(notice_key(lot.customer_id, at.date_naive()));
+        }
     }
     let mut written = 0;
-    for customer_id in customers_due.into_keys() {
+    for (customer_id, keys) in dates {
+        // Most passes find every notice written already: one indexed look-up, not a ledger read.
+        let sent = email_outbox::Entity::find()
+            .filter(email_outbox::Column::DedupeKey.is_in(keys.clone()))
+            .count(db)
+            .await
+            .context("checking expiry notices already written")?;
+        let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
+        if sent as usize >= distinct.len() {
+            continue;
+        }
         let Some(customer) = customers::find_by_id(db, customer_id).await? else {
             continue;
         };
@@ -156,7 +179,7 @@ pub async fn notify_expiring(
                 "points_expiring",
                 &customer,
                 data,
-                format!("points_expiring:{customer_id}:{date}"),
+                notice_key(customer_id, date),
                 true,
             );
             if outbox::enqueue(db, now, email).await? {
