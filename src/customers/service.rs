@@ -351,14 +351,20 @@ fn violated_column(error: &DbErr) -> Option<Violation> {
     }
 }
 
-/// Locks the customer's row until the end of `txn` (`SELECT … FOR UPDATE` on PostgreSQL; a
+/// Locks the customer's row until the end of `txn` (`SELECT … FOR NO KEY UPDATE` on PostgreSQL; a
 /// write transaction already holds SQLite's one write lock), so the limits counted per customer
-/// (invitations a day, referrals a day, the referrer's cap and milestones) are counted by one
-/// writer at a time.
+/// (invitations a day, referrals a day, the referrer's cap and milestones) and their points
+/// ledger are written by one writer at a time.
+///
+/// `NO KEY UPDATE`, not `UPDATE`: inserting a row that references the customer (an order, a
+/// cart) takes `KEY SHARE` on it, which `FOR UPDATE` would block. An order holding this lock
+/// and waiting for a cart's lock, while the cart's upsert holds that and waits to insert its row,
+/// would be a deadlock.
 pub async fn lock(txn: &impl ConnectionTrait, id: Uuid) -> Result<customer::Model, AppError> {
     use sea_orm::QuerySelect;
+    use sea_orm::sea_query::LockType;
     customer::Entity::find_by_id(id)
-        .lock_exclusive()
+        .lock(LockType::NoKeyUpdate)
         .one(txn)
         .await
         .context("locking a customer")?
