@@ -18,6 +18,7 @@ pub mod input;
 pub mod ip_hash;
 pub mod jobs;
 pub mod loyalty;
+pub mod metrics;
 pub mod orders;
 pub mod reactions;
 pub mod referrals;

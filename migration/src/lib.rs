@@ -10,6 +10,7 @@ mod m20261122_000004_create_orders_rewards_points;
 mod m20261122_000005_create_email_and_carts;
 mod m20261123_000006_faults_and_races;
 mod m20261130_000007_loyalty;
+mod m20261130_000008_marketing_spend;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_create_email_and_carts::Migration),
             Box::new(m20261123_000006_faults_and_races::Migration),
             Box::new(m20261130_000007_loyalty::Migration),
+            Box::new(m20261130_000008_marketing_spend::Migration),
         ]
     }
 }

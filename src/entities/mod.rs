@@ -10,6 +10,7 @@ pub mod email_outbox;
 pub mod enums;
 pub mod leaderboard_day;
 pub mod leaderboard_total;
+pub mod marketing_spend;
 pub mod order;
 pub mod order_line;
 pub mod points_consumption;

@@ -8,6 +8,7 @@ pub mod email;
 pub mod limits;
 pub mod loaders;
 pub mod loyalty;
+pub mod metrics;
 pub mod orders;
 pub mod pagination;
 pub mod referrals;
@@ -22,6 +23,7 @@ use crate::graphql::carts::CartMutation;
 use crate::graphql::customers::{CustomerMutation, CustomerQuery};
 use crate::graphql::email::{EmailMutation, EmailQuery};
 use crate::graphql::loyalty::{LoyaltyMutation, LoyaltyQuery};
+use crate::graphql::metrics::{MetricsMutation, MetricsQuery};
 use crate::graphql::orders::OrderMutation;
 use crate::graphql::referrals::{ReferralMutation, ReferralQuery};
 use crate::graphql::rewards::RewardMutation;
@@ -35,6 +37,7 @@ pub struct QueryRoot(
     ReferralQuery,
     EmailQuery,
     LoyaltyQuery,
+    MetricsQuery,
 );
 
 /// Everything a caller can change.
@@ -49,6 +52,7 @@ pub struct MutationRoot(
     CartMutation,
     EmailMutation,
     LoyaltyMutation,
+    MetricsMutation,
 );
 
 pub type TandemSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -17,6 +17,7 @@ mod fuzz;
 mod health;
 mod hostile;
 mod loyalty;
+mod metrics;
 mod points_property;
 mod processes;
 mod referrals;

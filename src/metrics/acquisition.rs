@@ -1,0 +1,84 @@
+//! `acquisitionCost`: per channel, the spend that falls in the range and the customers it
+//! brought. A customer with a referral that was not rejected counts under `referral`, whatever
+//! channel their registration named; the `referral` channel's spend is the cost of the rewards
+//! of referrals whose friend signed up in the range, plus any spend recorded on `referral`.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{ConnectionTrait, Value};
+
+use crate::error::AppError;
+use crate::loyalty::settings;
+use crate::metrics::{Range, by_bucket, spend};
+
+/// The channel referred customers are counted under.
+pub const REFERRAL_CHANNEL: &str = "referral";
+
+/// One channel's acquisition cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelCost {
+    pub channel: String,
+    /// Minor units, rounded to the nearest.
+    pub spend: i64,
+    pub new_customers: i64,
+    /// Spend per new customer, in minor units; `None` without new customers.
+    pub cac: Option<f64>,
+}
+
+pub async fn by_channel(
+    db: &impl ConnectionTrait,
+    range: Range,
+) -> Result<Vec<ChannelCost>, AppError> {
+    let span = || vec![Value::from(range.from), Value::from(range.to)];
+    let customers = by_bucket(
+        db,
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM referrals r WHERE r.referee_id = c.id \
+           AND r.status <> 'REJECTED') THEN 'referral' ELSE c.acquisition_channel END, COUNT(*) \
+         FROM customers c WHERE c.created_at >= ? AND c.created_at < ? GROUP BY 1",
+        span(),
+        "counting new customers by channel",
+    )
+    .await?;
+    let point_value = settings::load(db).await?.point_value;
+    let mut values = vec![Value::from(point_value)];
+    values.extend(span());
+    let reward_cost = by_bucket(
+        db,
+        "SELECT CAST('referral' AS TEXT), CAST(COALESCE(SUM(CASE \
+           WHEN w.kind = 'POINTS' THEN w.amount * ? \
+           WHEN w.kind IN ('FIXED_COUPON', 'STORE_CREDIT') THEN w.amount \
+           ELSE 0 END), 0) AS BIGINT) \
+         FROM rewards w JOIN referrals r ON w.referral_id = r.id \
+         WHERE r.created_at >= ? AND r.created_at < ? \
+           AND w.status IN ('ISSUED', 'REDEEMED') \
+           AND w.side IN ('REFERRER', 'REFEREE', 'MILESTONE')",
+        values,
+        "summing the referral channel's reward cost",
+    )
+    .await?;
+
+    let mut spend_by: BTreeMap<String, f64> = BTreeMap::new();
+    // Spend records are few (one a channel and period), so they are prorated here.
+    for record in spend::overlapping(db, range).await? {
+        *spend_by.entry(record.channel.clone()).or_default() += spend::prorated(&record, range);
+    }
+    for (channel, cost) in reward_cost.into_iter().filter(|(_, cost)| *cost != 0) {
+        *spend_by.entry(channel).or_default() += cost as f64;
+    }
+    let mut channels: Vec<String> = customers.keys().chain(spend_by.keys()).cloned().collect();
+    channels.sort();
+    channels.dedup();
+    Ok(channels
+        .into_iter()
+        .map(|channel| {
+            let spend = spend_by.get(&channel).copied().unwrap_or(0.0).round() as i64;
+            let new_customers = customers.get(&channel).copied().unwrap_or(0);
+            ChannelCost {
+                cac: (new_customers > 0).then(|| spend as f64 / new_customers as f64),
+                channel,
+                spend,
+                new_customers,
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,195 @@
+//! Program metrics: what the program is worth, computed in the database from the same tables that
+//! pay the rewards. Every query takes a half-open range `[from, to)`; definitions and worked
+//! examples are in docs/metrics.md.
+
+pub mod acquisition;
+pub mod referrals;
+pub mod spend;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, TimeZone, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+
+use crate::error::{AppError, DbContext};
+
+/// The longest range a metrics query accepts.
+pub const MAX_RANGE_DAYS: i64 = 5 * 366;
+
+/// A half-open range `[from, to)`, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Range {
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, AppError> {
+        if to <= from {
+            return Err(AppError::bad_input("to", "to must be after from"));
+        }
+        if to - from > Duration::days(MAX_RANGE_DAYS) {
+            return Err(AppError::bad_input(
+                "to",
+                "a metrics range may span at most 5 years",
+            ));
+        }
+        Ok(Self { from, to })
+    }
+}
+
+/// How a series cuts its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Day,
+    /// ISO weeks, starting on Monday.
+    Week,
+    Month,
+}
+
+impl Interval {
+    /// The start (UTC midnight) of the interval containing `at`.
+    pub fn start_of(self, at: DateTime<Utc>) -> NaiveDate {
+        let day = at.date_naive();
+        match self {
+            Interval::Day => day,
+            Interval::Week => day - Duration::days(i64::from(day.weekday().num_days_from_monday())),
+            Interval::Month => day.with_day(1).unwrap_or(day),
+        }
+    }
+
+    fn next(self, start: NaiveDate) -> NaiveDate {
+        match self {
+            Interval::Day => start + Duration::days(1),
+            Interval::Week => start + Duration::days(7),
+            Interval::Month => start + Months::new(1),
+        }
+    }
+
+    /// The intervals covering `range`, each clipped to it.
+    pub fn cut(self, range: Range) -> Vec<(NaiveDate, Range)> {
+        let midnight =
+            |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default());
+        let mut start = self.start_of(range.from);
+        let mut cuts = Vec::new();
+        while midnight(start) < range.to {
+            let next = self.next(start);
+            cuts.push((
+                start,
+                Range {
+                    from: midnight(start).max(range.from),
+                    to: midnight(next).min(range.to),
+                },
+            ));
+            start = next;
+        }
+        cuts
+    }
+}
+
+/// The SQL that turns a timestamp column into its bucket's key (`YYYY-MM-DD` of the interval's
+/// start), or a constant for the whole range.
+pub fn bucket(backend: DbBackend, interval: Option<Interval>, column: &str) -> String {
+    match (backend, interval) {
+        (_, None) => "''".to_owned(),
+        (DbBackend::Postgres, Some(Interval::Day)) => {
+            format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+        }
+        (DbBackend::Postgres, Some(Interval::Week)) => {
+            format!("to_char(date_trunc('week', {column} AT TIME ZONE 'UTC'), 'YYYY-MM-DD')")
+        }
+        (DbBackend::Postgres, Some(Interval::Month)) => {
+            format!("to_char(date_trunc('month', {column} AT TIME ZONE 'UTC'), 'YYYY-MM-DD')")
+        }
+        // SQLite keeps timestamps as UTC text that starts with the date.
+        (_, Some(Interval::Day)) => format!("substr({column}, 1, 10)"),
+        (_, Some(Interval::Week)) => {
+            format!("date(substr({column}, 1, 10), 'weekday 0', '-6 days')")
+        }
+        (_, Some(Interval::Month)) => format!("substr({column}, 1, 7) || '-01'"),
+    }
+}
+
+/// A statement with `?` placeholders, numbered for PostgreSQL.
+pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres {
+        let mut numbered = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                numbered.push_str(&format!("${n}"));
+            } else {
+                numbered.push(c);
+            }
+        }
+        numbered
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Runs a query whose rows are `(bucket TEXT, value BIGINT)` and returns them as a map.
+pub async fn by_bucket(
+    db: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+    what: &str,
+) -> Result<BTreeMap<String, i64>, AppError> {
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(statement(backend, sql, values))
+        .await
+        .context(what)?;
+    let mut map = BTreeMap::new();
+    for row in rows {
+        let key: String = row.try_get_by_index(0).context(what)?;
+        let value: Option<i64> = row.try_get_by_index(1).context(what)?;
+        map.insert(key, value.unwrap_or(0));
+    }
+    Ok(map)
+}
+
+/// `numerator / denominator`, 0 when the denominator is 0.
+pub fn rate(numerator: i64, denominator: i64) -> f64 {
+    if denominator <= 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn intervals_cover_the_range_exactly() {
+        let range = Range::new(at(2026, 1, 15), at(2026, 3, 10)).unwrap();
+        let months = Interval::Month.cut(range);
+        assert_eq!(months.len(), 3);
+        assert_eq!(months[0].1.from, range.from);
+        assert_eq!(months[2].1.to, range.to);
+        for pair in months.windows(2) {
+            assert_eq!(pair[0].1.to, pair[1].1.from);
+        }
+        let weeks = Interval::Week.cut(range);
+        assert_eq!(
+            weeks[0].0,
+            NaiveDate::from_ymd_opt(2026, 1, 12).unwrap(),
+            "a Monday"
+        );
+    }
+
+    #[test]
+    fn ranges_must_run_forward_and_stay_under_five_years() {
+        assert!(Range::new(at(2026, 2, 1), at(2026, 1, 1)).is_err());
+        assert!(Range::new(at(2020, 1, 1), at(2026, 1, 1)).is_err());
+        assert!(Range::new(at(2021, 1, 1), at(2026, 1, 1)).is_ok());
+    }
+}
