@@ -2,7 +2,8 @@ use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::m20261122_000003_create_referrals::index;
 
-/// Marketing spend per channel and period, the input of CAC; and the indexes the metrics read
+/// Marketing spend per channel and period, the input of CAC; the gross margin CLV is counted at;
+/// and the indexes the metrics read
 /// their ranges through (signups, clicks, referrals, orders, issued rewards).
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -22,6 +23,14 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(MarketingSpend::PeriodEnd))
                     .col(string(MarketingSpend::RecordedBy))
                     .col(timestamp_with_time_zone(MarketingSpend::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ProgramSettings::Table)
+                    .add_column(double(ProgramSettings::GrossMargin).default(1.0))
                     .to_owned(),
             )
             .await?;
@@ -123,4 +132,10 @@ enum Orders {
 enum Rewards {
     Table,
     IssuedAt,
+}
+
+#[derive(DeriveIden, Clone)]
+enum ProgramSettings {
+    Table,
+    GrossMargin,
 }

@@ -17,6 +17,8 @@ pub struct Model {
     pub tier_downgrade: TierDowngrade,
     pub tier_grace_days: i32,
     pub expiry_notice_days: i32,
+    /// The share of net revenue that is margin, 0 to 1: CLV and ROI count revenue at it.
+    pub gross_margin: f64,
     pub updated_by: Option<String>,
     pub updated_at: Option<DateTimeUtc>,
 }

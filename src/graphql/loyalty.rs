@@ -68,6 +68,10 @@ impl ProgramSettings {
     async fn expiry_notice_days(&self) -> i32 {
         self.0.expiry_notice_days
     }
+    /// The share of net revenue that is margin (0 to 1): CLV and ROI count revenue at it.
+    async fn gross_margin(&self) -> f64 {
+        self.0.gross_margin
+    }
     /// Who last changed the settings (the admin token's `sub`).
     async fn updated_by(&self) -> Option<&str> {
         self.0.updated_by.as_deref()
@@ -99,6 +103,8 @@ pub struct ProgramSettingsInput {
     pub tier_grace_days: Option<i32>,
     /// Days before expiry that the `points_expiring` email goes: 1 to 3,650.
     pub expiry_notice_days: Option<i32>,
+    /// The share of net revenue that is margin: 0 to 1.
+    pub gross_margin: Option<f64>,
 }
 
 pub struct PointsEntry(pub points_ledger_entry::Model);
@@ -673,6 +679,7 @@ impl LoyaltyMutation {
             tier_downgrade: input.tier_downgrade,
             tier_grace_days: input.tier_grace_days,
             expiry_notice_days: input.expiry_notice_days,
+            gross_margin: input.gross_margin,
         };
         Ok(ProgramSettings(
             settings::update(&state.db, state.clock.now(), &principal.subject, changes).await?,

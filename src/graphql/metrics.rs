@@ -10,7 +10,7 @@ use crate::graphql::context::require;
 use crate::graphql::scalars::Long;
 use crate::metrics::referrals::{self, ReferralFigures};
 use crate::metrics::spend::{self, NewSpend};
-use crate::metrics::{Interval, Range, acquisition};
+use crate::metrics::{Interval, Range, acquisition, liability, retention, value};
 
 /// How a series cuts its range (UTC).
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +174,110 @@ pub struct ChannelAcquisition {
     pub cac: Option<f64>,
 }
 
+/// One segment of a signup cohort: its orders and what a customer is worth.
+#[derive(SimpleObject)]
+pub struct CustomerValue {
+    /// Customers in the segment.
+    pub customers: Long,
+    /// Order amounts / orders, in minor units (refunds not taken off); 0 without orders.
+    pub average_order_value: f64,
+    /// Orders / customers.
+    pub orders_per_customer: f64,
+    /// (order amounts − refunds) / customers, in minor units: orders to date, or placed within
+    /// horizonDays of each customer's signup.
+    pub average_net_revenue: f64,
+    /// averageNetRevenue × grossMargin, in minor units.
+    pub clv: f64,
+}
+
+impl CustomerValue {
+    fn of(segment: value::Segment, gross_margin: f64) -> Self {
+        Self {
+            customers: Long(segment.customers),
+            average_order_value: segment.average_order_value(),
+            orders_per_customer: segment.orders_per_customer(),
+            average_net_revenue: segment.average_net_revenue(),
+            clv: segment.clv(gross_margin),
+        }
+    }
+}
+
+/// CLV and CAC of one acquisition channel.
+#[derive(SimpleObject)]
+pub struct ChannelValue {
+    /// The channel (`referral` for customers with a referral that was not rejected).
+    pub channel: String,
+    /// The channel's CLV, in minor units.
+    pub clv: f64,
+    /// The channel's CAC over the same range (see acquisitionCost); null without new customers.
+    pub cac: Option<f64>,
+    /// clv / cac; null when cac is null or 0.
+    pub clv_to_cac: Option<f64>,
+}
+
+/// The value of the customers who signed up in a range, referred against the rest.
+#[derive(SimpleObject)]
+pub struct LifetimeValue {
+    /// Customers with a referral that was not rejected.
+    pub referred: CustomerValue,
+    /// Everyone else.
+    pub non_referred: CustomerValue,
+    /// referred.clv / nonReferred.clv; null when nonReferred.clv is 0.
+    pub lift: Option<f64>,
+    /// Per acquisition channel, with its CAC.
+    pub by_channel: Vec<ChannelValue>,
+}
+
+/// A signup-month cohort's retention.
+#[derive(SimpleObject)]
+pub struct RetentionCohort {
+    /// The signup month, `YYYY-MM` (UTC).
+    pub month: String,
+    /// Whether these are the referred customers of the month (or the others).
+    pub referred: bool,
+    /// Customers in the cohort.
+    pub customers: Long,
+    /// For months 1 to 12 after the signup month (calendar months), the share of the cohort that
+    /// ordered in that month.
+    pub months: Vec<f64>,
+    /// The share of the cohort with an order 12 or more calendar months after the signup month.
+    pub twelve_month_retention: f64,
+}
+
+/// The program's return on its reward spend, for customers who signed up in a range.
+#[derive(SimpleObject)]
+pub struct ProgramEconomics {
+    /// Money value of the rewards of referrals whose friend signed up in the range (issued, not
+    /// reversed), in minor units.
+    pub reward_cost: Long,
+    /// Referred customers who signed up in the range.
+    pub referred_customers: Long,
+    /// Their orders less refunds to date, in minor units.
+    pub referred_revenue: Long,
+    /// referredCustomers × the non-referred customers' average net revenue (same signup range):
+    /// what they would have brought as ordinary customers.
+    pub baseline_revenue: f64,
+    /// referredRevenue − baselineRevenue.
+    pub incremental_revenue: f64,
+    /// The gross margin the ROI counts revenue at.
+    pub gross_margin: f64,
+    /// (incrementalRevenue × grossMargin − rewardCost) / rewardCost; null without reward cost.
+    pub roi: Option<f64>,
+}
+
+/// What the program owes in points, and what expired unspent.
+#[derive(SimpleObject)]
+pub struct PointsLiability {
+    /// Points customers hold now, pending ones included (a customer below zero counts as 0).
+    pub outstanding_points: Long,
+    /// outstandingPoints × pointValue, in minor units.
+    pub outstanding_value: Long,
+    /// Points that expired in the range (breakage).
+    pub breakage: Long,
+    /// breakage × pointValue, in minor units.
+    pub breakage_value: Long,
+}
+
 fn range(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Range> {
     Ok(Range::new(from, to)?)
 }
@@ -232,6 +336,118 @@ impl MetricsQuery {
                 cac: row.cac,
             })
             .collect())
+    }
+
+    /// The value of customers who signed up in `[from, to)`, referred against the rest and per
+    /// channel (admin tokens).
+    async fn customer_lifetime_value(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(
+            desc = "Count only orders placed within this many days of each signup: 1 to 3,650; all orders to date when absent."
+        )]
+        horizon_days: Option<i32>,
+    ) -> Result<LifetimeValue> {
+        let (state, _) = require(ctx, &[Role::Admin])?;
+        let range = range(from, to)?;
+        if let Some(days) = horizon_days {
+            crate::input::int_in("horizonDays", i64::from(days), 1..=3650)?;
+        }
+        let margin = crate::loyalty::settings::load(&state.db)
+            .await?
+            .gross_margin;
+        let (referred, other) = value::referred_split(&state.db, range, horizon_days).await?;
+        let costs = acquisition::by_channel(&state.db, range).await?;
+        let by_channel = value::by_channel(&state.db, range, horizon_days)
+            .await?
+            .into_iter()
+            .map(|(channel, segment)| {
+                let clv = segment.clv(margin);
+                let cac = costs
+                    .iter()
+                    .find(|c| c.channel == channel)
+                    .and_then(|c| c.cac);
+                ChannelValue {
+                    clv_to_cac: cac.filter(|c| *c > 0.0).map(|c| clv / c),
+                    cac,
+                    clv,
+                    channel,
+                }
+            })
+            .collect();
+        let (referred, non_referred) = (
+            CustomerValue::of(referred, margin),
+            CustomerValue::of(other, margin),
+        );
+        Ok(LifetimeValue {
+            lift: (non_referred.clv > 0.0).then(|| referred.clv / non_referred.clv),
+            referred,
+            non_referred,
+            by_channel,
+        })
+    }
+
+    /// Retention of the customers who signed up in `[from, to)`, per signup month and referred
+    /// or not (admin tokens).
+    async fn retention(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<RetentionCohort>> {
+        let (state, _) = require(ctx, &[Role::Admin])?;
+        Ok(retention::cohorts(&state.db, range(from, to)?)
+            .await?
+            .into_iter()
+            .map(|cohort| RetentionCohort {
+                months: cohort.shares(),
+                twelve_month_retention: cohort.twelve_month_retention(),
+                month: cohort.month,
+                referred: cohort.referred,
+                customers: Long(cohort.customers),
+            })
+            .collect())
+    }
+
+    /// Reward cost against the extra revenue of referred customers who signed up in `[from, to)`
+    /// (admin tokens). Assumptions: docs/metrics.md.
+    async fn program_economics(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<ProgramEconomics> {
+        let (state, _) = require(ctx, &[Role::Admin])?;
+        let economics = value::economics(&state.db, range(from, to)?).await?;
+        Ok(ProgramEconomics {
+            reward_cost: Long(economics.reward_cost),
+            referred_customers: Long(economics.referred_customers),
+            referred_revenue: Long(economics.referred_revenue),
+            baseline_revenue: economics.baseline_revenue,
+            incremental_revenue: economics.incremental_revenue(),
+            gross_margin: economics.gross_margin,
+            roi: economics.roi(),
+        })
+    }
+
+    /// Points held now and their value; breakage over `[from, to)` (admin tokens).
+    async fn points_liability(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<PointsLiability> {
+        let (state, _) = require(ctx, &[Role::Admin])?;
+        let figures = liability::liability(&state.db, range(from, to)?).await?;
+        let value = |points: i64| Long(points.saturating_mul(figures.point_value));
+        Ok(PointsLiability {
+            outstanding_points: Long(figures.outstanding_points),
+            outstanding_value: value(figures.outstanding_points),
+            breakage: Long(figures.breakage_points),
+            breakage_value: value(figures.breakage_points),
+        })
     }
 }
 

@@ -36,6 +36,7 @@ pub struct SettingsChanges {
     pub tier_downgrade: Option<TierDowngrade>,
     pub tier_grace_days: Option<i32>,
     pub expiry_notice_days: Option<i32>,
+    pub gross_margin: Option<f64>,
 }
 
 pub async fn update(
@@ -69,6 +70,14 @@ pub async fn update(
     if let Some(value) = changes.expiry_notice_days {
         days("expiryNoticeDays", value, 1)?;
     }
+    if let Some(value) = changes.gross_margin
+        && (!value.is_finite() || !(0.0..=1.0).contains(&value))
+    {
+        return Err(AppError::bad_input(
+            "grossMargin",
+            "grossMargin must be between 0 and 1",
+        ));
+    }
     let current = load(db).await?;
     let mut row = current.into_active_model();
     if let Some(value) = changes.points_per_unit {
@@ -97,6 +106,9 @@ pub async fn update(
     }
     if let Some(value) = changes.expiry_notice_days {
         row.expiry_notice_days = Set(value);
+    }
+    if let Some(value) = changes.gross_margin {
+        row.gross_margin = Set(value);
     }
     row.updated_by = Set(Some(actor.to_owned()));
     row.updated_at = Set(Some(now));

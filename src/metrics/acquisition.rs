@@ -39,31 +39,15 @@ pub async fn by_channel(
         "counting new customers by channel",
     )
     .await?;
-    let point_value = settings::load(db).await?.point_value;
-    let mut values = vec![Value::from(point_value)];
-    values.extend(span());
-    let reward_cost = by_bucket(
-        db,
-        "SELECT CAST('referral' AS TEXT), CAST(COALESCE(SUM(CASE \
-           WHEN w.kind = 'POINTS' THEN w.amount * ? \
-           WHEN w.kind IN ('FIXED_COUPON', 'STORE_CREDIT') THEN w.amount \
-           ELSE 0 END), 0) AS BIGINT) \
-         FROM rewards w JOIN referrals r ON w.referral_id = r.id \
-         WHERE r.created_at >= ? AND r.created_at < ? \
-           AND w.status IN ('ISSUED', 'REDEEMED') \
-           AND w.side IN ('REFERRER', 'REFEREE', 'MILESTONE')",
-        values,
-        "summing the referral channel's reward cost",
-    )
-    .await?;
+    let reward_cost = cohort_reward_cost(db, range).await?;
 
     let mut spend_by: BTreeMap<String, f64> = BTreeMap::new();
     // Spend records are few (one a channel and period), so they are prorated here.
     for record in spend::overlapping(db, range).await? {
         *spend_by.entry(record.channel.clone()).or_default() += spend::prorated(&record, range);
     }
-    for (channel, cost) in reward_cost.into_iter().filter(|(_, cost)| *cost != 0) {
-        *spend_by.entry(channel).or_default() += cost as f64;
+    if reward_cost != 0 {
+        *spend_by.entry(REFERRAL_CHANNEL.to_owned()).or_default() += reward_cost as f64;
     }
     let mut channels: Vec<String> = customers.keys().chain(spend_by.keys()).cloned().collect();
     channels.sort();
@@ -81,4 +65,30 @@ pub async fn by_channel(
             }
         })
         .collect())
+}
+
+/// The money value, in minor units, of the rewards (both sides and milestones, issued and not
+/// reversed, whenever issued) of referrals whose friend signed up in the range.
+pub async fn cohort_reward_cost(db: &impl ConnectionTrait, range: Range) -> Result<i64, AppError> {
+    let point_value = settings::load(db).await?.point_value;
+    let values = vec![
+        Value::from(point_value),
+        Value::from(range.from),
+        Value::from(range.to),
+    ];
+    let cost = by_bucket(
+        db,
+        "SELECT CAST('' AS TEXT), CAST(COALESCE(SUM(CASE \
+           WHEN w.kind = 'POINTS' THEN w.amount * ? \
+           WHEN w.kind IN ('FIXED_COUPON', 'STORE_CREDIT') THEN w.amount \
+           ELSE 0 END), 0) AS BIGINT) \
+         FROM rewards w JOIN referrals r ON w.referral_id = r.id \
+         WHERE r.created_at >= ? AND r.created_at < ? \
+           AND w.status IN ('ISSUED', 'REDEEMED') \
+           AND w.side IN ('REFERRER', 'REFEREE', 'MILESTONE')",
+        values,
+        "summing the reward cost of a signup cohort",
+    )
+    .await?;
+    Ok(cost.values().sum())
 }

@@ -3,8 +3,11 @@
 //! examples are in docs/metrics.md.
 
 pub mod acquisition;
+pub mod liability;
 pub mod referrals;
+pub mod retention;
 pub mod spend;
+pub mod value;
 
 use std::collections::BTreeMap;
 

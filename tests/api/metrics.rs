@@ -238,3 +238,202 @@ async fn metrics_refuse_bad_ranges_and_anyone_but_admins() {
         .await;
     assert_error(&bad_spend, "BAD_USER_INPUT");
 }
+
+const VALUE: &str = "query($from: DateTime!, $to: DateTime!, $horizon: Int) {
+    customerLifetimeValue(from: $from, to: $to, horizonDays: $horizon) {
+        referred { customers averageOrderValue ordersPerCustomer averageNetRevenue clv }
+        nonReferred { customers averageOrderValue ordersPerCustomer averageNetRevenue clv }
+        lift byChannel { channel clv cac clvToCac } } }";
+
+fn close(actual: &Value, expected: f64) -> bool {
+    (actual.as_f64().unwrap() - expected).abs() < 1e-9
+}
+
+#[tokio::test]
+async fn lifetime_value_nets_refunds_counts_margin_and_splits_referred_from_the_rest() {
+    let app = TestApp::spawn().await;
+    let (from, to) = example(&app).await;
+    data(&app.refund_order("o-dee", 500).await);
+    data(
+        &app.graphql(
+            Some(&app.admin_token()),
+            "mutation { updateProgramSettings(input: { grossMargin: 0.5 }) { grossMargin } }",
+            json!({}),
+        )
+        .await,
+    );
+    let response = app
+        .graphql(Some(&app.admin_token()), VALUE, span(from, to))
+        .await;
+    let value = &data(&response)["customerLifetimeValue"];
+    assert_eq!(
+        value["referred"],
+        json!({ "customers": 2, "averageOrderValue": 5000.0, "ordersPerCustomer": 0.5,
+                "averageNetRevenue": 2500.0, "clv": 1250.0 })
+    );
+    let other = &value["nonReferred"];
+    assert_eq!(other["customers"], 3);
+    assert!(close(&other["averageOrderValue"], 2000.0));
+    assert!(close(&other["ordersPerCustomer"], 2.0 / 3.0));
+    assert!(
+        close(&other["averageNetRevenue"], 3500.0 / 3.0),
+        "dee's refund is netted"
+    );
+    assert!(close(&other["clv"], 3500.0 / 3.0 * 0.5));
+    assert!(close(&value["lift"], 2500.0 / (3500.0 / 3.0)));
+    assert_eq!(
+        value["byChannel"],
+        json!([
+            { "channel": "ads", "clv": 125.0, "cac": 2500.0, "clvToCac": 0.05 },
+            { "channel": "organic", "clv": 1500.0, "cac": 0.0, "clvToCac": null },
+            { "channel": "referral", "clv": 1250.0, "cac": 1000.0, "clvToCac": 1.25 },
+        ])
+    );
+
+    // An order 40 days after signup counts to date, not within a 30-day horizon.
+    app.clock.advance(Duration::days(40));
+    data(&app.record_order("o-late", "bob", 10_000).await);
+    let mut variables = span(from, to);
+    variables["horizon"] = json!(30);
+    let within = app
+        .graphql(Some(&app.admin_token()), VALUE, variables)
+        .await;
+    assert_eq!(
+        data(&within)["customerLifetimeValue"]["referred"]["averageNetRevenue"],
+        2500.0
+    );
+    let to_date = app
+        .graphql(Some(&app.admin_token()), VALUE, span(from, to))
+        .await;
+    assert_eq!(
+        data(&to_date)["customerLifetimeValue"]["referred"]["averageNetRevenue"],
+        7500.0
+    );
+    let mut negative = span(from, to);
+    negative["horizon"] = json!(-1);
+    assert_error(
+        &app.graphql(Some(&app.admin_token()), VALUE, negative).await,
+        "BAD_USER_INPUT",
+    );
+}
+
+#[tokio::test]
+async fn program_economics_weigh_extra_revenue_against_reward_cost() {
+    let app = TestApp::spawn().await;
+    let (from, to) = example(&app).await;
+    data(&app.refund_order("o-dee", 500).await);
+    data(
+        &app.graphql(
+            Some(&app.admin_token()),
+            "mutation { updateProgramSettings(input: { grossMargin: 0.5 }) { grossMargin } }",
+            json!({}),
+        )
+        .await,
+    );
+    let response = app
+        .graphql(
+            Some(&app.admin_token()),
+            "query($from: DateTime!, $to: DateTime!) { programEconomics(from: $from, to: $to) {
+                rewardCost referredCustomers referredRevenue baselineRevenue incrementalRevenue
+                grossMargin roi } }",
+            span(from, to),
+        )
+        .await;
+    let economics = &data(&response)["programEconomics"];
+    assert_eq!(economics["rewardCost"], 2000);
+    assert_eq!(economics["referredCustomers"], 2);
+    assert_eq!(economics["referredRevenue"], 5000);
+    let baseline = 2.0 * 3500.0 / 3.0;
+    assert!(close(&economics["baselineRevenue"], baseline));
+    assert!(close(&economics["incrementalRevenue"], 5000.0 - baseline));
+    assert!(close(
+        &economics["roi"],
+        ((5000.0 - baseline) * 0.5 - 2000.0) / 2000.0
+    ));
+}
+
+#[tokio::test]
+async fn retention_follows_each_cohort_month_by_month() {
+    let app = TestApp::spawn().await;
+    let (from, to) = example(&app).await;
+    let start = app.clock_now();
+    app.clock.set(start + chrono::Months::new(1));
+    data(&app.record_order("o-ann-1", "ann", 1_000).await);
+    app.clock.set(start + chrono::Months::new(2));
+    data(&app.record_order("o-bob-2", "bob", 1_000).await);
+    app.clock.set(start + chrono::Months::new(12));
+    data(&app.record_order("o-ann-12", "ann", 1_000).await);
+    let response = app
+        .graphql(
+            Some(&app.admin_token()),
+            "query($from: DateTime!, $to: DateTime!) { retention(from: $from, to: $to) {
+                month referred customers months twelveMonthRetention } }",
+            span(from, to),
+        )
+        .await;
+    let cohorts = data(&response)["retention"].as_array().unwrap().clone();
+    let month = start.format("%Y-%m").to_string();
+    let mut other = vec![0.0; 12];
+    other[0] = 1.0 / 3.0;
+    other[11] = 1.0 / 3.0;
+    let mut referred = vec![0.0; 12];
+    referred[1] = 0.5;
+    let find = |is_referred: bool| {
+        cohorts
+            .iter()
+            .find(|c| c["referred"] == is_referred && c["month"] == month.as_str())
+            .cloned()
+            .unwrap()
+    };
+    let (other_cohort, referred_cohort) = (find(false), find(true));
+    assert_eq!(other_cohort["customers"], 3);
+    assert_eq!(other_cohort["months"], json!(other));
+    assert!(close(&other_cohort["twelveMonthRetention"], 1.0 / 3.0));
+    assert_eq!(referred_cohort["customers"], 2);
+    assert_eq!(referred_cohort["months"], json!(referred));
+    assert_eq!(referred_cohort["twelveMonthRetention"], 0.0);
+}
+
+#[tokio::test]
+async fn points_liability_counts_what_is_held_and_what_expired() {
+    let app = TestApp::spawn().await;
+    let (from, _) = example(&app).await;
+    data(
+        &app.graphql(
+            Some(&app.admin_token()),
+            "mutation { updateProgramSettings(input: { pointsExpireAfterDays: 30 }) { pointValue } }",
+            json!({}),
+        )
+        .await,
+    );
+    let query = "query($from: DateTime!, $to: DateTime!) { pointsLiability(from: $from, to: $to) {
+        outstandingPoints outstandingValue breakage breakageValue } }";
+    let now = app.clock_now();
+    let before = app
+        .graphql(
+            Some(&app.admin_token()),
+            query,
+            span(from, now + Duration::days(1)),
+        )
+        .await;
+    // 500 referral points for ann, plus orders: ann 30, bob 50, dee 10; pointValue 2.
+    assert_eq!(
+        data(&before)["pointsLiability"],
+        json!({ "outstandingPoints": 590, "outstandingValue": 1180, "breakage": 0, "breakageValue": 0 })
+    );
+    // Lots written before expiry was configured never expire; a new one does.
+    data(&app.record_order("o-eve", "eve", 2_000).await);
+    app.clock.advance(Duration::days(31));
+    app.run_scheduler().await;
+    let after = app
+        .graphql(
+            Some(&app.admin_token()),
+            query,
+            span(from, app.clock_now() + Duration::days(1)),
+        )
+        .await;
+    assert_eq!(
+        data(&after)["pointsLiability"],
+        json!({ "outstandingPoints": 590, "outstandingValue": 1180, "breakage": 20, "breakageValue": 40 })
+    );
+}
