@@ -7,6 +7,7 @@ pub mod crockford;
 pub mod customers;
 pub mod db;
 pub mod delivery;
+pub mod demo;
 pub mod display;
 pub mod email;
 pub mod entities;

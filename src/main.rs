@@ -48,6 +48,18 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Fills an empty database with a deterministic demo program (400 days of it).
+    SeedDemo {
+        /// How many customers.
+        #[arg(long, default_value_t = 300)]
+        customers: usize,
+        /// How many carts, most of which become orders.
+        #[arg(long, default_value_t = 900)]
+        orders: usize,
+        /// The same seed writes the same story.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(clap::Args, Default)]
@@ -106,6 +118,28 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!("tandem worker: delivering email and running the scheduler");
             tandem::jobs::spawn_supervised(&state);
             std::future::pending::<()>().await;
+        }
+        Command::SeedDemo {
+            customers,
+            orders,
+            seed,
+        } => {
+            let (state, manual) = tandem::demo::state_for_seeding(settings).await?;
+            let size = tandem::demo::DemoSize {
+                customers,
+                orders,
+                seed,
+            };
+            let report = tandem::demo::seed(&state, &manual, size).await?;
+            println!(
+                "seeded {} customers ({} referred), {} orders ({} refunded), {} carts, {} redemptions",
+                report.customers,
+                report.referred,
+                report.orders,
+                report.refunds,
+                report.carts,
+                report.redemptions
+            );
         }
         Command::Migrate => {
             AppState::init(settings, clock).await?;

@@ -12,6 +12,7 @@ mod carts;
 mod cli;
 mod concurrency;
 mod customers;
+mod demo;
 mod emails;
 mod fuzz;
 mod health;

@@ -1,0 +1,122 @@
+//! `tandem seed-demo` writes through the rules, so its data keeps them; the same seed writes the
+//! same story; a database with customers is refused.
+
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::json;
+use tandem::demo::{DemoSize, seed};
+use tandem::entities::enums::RewardSide;
+use tandem::entities::{cart, email_outbox, marketing_spend, referral, reward};
+use tandem::loyalty::ledger::Account;
+
+use crate::common::{TestApp, data};
+
+const SIZE: DemoSize = DemoSize {
+    customers: 60,
+    orders: 150,
+    seed: 7,
+};
+
+#[tokio::test]
+async fn the_demo_covers_the_program_and_keeps_its_rules() {
+    let app = TestApp::spawn().await;
+    let report = seed(&app.state, &app.clock, SIZE).await.unwrap();
+    let db = &app.state.db;
+    assert_eq!(report.customers, 60);
+    assert!(report.referred > 0 && report.orders > 0 && report.refunds > 0);
+    assert!(report.carts > report.orders, "some carts are abandoned");
+    let count_status = |status: &'static str| async move {
+        referral::Entity::find()
+            .filter(referral::Column::Status.eq(status))
+            .count(db)
+            .await
+            .unwrap()
+    };
+    assert!(count_status("REWARDED").await > 0);
+    assert!(
+        count_status("REJECTED").await > 0,
+        "some referrals are refused"
+    );
+    let flagged = referral::Entity::find()
+        .filter(referral::Column::Flagged.eq(true))
+        .count(db)
+        .await
+        .unwrap();
+    assert!(flagged > 0);
+    assert!(marketing_spend::Entity::find().count(db).await.unwrap() > 0);
+    assert!(
+        email_outbox::Entity::find()
+            .filter(email_outbox::Column::Template.eq("cart_reminder"))
+            .count(db)
+            .await
+            .unwrap()
+            > 0
+    );
+    assert!(cart::Entity::find().count(db).await.unwrap() as usize == report.carts);
+
+    // Every rewarded referral paid each side once; every customer's balance is what their ledger
+    // holds, as the API reports it.
+    for referral in referral::Entity::find()
+        .filter(referral::Column::Status.eq("REWARDED"))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        let rewards = reward::Entity::find()
+            .filter(reward::Column::ReferralId.eq(referral.id))
+            .all(db)
+            .await
+            .unwrap();
+        for side in [RewardSide::Referrer, RewardSide::Referee] {
+            assert!(rewards.iter().filter(|r| r.side == side).count() <= 1);
+        }
+        assert!(rewards.iter().any(|r| r.side == RewardSide::Referee));
+    }
+    let response = app
+        .graphql(
+            Some(&app.admin_token()),
+            "{ customers(first: 100) { edges { node { id externalId pointsBalance tier { name } } } } }",
+            json!({}),
+        )
+        .await;
+    let customers = data(&response)["customers"]["edges"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(customers.len(), 60);
+    let mut with_tier = 0;
+    for edge in customers {
+        let node = &edge["node"];
+        let id: uuid::Uuid = node["id"].as_str().unwrap().parse().unwrap();
+        let account = Account::load(db, id).await.unwrap();
+        assert_eq!(node["pointsBalance"], account.balance(app.clock_now()));
+        with_tier += usize::from(!node["tier"].is_null());
+    }
+    assert!(with_tier > 0, "someone reached a tier");
+    let badges = app
+        .graphql(
+            Some(&app.customer_token("demo-00001")),
+            "{ me { badges { badge { key } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(data(&badges)["me"]["badges"].is_array());
+
+    assert!(
+        seed(&app.state, &app.clock, SIZE).await.is_err(),
+        "a database with customers is refused"
+    );
+}
+
+#[tokio::test]
+async fn the_same_seed_writes_the_same_story() {
+    let first = TestApp::spawn().await;
+    let second = TestApp::spawn().await;
+    let small = DemoSize {
+        customers: 20,
+        orders: 40,
+        seed: 3,
+    };
+    let a = seed(&first.state, &first.clock, small).await.unwrap();
+    let b = seed(&second.state, &second.clock, small).await.unwrap();
+    assert_eq!(a, b);
+}
