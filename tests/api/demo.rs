@@ -120,3 +120,82 @@ async fn the_same_seed_writes_the_same_story() {
     let b = seed(&second.state, &second.clock, small).await.unwrap();
     assert_eq!(a, b);
 }
+
+#[tokio::test]
+async fn metrics_over_generated_data_keep_their_properties() {
+    let app = TestApp::spawn().await;
+    let end = app.clock_now();
+    seed(&app.state, &app.clock, SIZE).await.unwrap();
+    let from = (end - chrono::Duration::days(400)).to_rfc3339();
+    let to = (end + chrono::Duration::days(1)).to_rfc3339();
+    let counts = "newCustomers referredCustomers clicks referredSignups qualifiedReferrals rewardCost unpricedRewards";
+    let rates = "referralRate clickToSignupRate signupToQualifiedRate participationRate";
+    let response = app
+        .graphql(
+            Some(&app.admin_token()),
+            &format!(
+                "query($from: DateTime!, $to: DateTime!) {{
+                    referralMetrics(from: $from, to: $to) {{ {counts} {rates}
+                        series(interval: WEEK) {{ {counts} {rates} }} }}
+                    customerLifetimeValue(from: $from, to: $to) {{
+                        referred {{ customers }} nonReferred {{ customers }} }}
+                    acquisitionCost(from: $from, to: $to) {{ newCustomers }}
+                    retention(from: $from, to: $to) {{ customers months twelveMonthRetention }} }}"
+            ),
+            json!({ "from": from, "to": to }),
+        )
+        .await;
+    let answer = data(&response);
+    let metrics = &answer["referralMetrics"];
+    let new_customers = metrics["newCustomers"].as_i64().unwrap();
+    assert_eq!(new_customers, 60);
+    let value = &answer["customerLifetimeValue"];
+    assert_eq!(
+        value["referred"]["customers"].as_i64().unwrap()
+            + value["nonReferred"]["customers"].as_i64().unwrap(),
+        new_customers,
+        "referred + non-referred = new customers"
+    );
+    let by_channel: i64 = answer["acquisitionCost"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["newCustomers"].as_i64().unwrap())
+        .sum();
+    assert_eq!(by_channel, new_customers);
+    let cohorts: i64 = answer["retention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customers"].as_i64().unwrap())
+        .sum();
+    assert_eq!(cohorts, new_customers);
+    let series = metrics["series"].as_array().unwrap();
+    for count in counts.split(' ') {
+        let sum: i64 = series.iter().map(|p| p[count].as_i64().unwrap()).sum();
+        assert_eq!(json!(sum), metrics[count], "{count}");
+    }
+    let shares = answer["retention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            let mut all: Vec<f64> = c["months"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_f64().unwrap())
+                .collect();
+            all.push(c["twelveMonthRetention"].as_f64().unwrap());
+            all
+        })
+        .collect::<Vec<_>>();
+    for point in series.iter().chain(std::iter::once(metrics)) {
+        for rate in rates.split(' ') {
+            let value = point[rate].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&value), "{rate} {value}");
+        }
+    }
+    assert!(shares.iter().all(|s| (0.0..=1.0).contains(s)));
+    assert!(metrics["referredCustomers"].as_i64().unwrap() > 0);
+}
