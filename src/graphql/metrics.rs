@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::Role;
 use crate::entities::marketing_spend;
+use crate::error::AppError;
 use crate::graphql::context::require;
 use crate::graphql::scalars::Long;
 use crate::metrics::referrals::{self, ReferralFigures};
@@ -37,6 +38,9 @@ impl From<MetricsInterval> for Interval {
 pub struct ReferralMetrics {
     range: Range,
     figures: ReferralFigures,
+    /// A point of a series: it has no series of its own, so one request cannot multiply the
+    /// intervals it asks for.
+    point: bool,
 }
 
 /// Referral metrics of a half-open range `[from, to)`: new and referred customers, the referral
@@ -103,17 +107,29 @@ impl ReferralMetrics {
         Long(self.figures.unpriced_rewards)
     }
     /// The same figures per interval (clipped to the range), oldest first, empty intervals
-    /// included; the intervals' counts add up to the range's.
+    /// included; the intervals' counts add up to the range's. A point of a series has no series
+    /// of its own (BAD_USER_INPUT).
     async fn series(
         &self,
         ctx: &Context<'_>,
         interval: MetricsInterval,
     ) -> Result<Vec<ReferralMetrics>> {
         let (state, _) = require(ctx, &[Role::Admin])?;
+        if self.point {
+            return Err(AppError::bad_input(
+                "series",
+                "a point of a series has no series of its own; ask for the range you need",
+            )
+            .into());
+        }
         Ok(referrals::series(&state.db, self.range, interval.into())
             .await?
             .into_iter()
-            .map(|(range, figures)| ReferralMetrics { range, figures })
+            .map(|(range, figures)| ReferralMetrics {
+                range,
+                figures,
+                point: true,
+            })
             .collect())
     }
 }
@@ -300,6 +316,7 @@ impl MetricsQuery {
         Ok(ReferralMetrics {
             figures: referrals::totals(&state.db, range).await?,
             range,
+            point: false,
         })
     }
 

@@ -222,6 +222,14 @@ async fn metrics_refuse_bad_ranges_and_anyone_but_admins() {
         )
         .await;
     assert_error(&unknown_interval, "BAD_USER_INPUT");
+    let nested = app
+        .graphql(
+            Some(&app.admin_token()),
+            "query($from: DateTime!, $to: DateTime!) { referralMetrics(from: $from, to: $to) { series(interval: DAY) { series(interval: DAY) { clicks } } } }",
+            span(now - Duration::days(2), now),
+        )
+        .await;
+    assert_error(&nested, "BAD_USER_INPUT");
     for token in [app.service_token(), app.customer_token("ann")] {
         let denied = app
             .graphql(Some(&token), METRICS, span(now - Duration::days(1), now))
@@ -245,14 +253,9 @@ const VALUE: &str = "query($from: DateTime!, $to: DateTime!, $horizon: Int) {
         nonReferred { customers averageOrderValue ordersPerCustomer averageNetRevenue clv }
         lift byChannel { channel clv cac clvToCac } } }";
 
-fn close(actual: &Value, expected: f64) -> bool {
-    (actual.as_f64().unwrap() - expected).abs() < 1e-9
-}
-
-#[tokio::test]
-async fn lifetime_value_nets_refunds_counts_margin_and_splits_referred_from_the_rest() {
-    let app = TestApp::spawn().await;
-    let (from, to) = example(&app).await;
+/// The worked example with dee's order refunded by 5.00 and a gross margin of 0.5.
+async fn example_with_refund_and_margin(app: &TestApp) -> (DateTime<Utc>, DateTime<Utc>) {
+    let range = example(app).await;
     data(&app.refund_order("o-dee", 500).await);
     data(
         &app.graphql(
@@ -262,6 +265,17 @@ async fn lifetime_value_nets_refunds_counts_margin_and_splits_referred_from_the_
         )
         .await,
     );
+    range
+}
+
+fn close(actual: &Value, expected: f64) -> bool {
+    (actual.as_f64().unwrap() - expected).abs() < 1e-9
+}
+
+#[tokio::test]
+async fn lifetime_value_nets_refunds_counts_margin_and_splits_referred_from_the_rest() {
+    let app = TestApp::spawn().await;
+    let (from, to) = example_with_refund_and_margin(&app).await;
     let response = app
         .graphql(Some(&app.admin_token()), VALUE, span(from, to))
         .await;
@@ -320,16 +334,7 @@ async fn lifetime_value_nets_refunds_counts_margin_and_splits_referred_from_the_
 #[tokio::test]
 async fn program_economics_weigh_extra_revenue_against_reward_cost() {
     let app = TestApp::spawn().await;
-    let (from, to) = example(&app).await;
-    data(&app.refund_order("o-dee", 500).await);
-    data(
-        &app.graphql(
-            Some(&app.admin_token()),
-            "mutation { updateProgramSettings(input: { grossMargin: 0.5 }) { grossMargin } }",
-            json!({}),
-        )
-        .await,
-    );
+    let (from, to) = example_with_refund_and_margin(&app).await;
     let response = app
         .graphql(
             Some(&app.admin_token()),
