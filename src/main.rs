@@ -124,13 +124,13 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             orders,
             seed,
         } => {
-            let (state, manual) = tandem::demo::state_for_seeding(settings).await?;
-            let size = tandem::demo::DemoSize {
+            let (state, manual) = tandem::jobs::demo::state_for_seeding(settings).await?;
+            let size = tandem::jobs::demo::DemoSize {
                 customers,
                 orders,
                 seed,
             };
-            let report = tandem::demo::seed(&state, &manual, size).await?;
+            let report = tandem::jobs::demo::seed(&state, &manual, size).await?;
             println!(
                 "seeded {} customers ({} referred), {} orders ({} refunded), {} carts, {} redemptions",
                 report.customers,

@@ -267,8 +267,13 @@ impl ReferralMutation {
         let state = state(ctx)?;
         let code = input::identifier("code", &code)?;
         let visitor = ctx.data_opt::<Visitor>().cloned().unwrap_or_default();
-        let landing =
-            links::track(crate::http::link_site(state), &code, Channel::App, &visitor).await?;
+        let landing = links::track(
+            crate::server::http::link_site(state),
+            &code,
+            Channel::App,
+            &visitor,
+        )
+        .await?;
         Ok(ReferralClickResult {
             recorded: landing.recorded,
             landing_url: landing.url,

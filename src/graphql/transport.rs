@@ -123,7 +123,7 @@ impl<'a> Call<'a> {
             schema,
             state,
             viewer: state.jwt.viewer(authorization, state.clock.now()),
-            visitor: crate::http::visitor(http, &state.settings.trusted_proxies),
+            visitor: crate::server::http::visitor(http, &state.settings.trusted_proxies),
             deadline: tokio::time::Instant::now() + state.settings.http.request_timeout,
         }
     }

@@ -3,6 +3,7 @@
 //! once.
 
 pub mod delivery;
+pub mod demo;
 pub mod scheduler;
 pub mod supervisor;
 

@@ -3,9 +3,9 @@
 
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
-use tandem::demo::{DemoSize, seed};
 use tandem::entities::enums::RewardSide;
 use tandem::entities::{cart, email_outbox, marketing_spend, referral, reward};
+use tandem::jobs::demo::{DemoSize, seed};
 use tandem::loyalty::ledger::Account;
 
 use crate::common::{TestApp, data};

@@ -1,12 +1,13 @@
 //! The HTTP server: routes, and the handler that runs GraphQL requests as the calling viewer.
 
+pub mod http;
+
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::{HttpResponse, web};
 
 use crate::graphql::{serving_schema, transport};
-use crate::http;
 use crate::state::{AppState, StartError};
 
 /// A bound, not yet running server.

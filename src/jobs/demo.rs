@@ -1,5 +1,5 @@
-//! `tandem seed-demo`: a deterministic, realistic program history written through the same rules
-//! the API uses, so every rule and constraint holds: customers on several channels, referral
+//! `tandem seed-demo`, a one-off job beside the scheduler and delivery loops: a deterministic,
+//! realistic program history written through the same rules the API uses, so every rule and constraint holds: customers on several channels, referral
 //! chains (some rejected, some flagged), orders with refunds, carts (some abandoned), marketing
 //! spend, tiers, badges, a catalog and redemptions. A clock that starts 400 days ago moves
 //! forward as the story goes, and the scheduler runs once a simulated day (holds, expiry, cart
@@ -324,7 +324,7 @@ async fn register(
                 Channel::App
             };
             links::track(
-                crate::http::link_site(state),
+                crate::server::http::link_site(state),
                 &referrer.referral_code,
                 channel,
                 &visitor,
