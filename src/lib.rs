@@ -22,6 +22,7 @@ pub mod orders;
 pub mod reactions;
 pub mod referrals;
 pub mod rewards;
+pub mod rollups;
 pub mod server;
 pub mod server_keys;
 pub mod state;

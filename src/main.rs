@@ -35,6 +35,8 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Recompute the metrics rollups from the data (after loading rows around the API).
+    RebuildRollups,
     /// Print a signed token for calling the API.
     Token {
         #[arg(long, value_enum)]
@@ -144,6 +146,13 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
         Command::Migrate => {
             AppState::init(settings, clock).await?;
             println!("migrations applied");
+        }
+        Command::RebuildRollups => {
+            let state = AppState::init(settings, clock).await?;
+            let txn = tandem::db::begin_write(&state.db).await?;
+            tandem::rollups::rebuild(&txn).await?;
+            txn.commit().await?;
+            println!("rollups rebuilt");
         }
         Command::Token { role, sub, ttl } => {
             let state = AppState::init(settings, clock.clone()).await?;

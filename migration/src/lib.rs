@@ -11,6 +11,8 @@ mod m20261122_000005_create_email_and_carts;
 mod m20261123_000006_faults_and_races;
 mod m20261130_000007_loyalty;
 mod m20261130_000008_marketing_spend;
+mod m20261130_000009_metrics_rollups;
+pub mod rollups;
 
 pub struct Migrator;
 
@@ -26,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_faults_and_races::Migration),
             Box::new(m20261130_000007_loyalty::Migration),
             Box::new(m20261130_000008_marketing_spend::Migration),
+            Box::new(m20261130_000009_metrics_rollups::Migration),
         ]
     }
 }

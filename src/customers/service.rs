@@ -15,6 +15,7 @@ use crate::db::{begin_write, keyset_page};
 use crate::entities::{customer, customer_email};
 use crate::error::{AppError, DbContext};
 use crate::events::{CustomerRegistered, Reactions};
+use crate::rollups;
 
 /// How many times registration retries after losing a race or drawing a taken referral code.
 const MAX_ATTEMPTS: usize = 8;
@@ -103,6 +104,7 @@ pub async fn register_with_codes(
         match inserted {
             Ok(model) => {
                 remember_email(&txn, model.id, &model.email_normalized, now).await?;
+                rollups::customer_registered(&txn, &model).await?;
                 reactions
                     .customer_registered(
                         &txn,

@@ -17,6 +17,9 @@ pub struct Model {
     /// A hash of the order as first recorded; a replay must match it.
     pub fingerprint: String,
     pub placed_at: DateTimeUtc,
+    /// When the same customer's previous order (by `placed_at`, then `id`) was placed; the
+    /// customers who ordered in a range are its orders whose previous one lies before it.
+    pub previous_placed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
 }
 

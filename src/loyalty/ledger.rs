@@ -26,6 +26,7 @@ use crate::entities::points_consumption as consumption;
 use crate::entities::points_ledger_entry as entry;
 use crate::error::{AppError, DbContext};
 use crate::loyalty::leaderboard;
+use crate::rollups;
 
 /// A credit to write: a new lot.
 #[derive(Debug, Clone)]
@@ -364,6 +365,9 @@ async fn insert(txn: &impl ConnectionTrait, model: &entry::Model) -> Result<bool
         .exec_without_returning(txn)
         .await
         .context("writing a points ledger entry")?;
+    if written > 0 {
+        rollups::points_written(txn, model.customer_id, model.delta).await?;
+    }
     Ok(written > 0)
 }
 

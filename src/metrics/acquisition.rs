@@ -32,9 +32,8 @@ pub async fn by_channel(
     let span = || vec![Value::from(range.from), Value::from(range.to)];
     let customers = by_bucket(
         db,
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM referrals r WHERE r.referee_id = c.id \
-           AND r.status <> 'REJECTED') THEN 'referral' ELSE c.acquisition_channel END, COUNT(*) \
-         FROM customers c WHERE c.created_at >= ? AND c.created_at < ? GROUP BY 1",
+        "SELECT CASE WHEN referred THEN 'referral' ELSE channel END, COUNT(*) \
+         FROM customer_rollups WHERE signed_up_at >= ? AND signed_up_at < ? GROUP BY 1",
         span(),
         "counting new customers by channel",
     )

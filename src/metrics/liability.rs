@@ -20,9 +20,9 @@ pub struct Liability {
 pub async fn liability(db: &impl ConnectionTrait, range: Range) -> Result<Liability, AppError> {
     let outstanding = by_bucket(
         db,
-        "SELECT CAST('' AS TEXT), CAST(COALESCE(SUM(CASE WHEN held > 0 THEN held ELSE 0 END), 0) \
-           AS BIGINT) \
-         FROM (SELECT SUM(delta) AS held FROM points_ledger GROUP BY customer_id) balances",
+        "SELECT CAST('' AS TEXT), CAST(COALESCE(SUM(CASE WHEN points_balance > 0 \
+           THEN points_balance ELSE 0 END), 0) AS BIGINT) \
+         FROM customer_rollups",
         Vec::new(),
         "summing outstanding points",
     )

@@ -12,7 +12,9 @@ pub mod value;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, TimeZone, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, Value};
+
+pub use crate::db::statement;
 
 use crate::error::{AppError, DbContext};
 
@@ -90,19 +92,19 @@ impl Interval {
     }
 }
 
-/// The SQL that turns a timestamp column into its bucket's key (`YYYY-MM-DD` of the interval's
-/// start), or a constant for the whole range.
-pub fn bucket(backend: DbBackend, interval: Option<Interval>, column: &str) -> String {
+/// The SQL that groups a timestamp column by interval: on PostgreSQL the interval's start as a
+/// timestamp (cheaper to compute and group than text), on SQLite its `YYYY-MM-DD` text; a
+/// constant for the whole range.
+pub fn bucket_key(backend: DbBackend, interval: Option<Interval>, column: &str) -> String {
     match (backend, interval) {
-        (_, None) => "''".to_owned(),
-        (DbBackend::Postgres, Some(Interval::Day)) => {
-            format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
-        }
-        (DbBackend::Postgres, Some(Interval::Week)) => {
-            format!("to_char(date_trunc('week', {column} AT TIME ZONE 'UTC'), 'YYYY-MM-DD')")
-        }
-        (DbBackend::Postgres, Some(Interval::Month)) => {
-            format!("to_char(date_trunc('month', {column} AT TIME ZONE 'UTC'), 'YYYY-MM-DD')")
+        (_, None) => "CAST('' AS TEXT)".to_owned(),
+        (DbBackend::Postgres, Some(interval)) => {
+            let unit = match interval {
+                Interval::Day => "day",
+                Interval::Week => "week",
+                Interval::Month => "month",
+            };
+            format!("date_trunc('{unit}', {column} AT TIME ZONE 'UTC')")
         }
         // SQLite keeps timestamps as UTC text that starts with the date.
         (_, Some(Interval::Day)) => format!("substr({column}, 1, 10)"),
@@ -113,24 +115,43 @@ pub fn bucket(backend: DbBackend, interval: Option<Interval>, column: &str) -> S
     }
 }
 
-/// A statement with `?` placeholders, numbered for PostgreSQL.
-pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = if backend == DbBackend::Postgres {
-        let mut numbered = String::with_capacity(sql.len() + 8);
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                numbered.push_str(&format!("${n}"));
-            } else {
-                numbered.push(c);
-            }
-        }
-        numbered
-    } else {
-        sql.to_owned()
+/// Runs `inner`, a query whose columns are `k` (a [`bucket_key`]) and `v1` … `v{columns}`
+/// (integers), and returns each bucket's values under its `YYYY-MM-DD` label (`""` without an
+/// interval).
+pub async fn by_bucket_columns(
+    db: &impl ConnectionTrait,
+    interval: Option<Interval>,
+    inner: &str,
+    columns: usize,
+    values: Vec<Value>,
+    what: &str,
+) -> Result<BTreeMap<String, Vec<i64>>, AppError> {
+    let backend = db.get_database_backend();
+    let label = match (backend, interval) {
+        (DbBackend::Postgres, Some(_)) => "to_char(k, 'YYYY-MM-DD')",
+        _ => "k",
     };
-    Statement::from_sql_and_values(backend, sql, values)
+    let outputs: Vec<String> = (1..=columns)
+        .map(|n| format!("CAST(COALESCE(v{n}, 0) AS BIGINT)"))
+        .collect();
+    let sql = format!(
+        "SELECT {label}, {} FROM ({inner}) buckets",
+        outputs.join(", ")
+    );
+    let rows = db
+        .query_all_raw(statement(backend, &sql, values))
+        .await
+        .context(what)?;
+    let mut map = BTreeMap::new();
+    for row in rows {
+        let key: String = row.try_get_by_index(0).context(what)?;
+        let mut figures = Vec::with_capacity(columns);
+        for n in 1..=columns {
+            figures.push(row.try_get_by_index::<i64>(n).context(what)?);
+        }
+        map.insert(key, figures);
+    }
+    Ok(map)
 }
 
 /// Runs a query whose rows are `(bucket TEXT, value BIGINT)` and returns them as a map.

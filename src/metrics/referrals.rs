@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, Value};
 
 use crate::error::AppError;
 use crate::loyalty::settings;
-use crate::metrics::{Interval, Range, bucket, by_bucket, rate};
+use crate::metrics::{Interval, Range, bucket_key, by_bucket_columns, rate};
 
 /// The counts behind the referral metrics of one range.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,145 +54,136 @@ async fn figures(
     interval: Option<Interval>,
 ) -> Result<BTreeMap<String, ReferralFigures>, AppError> {
     let backend = db.get_database_backend();
-    let b = |column: &str| match interval {
-        None => "CAST('' AS TEXT)".to_owned(),
-        Some(_) => bucket(backend, interval, column),
-    };
+    let key = |column: &str| bucket_key(backend, interval, column);
     let group = if interval.is_some() {
         " GROUP BY 1"
     } else {
         ""
     };
-    let span = || vec![Value::from(range.from), Value::from(range.to)];
+    let from = || Value::from(range.from);
+    let to = || Value::from(range.to);
     let point_value = settings::load(db).await?.point_value;
 
-    let new_customers = by_bucket(
+    let customers = by_bucket_columns(
         db,
+        interval,
         &format!(
-            "SELECT {}, COUNT(*) FROM customers WHERE created_at >= ? AND created_at < ?{group}",
-            b("created_at")
+            "SELECT {} AS k, COUNT(*) AS v1, SUM(CASE WHEN referred THEN 1 ELSE 0 END) AS v2 \
+             FROM customer_rollups WHERE signed_up_at >= ? AND signed_up_at < ?{group}",
+            key("signed_up_at")
         ),
-        span(),
-        "counting new customers",
+        2,
+        vec![from(), to()],
+        "counting new and referred customers",
     )
     .await?;
-    let referred_customers = by_bucket(
+    let clicks = by_bucket_columns(
         db,
+        interval,
         &format!(
-            "SELECT {}, COUNT(*) FROM customers c JOIN referrals r ON r.referee_id = c.id \
-             WHERE c.created_at >= ? AND c.created_at < ? AND r.status <> 'REJECTED'{group}",
-            b("c.created_at")
-        ),
-        span(),
-        "counting referred customers",
-    )
-    .await?;
-    let clicks = by_bucket(
-        db,
-        &format!(
-            "SELECT {}, COUNT(*) FROM referral_clicks \
+            "SELECT {} AS k, COUNT(*) AS v1 FROM referral_clicks \
              WHERE clicked_at >= ? AND clicked_at < ?{group}",
-            b("clicked_at")
+            key("clicked_at")
         ),
-        span(),
+        1,
+        vec![from(), to()],
         "counting clicks",
     )
     .await?;
-    let referred_signups = by_bucket(
+    let referrals = by_bucket_columns(
         db,
+        interval,
         &format!(
-            "SELECT {}, COUNT(*) FROM referrals WHERE created_at >= ? AND created_at < ?{group}",
-            b("created_at")
+            "SELECT {} AS k, COUNT(*) AS v1, \
+               SUM(CASE WHEN status IN {QUALIFIED} THEN 1 ELSE 0 END) AS v2 \
+             FROM referrals WHERE created_at >= ? AND created_at < ?{group}",
+            key("created_at")
         ),
-        span(),
+        2,
+        vec![from(), to()],
         "counting referred signups",
     )
     .await?;
-    let qualified_referrals = by_bucket(
+    // A customer who ordered in a bucket has exactly one order there whose previous order lies
+    // before the bucket (or the range): the first.
+    let new_bucket = match interval {
+        None => String::new(),
+        Some(_) => format!(" OR {} <> {}", key("previous_placed_at"), key("placed_at")),
+    };
+    let ordering = by_bucket_columns(
         db,
+        interval,
         &format!(
-            "SELECT {}, COUNT(*) FROM referrals WHERE created_at >= ? AND created_at < ? \
-             AND status IN {QUALIFIED}{group}",
-            b("created_at")
+            "SELECT {} AS k, COUNT(*) AS v1 FROM orders \
+             WHERE placed_at >= ? AND placed_at < ? \
+               AND (previous_placed_at IS NULL OR previous_placed_at < ?{new_bucket}){group}",
+            key("placed_at")
         ),
-        span(),
-        "counting qualified referrals",
-    )
-    .await?;
-    let ordering_customers = by_bucket(
-        db,
-        &format!(
-            "SELECT {}, COUNT(DISTINCT customer_id) FROM orders \
-             WHERE placed_at >= ? AND placed_at < ?{group}",
-            b("placed_at")
-        ),
-        span(),
+        1,
+        vec![from(), to(), from()],
         "counting ordering customers",
     )
     .await?;
-    let mut values = span();
-    values.extend(span());
-    let participants = by_bucket(
+    let same_bucket = match interval {
+        None => String::new(),
+        Some(_) => format!(" AND {} = {}", key("o.placed_at"), key("r.qualified_at")),
+    };
+    let participants = by_bucket_columns(
         db,
+        interval,
         &format!(
-            "SELECT {}, COUNT(DISTINCT o.customer_id) FROM orders o \
-             WHERE o.placed_at >= ? AND o.placed_at < ? AND EXISTS (\
-               SELECT 1 FROM referrals r WHERE r.referrer_id = o.customer_id \
-               AND r.status IN {QUALIFIED} AND r.qualified_at >= ? AND r.qualified_at < ? \
-               AND {} = {}){group}",
-            b("o.placed_at"),
-            b("r.qualified_at"),
-            b("o.placed_at")
+            "SELECT {} AS k, COUNT(DISTINCT r.referrer_id) AS v1 FROM referrals r \
+             WHERE r.status IN {QUALIFIED} AND r.qualified_at >= ? AND r.qualified_at < ? \
+               AND EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = r.referrer_id \
+                 AND o.placed_at >= ? AND o.placed_at < ?{same_bucket}){group}",
+            key("r.qualified_at")
         ),
-        values,
+        1,
+        vec![from(), to(), from(), to()],
         "counting participating customers",
     )
     .await?;
-    let rewards_where = "issued_at >= ? AND issued_at < ? AND status IN ('ISSUED', 'REDEEMED') \
-                         AND side IN ('REFERRER', 'REFEREE', 'MILESTONE')";
-    let mut values = vec![Value::from(point_value)];
-    values.extend(span());
-    let reward_cost = by_bucket(
+    let rewards = by_bucket_columns(
         db,
+        interval,
         &format!(
-            "SELECT {}, CAST(COALESCE(SUM(CASE \
+            "SELECT {} AS k, SUM(CASE \
                WHEN kind = 'POINTS' THEN amount * ? \
                WHEN kind IN ('FIXED_COUPON', 'STORE_CREDIT') THEN amount \
-               ELSE 0 END), 0) AS BIGINT) \
-             FROM rewards WHERE {rewards_where}{group}",
-            b("issued_at")
+               ELSE 0 END) AS v1, \
+               SUM(CASE WHEN kind = 'PERCENT_COUPON' THEN 1 ELSE 0 END) AS v2 \
+             FROM rewards WHERE issued_at >= ? AND issued_at < ? \
+               AND status IN ('ISSUED', 'REDEEMED') \
+               AND side IN ('REFERRER', 'REFEREE', 'MILESTONE'){group}",
+            key("issued_at")
         ),
-        values,
+        2,
+        vec![Value::from(point_value), from(), to()],
         "summing reward cost",
-    )
-    .await?;
-    let unpriced_rewards = by_bucket(
-        db,
-        &format!(
-            "SELECT {}, COUNT(*) FROM rewards WHERE {rewards_where} \
-             AND kind = 'PERCENT_COUPON'{group}",
-            b("issued_at")
-        ),
-        span(),
-        "counting unpriced rewards",
     )
     .await?;
 
     let mut out: BTreeMap<String, ReferralFigures> = BTreeMap::new();
-    let mut fill = |map: BTreeMap<String, i64>, set: fn(&mut ReferralFigures, i64)| {
-        for (key, value) in map {
-            set(out.entry(key).or_default(), value);
+    let mut fill = |map: BTreeMap<String, Vec<i64>>, set: fn(&mut ReferralFigures, &[i64])| {
+        for (key, values) in map {
+            set(out.entry(key).or_default(), &values);
         }
     };
-    fill(new_customers, |f, v| f.new_customers = v);
-    fill(referred_customers, |f, v| f.referred_customers = v);
-    fill(clicks, |f, v| f.clicks = v);
-    fill(referred_signups, |f, v| f.referred_signups = v);
-    fill(qualified_referrals, |f, v| f.qualified_referrals = v);
-    fill(ordering_customers, |f, v| f.ordering_customers = v);
-    fill(participants, |f, v| f.participants = v);
-    fill(reward_cost, |f, v| f.reward_cost = v);
-    fill(unpriced_rewards, |f, v| f.unpriced_rewards = v);
+    fill(customers, |f, v| {
+        f.new_customers = v[0];
+        f.referred_customers = v[1];
+    });
+    fill(clicks, |f, v| f.clicks = v[0]);
+    fill(referrals, |f, v| {
+        f.referred_signups = v[0];
+        f.qualified_referrals = v[1];
+    });
+    fill(ordering, |f, v| f.ordering_customers = v[0]);
+    fill(participants, |f, v| f.participants = v[0]);
+    fill(rewards, |f, v| {
+        f.reward_cost = v[0];
+        f.unpriced_rewards = v[1];
+    });
     Ok(out)
 }
 

@@ -9,10 +9,6 @@ use crate::error::{AppError, DbContext};
 use crate::loyalty::settings;
 use crate::metrics::{Range, acquisition, statement};
 
-/// The segment a customer with a referral that was not rejected falls in.
-const REFERRED: &str =
-    "EXISTS (SELECT 1 FROM referrals r WHERE r.referee_id = c.id AND r.status <> 'REJECTED')";
-
 /// The orders and revenue of one segment of a signup cohort.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Segment {
@@ -50,8 +46,9 @@ fn ratio(numerator: i64, denominator: i64) -> f64 {
     }
 }
 
-/// Customers who signed up in the range, grouped by `segment` (an SQL expression over `c`), with
-/// their orders to date or within `horizon_days` of signup.
+/// Customers who signed up in the range, grouped by `segment` (an SQL expression over their
+/// rollup `f`), with their orders to date (kept in the rollup) or within `horizon_days` of signup
+/// (read from their orders).
 async fn segments(
     db: &impl ConnectionTrait,
     range: Range,
@@ -59,30 +56,20 @@ async fn segments(
     segment: &str,
 ) -> Result<BTreeMap<String, Segment>, AppError> {
     let backend = db.get_database_backend();
-    let mut values = Vec::new();
-    let horizon = match horizon_days {
-        None => String::new(),
-        Some(days) => {
-            values.push(Value::from(days));
-            if backend == DbBackend::Postgres {
-                " AND o.placed_at < c.created_at + CAST(? AS INTEGER) * INTERVAL '1 day'".to_owned()
-            } else {
-                " AND julianday(o.placed_at) < julianday(c.created_at) + ?".to_owned()
-            }
-        }
-    };
-    values.push(Value::from(range.from));
-    values.push(Value::from(range.to));
-    let sql = format!(
-        "SELECT {segment}, COUNT(DISTINCT c.id), COUNT(o.id), \
-           CAST(COALESCE(SUM(o.amount), 0) AS BIGINT), \
-           CAST(COALESCE(SUM(o.amount - o.refunded_amount), 0) AS BIGINT) \
-         FROM customers c LEFT JOIN orders o ON o.customer_id = c.id{horizon} \
-         WHERE c.created_at >= ? AND c.created_at < ? GROUP BY 1"
-    );
     let what = "summing a cohort's orders";
+    let cohort = "f.signed_up_at >= ? AND f.signed_up_at < ?";
+    let span = || vec![Value::from(range.from), Value::from(range.to)];
     let rows = db
-        .query_all_raw(statement(backend, &sql, values))
+        .query_all_raw(statement(
+            backend,
+            &format!(
+                "SELECT {segment}, COUNT(*), CAST(COALESCE(SUM(f.orders), 0) AS BIGINT), \
+                   CAST(COALESCE(SUM(f.gross), 0) AS BIGINT), \
+                   CAST(COALESCE(SUM(f.net), 0) AS BIGINT) \
+                 FROM customer_rollups f WHERE {cohort} GROUP BY 1"
+            ),
+            span(),
+        ))
         .await
         .context(what)?;
     let mut out = BTreeMap::new();
@@ -98,6 +85,44 @@ async fn segments(
             },
         );
     }
+    let Some(days) = horizon_days else {
+        return Ok(out);
+    };
+    let horizon = if backend == DbBackend::Postgres {
+        "o.placed_at < f.signed_up_at + CAST(? AS INTEGER) * INTERVAL '1 day'"
+    } else {
+        "julianday(o.placed_at) < julianday(f.signed_up_at) + ?"
+    };
+    let mut values = vec![Value::from(days)];
+    values.extend(span());
+    let rows = db
+        .query_all_raw(statement(
+            backend,
+            &format!(
+                "SELECT {segment}, COUNT(*), CAST(COALESCE(SUM(o.amount), 0) AS BIGINT), \
+                   CAST(COALESCE(SUM(o.amount - o.refunded_amount), 0) AS BIGINT) \
+                 FROM customer_rollups f JOIN orders o ON o.customer_id = f.customer_id \
+                   AND {horizon} \
+                 WHERE {cohort} GROUP BY 1"
+            ),
+            values,
+        ))
+        .await
+        .context(what)?;
+    for segment in out.values_mut() {
+        *segment = Segment {
+            customers: segment.customers,
+            ..Segment::default()
+        };
+    }
+    for row in rows {
+        let key: String = row.try_get_by_index(0).context(what)?;
+        if let Some(segment) = out.get_mut(&key) {
+            segment.orders = row.try_get_by_index(1).context(what)?;
+            segment.gross = row.try_get_by_index(2).context(what)?;
+            segment.net = row.try_get_by_index(3).context(what)?;
+        }
+    }
     Ok(out)
 }
 
@@ -111,7 +136,7 @@ pub async fn referred_split(
         db,
         range,
         horizon_days,
-        &format!("CASE WHEN {REFERRED} THEN 'referred' ELSE 'other' END"),
+        "CASE WHEN f.referred THEN 'referred' ELSE 'other' END",
     )
     .await?;
     Ok((
@@ -131,7 +156,7 @@ pub async fn by_channel(
         range,
         horizon_days,
         &format!(
-            "CASE WHEN {REFERRED} THEN '{}' ELSE c.acquisition_channel END",
+            "CASE WHEN f.referred THEN '{}' ELSE f.channel END",
             acquisition::REFERRAL_CHANNEL
         ),
     )

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QuerySelect, SqlErr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,6 +19,7 @@ use crate::entities::{order, order_line, refund};
 use crate::error::{AppError, DbContext};
 use crate::events::{OrderRecorded, OrderRefunded, Reactions};
 use crate::input;
+use crate::rollups;
 
 const MAX_ATTEMPTS: usize = 4;
 /// How far in the future `placedAt` may be, for clocks that disagree.
@@ -159,10 +160,14 @@ pub async fn record(
         }
         let txn = begin_write(db).await.context("starting an order")?;
         let customer = customers::get_by_external_id(&txn, &input.customer_external_id).await?;
+        // Every writer of a customer's rollup and points takes this lock first.
+        let customer = customers::lock(&txn, customer.id).await?;
         let items = serde_json::to_value(&input.items)
             .map_err(|e| AppError::internal("encoding order items", e))?;
+        let id = Uuid::now_v7();
+        let placed_at = input.placed_at.unwrap_or(now);
         let inserted = order::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(id),
             external_id: Set(input.external_id.clone()),
             customer_id: Set(customer.id),
             amount: Set(input.amount),
@@ -171,7 +176,8 @@ pub async fn record(
             items: Set(items),
             cart_external_id: Set(input.cart_external_id.clone()),
             fingerprint: Set(fingerprint.clone()),
-            placed_at: Set(input.placed_at.unwrap_or(now)),
+            placed_at: Set(placed_at),
+            previous_placed_at: Set(previous_placed_at(&txn, customer.id, placed_at, id).await?),
             created_at: Set(now),
         }
         .insert(&txn)
@@ -187,6 +193,8 @@ pub async fn record(
                 return Err(AppError::internal("recording an order", error));
             }
         };
+        relink_next(&txn, &order).await?;
+        rollups::order_recorded(&txn, &customer, order.amount, order.placed_at).await?;
         for item in &input.items {
             order_line::ActiveModel {
                 id: Set(Uuid::now_v7()),
@@ -210,6 +218,66 @@ pub async fn record(
         "recording an order",
         format!("gave up after {MAX_ATTEMPTS} attempts"),
     ))
+}
+
+/// Whether `order` comes before `(placed_at, id)`: by time, then id.
+fn before(placed_at: DateTime<Utc>, id: Uuid) -> Condition {
+    Condition::any()
+        .add(order::Column::PlacedAt.lt(placed_at))
+        .add(
+            Condition::all()
+                .add(order::Column::PlacedAt.eq(placed_at))
+                .add(order::Column::Id.lt(id)),
+        )
+}
+
+/// When the customer's order just before `(placed_at, id)` was placed.
+async fn previous_placed_at(
+    txn: &impl ConnectionTrait,
+    customer_id: Uuid,
+    placed_at: DateTime<Utc>,
+    id: Uuid,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    order::Entity::find()
+        .select_only()
+        .column(order::Column::PlacedAt)
+        .filter(order::Column::CustomerId.eq(customer_id))
+        .filter(before(placed_at, id))
+        .order_by_desc(order::Column::PlacedAt)
+        .order_by_desc(order::Column::Id)
+        .into_tuple()
+        .one(txn)
+        .await
+        .context("finding a customer's previous order")
+}
+
+/// An order placed before the customer's latest (`placedAt` given) becomes the previous order of
+/// the one that now follows it.
+async fn relink_next(txn: &impl ConnectionTrait, order: &order::Model) -> Result<(), AppError> {
+    let next: Option<Uuid> = order::Entity::find()
+        .select_only()
+        .column(order::Column::Id)
+        .filter(order::Column::CustomerId.eq(order.customer_id))
+        .filter(order::Column::Id.ne(order.id))
+        .filter(before(order.placed_at, order.id).not())
+        .order_by_asc(order::Column::PlacedAt)
+        .order_by_asc(order::Column::Id)
+        .into_tuple()
+        .one(txn)
+        .await
+        .context("finding a customer's next order")?;
+    if let Some(next) = next {
+        order::Entity::update_many()
+            .col_expr(
+                order::Column::PreviousPlacedAt,
+                Expr::value(order.placed_at),
+            )
+            .filter(order::Column::Id.eq(next))
+            .exec(txn)
+            .await
+            .context("relinking a customer's next order")?;
+    }
+    Ok(())
 }
 
 fn replay(existing: order::Model, fingerprint: &str) -> Result<order::Model, AppError> {
@@ -239,7 +307,18 @@ pub async fn refund(
     let refund_id = input::optional_identifier("refundId", refund_id.as_deref())?;
     let now = clock.now();
     let txn = begin_write(db).await.context("starting a refund")?;
-    // Locking the order serializes concurrent refunds of it on PostgreSQL.
+    let customer_id: Uuid = order::Entity::find()
+        .select_only()
+        .column(order::Column::CustomerId)
+        .filter(order::Column::ExternalId.eq(external_id))
+        .into_tuple()
+        .one(&txn)
+        .await
+        .context("loading an order to refund")?
+        .ok_or_else(|| AppError::NotFound(format!("no order has externalId '{external_id}'")))?;
+    // The customer first, as every writer of their points and rollup does; then the order,
+    // which serializes concurrent refunds of it on PostgreSQL.
+    customers::lock(&txn, customer_id).await?;
     let order = order::Entity::find()
         .filter(order::Column::ExternalId.eq(external_id))
         .lock_exclusive()
@@ -299,6 +378,7 @@ pub async fn refund(
             "order '{external_id}' was refunded by another request at the same time; try again"
         )));
     }
+    rollups::order_refunded(&txn, order.customer_id, amount).await?;
     let refunded = order::Model {
         refunded_amount: order.refunded_amount + amount,
         ..order

@@ -20,6 +20,7 @@ use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::{customer, customer_email, order, referral};
 use crate::error::{AppError, DbContext};
 use crate::referrals::decisions::{self, Decision, rule};
+use crate::rollups;
 
 /// The limits the fraud rules apply.
 #[derive(Debug, Clone, Copy)]
@@ -185,6 +186,7 @@ pub async fn attribute(
     .insert(txn)
     .await
     .context("creating a referral")?;
+    rollups::referral_changed(txn, referee.id).await?;
     decisions::record_all(txn, created.id, checks, now).await?;
     if status == ReferralStatus::Pending {
         let data = serde_json::json!({

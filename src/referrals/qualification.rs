@@ -20,6 +20,7 @@ use crate::loyalty::leaderboard;
 use crate::referrals::attribution::self_referral;
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::rewards::service::{self as rewards, Grant};
+use crate::rollups;
 
 /// Applies a newly recorded order to the buyer's referral, if they have a pending one. Returns the
 /// rewards issued at once, for the caller to announce as ReferralRewarded.
@@ -199,6 +200,7 @@ async fn reject(
         .context("rejecting a referral")?
         .rows_affected;
     if changed == 1 {
+        rollups::referral_changed(txn, referral.referee_id).await?;
         let decision = Decision::new(rule, DecisionOutcome::Rejected, detail);
         decisions::record(txn, referral.id, decision, now).await?;
     }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::campaigns::service as campaigns;
 use crate::clock::Clock;
+use crate::customers::service as customers;
 use crate::db::{begin_write, keyset_page};
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::referral;
@@ -15,6 +16,7 @@ use crate::error::{AppError, DbContext};
 use crate::events::{Reactions, ReferralRewarded};
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::referrals::qualification;
+use crate::rollups;
 
 pub async fn find(
     db: &impl ConnectionTrait,
@@ -98,6 +100,8 @@ pub async fn review(
     let found = find(&txn, id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no referral has id {id}")))?;
+    // The friend's order takes their lock before the referral's row; so does a review.
+    customers::lock(&txn, found.referee_id).await?;
     let waiting = found.flagged
         && found.reviewed_at.is_none()
         && matches!(
@@ -139,6 +143,9 @@ pub async fn review(
         return Err(AppError::Conflict(format!(
             "referral {id} was reviewed or changed by another request"
         )));
+    }
+    if !approve {
+        rollups::referral_changed(&txn, found.referee_id).await?;
     }
     let verdict = if approve { "approved" } else { "refused" };
     let detail = match &note {

@@ -15,6 +15,7 @@ const CAPABILITIES: &[&str] = &[
     "referrals",
     "carts",
     "metrics",
+    "rollups",
     "delivery",
 ];
 

@@ -1,10 +1,13 @@
 //! `tandem seed-demo` writes through the rules, so its data keeps them; the same seed writes the
 //! same story; a database with customers is refused.
 
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
+};
 use serde_json::json;
 use tandem::entities::enums::RewardSide;
-use tandem::entities::{cart, email_outbox, marketing_spend, referral, reward};
+use tandem::entities::{cart, email_outbox, marketing_spend, order, referral, reward};
 use tandem::jobs::demo::{DemoSize, seed};
 use tandem::loyalty::ledger::Account;
 
@@ -105,6 +108,89 @@ async fn the_demo_covers_the_program_and_keeps_its_rules() {
         seed(&app.state, &app.clock, SIZE).await.is_err(),
         "a database with customers is refused"
     );
+
+    // Writes the demo does not make: an order placed before the customer's others, its refund,
+    // and a flagged referral refused by an admin.
+    let backdated = app
+        .record_order_with(json!({
+            "externalId": "backdated-1", "customerExternalId": "demo-00001", "amount": 4_200,
+            "currency": "USD",
+            "placedAt": (app.clock_now() - chrono::Duration::days(390)).to_rfc3339(),
+        }))
+        .await;
+    data(&backdated);
+    data(&app.refund_order("backdated-1", 1_000).await);
+    if let Some(waiting) = referral::Entity::find()
+        .filter(referral::Column::Flagged.eq(true))
+        .filter(referral::Column::ReviewedAt.is_null())
+        .filter(referral::Column::Status.is_in(["PENDING", "QUALIFIED"]))
+        .one(db)
+        .await
+        .unwrap()
+    {
+        let refused = app
+            .graphql(
+                Some(&app.admin_token()),
+                "mutation($id: ID!) { reviewReferral(id: $id, approve: false) { status } }",
+                json!({ "id": waiting.id.to_string() }),
+            )
+            .await;
+        assert_eq!(data(&refused)["reviewReferral"]["status"], "REJECTED");
+    }
+    let kept = rollups(db).await;
+    let txn = tandem::db::begin_write(db).await.unwrap();
+    tandem::rollups::rebuild(&txn).await.unwrap();
+    txn.commit().await.unwrap();
+    let rebuilt = rollups(db).await;
+    assert_eq!(kept.0.len(), 60, "one rollup per customer");
+    assert_eq!(
+        kept.0, rebuilt.0,
+        "customer rollups kept by the writes equal a rebuild"
+    );
+    assert_eq!(
+        kept.1, rebuilt.1,
+        "each order's previous order, kept and rebuilt"
+    );
+}
+
+type CustomerRollup = (uuid::Uuid, String, i32, i64, i64, i64, i64, i64);
+type PreviousOrder = (uuid::Uuid, Option<chrono::DateTime<chrono::Utc>>);
+
+async fn rollups(db: &DatabaseConnection) -> (Vec<CustomerRollup>, Vec<PreviousOrder>) {
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(tandem::db::statement(
+            backend,
+            "SELECT customer_id, channel, CASE WHEN referred THEN 1 ELSE 0 END, orders, gross, \
+               net, active_months, points_balance FROM customer_rollups ORDER BY customer_id",
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+    let customers = rows
+        .iter()
+        .map(|row| {
+            (
+                row.try_get_by_index(0).unwrap(),
+                row.try_get_by_index(1).unwrap(),
+                row.try_get_by_index(2).unwrap(),
+                row.try_get_by_index(3).unwrap(),
+                row.try_get_by_index(4).unwrap(),
+                row.try_get_by_index(5).unwrap(),
+                row.try_get_by_index(6).unwrap(),
+                row.try_get_by_index(7).unwrap(),
+            )
+        })
+        .collect();
+    let orders = order::Entity::find()
+        .order_by_asc(order::Column::Id)
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|order| (order.id, order.previous_placed_at))
+        .collect();
+    (customers, orders)
 }
 
 #[tokio::test]

@@ -1,0 +1,78 @@
+//! The metrics rollups, computed from scratch: what migration 9 fills them with, and what
+//! `tandem rollups rebuild` writes after data was loaded around the API (a bulk import). The
+//! application keeps them current in each writing transaction; a rebuild over the same data
+//! gives the same rows, and a test holds the two to that.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+/// The bit of `customer_rollups.active_months` set for "ordered 12 or more calendar months after
+/// the signup month". Bit `k - 1` stands for "ordered in month `k`", for `k` in 1..=12.
+pub const LATE_ACTIVITY_BIT: i64 = 1 << 12;
+
+/// `year * 12 + month` of a UTC timestamp column.
+pub fn month_number(backend: DbBackend, column: &str) -> String {
+    if backend == DbBackend::Postgres {
+        format!(
+            "CAST(EXTRACT(YEAR FROM {column} AT TIME ZONE 'UTC') * 12 \
+             + EXTRACT(MONTH FROM {column} AT TIME ZONE 'UTC') AS INTEGER)"
+        )
+    } else {
+        // SQLite keeps timestamps as UTC text that starts with the date.
+        format!(
+            "(CAST(substr({column}, 1, 4) AS INTEGER) * 12 + CAST(substr({column}, 6, 2) AS INTEGER))"
+        )
+    }
+}
+
+/// Recomputes every customer's rollup row and every order's `previous_placed_at`.
+pub async fn rebuild(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let offset = format!(
+        "({} - {})",
+        month_number(backend, "o.placed_at"),
+        month_number(backend, "c.created_at")
+    );
+    let statements = [
+        "DELETE FROM customer_rollups".to_owned(),
+        "INSERT INTO customer_rollups (customer_id, signed_up_at, channel, referred, orders, \
+           gross, net, active_months, points_balance) \
+         SELECT c.id, c.created_at, c.acquisition_channel, \
+           EXISTS (SELECT 1 FROM referrals r WHERE r.referee_id = c.id AND r.status <> 'REJECTED'), \
+           0, 0, 0, 0, 0 \
+         FROM customers c"
+            .to_owned(),
+        "UPDATE customer_rollups SET orders = s.n, gross = s.gross, net = s.net \
+         FROM (SELECT customer_id, COUNT(*) AS n, SUM(amount) AS gross, \
+                 SUM(amount - refunded_amount) AS net \
+               FROM orders GROUP BY customer_id) s \
+         WHERE s.customer_id = customer_rollups.customer_id"
+            .to_owned(),
+        // Distinct powers of two add up to their OR (SQLite has no bit_or aggregate).
+        format!(
+            "UPDATE customer_rollups SET active_months = s.bits \
+             FROM (SELECT o.customer_id, \
+                     SUM(DISTINCT CASE WHEN {offset} BETWEEN 1 AND 12 \
+                       THEN 1 << ({offset} - 1) ELSE 0 END) \
+                     + CASE WHEN MAX({offset}) >= 12 THEN {LATE_ACTIVITY_BIT} ELSE 0 END AS bits \
+                   FROM orders o JOIN customers c ON c.id = o.customer_id \
+                   GROUP BY o.customer_id) s \
+             WHERE s.customer_id = customer_rollups.customer_id"
+        ),
+        "UPDATE customer_rollups SET points_balance = s.held \
+         FROM (SELECT customer_id, SUM(delta) AS held FROM points_ledger GROUP BY customer_id) s \
+         WHERE s.customer_id = customer_rollups.customer_id"
+            .to_owned(),
+        // The same order as the application's: by time, then id.
+        "UPDATE orders SET previous_placed_at = s.previous \
+         FROM (SELECT id, LAG(placed_at) OVER (PARTITION BY customer_id ORDER BY placed_at, id) \
+                 AS previous \
+               FROM orders) s \
+         WHERE s.id = orders.id"
+            .to_owned(),
+    ];
+    for sql in statements {
+        db.execute_unprepared(&sql).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The per-customer rollup the program metrics read: signup, channel, whether the customer came
+//! through a referral that was not rejected, orders and revenue, the months after signup in
+//! which they ordered, and the points they hold. Each writer updates it in its own transaction,
+//! after locking the customer (so the row's lock is always taken second); `migration::rollups`
+//! computes the same rows from scratch.
+
+use chrono::{DateTime, Datelike, Utc};
+use sea_orm::{ConnectionTrait, Value};
+use uuid::Uuid;
+
+use crate::db::statement;
+use crate::entities::customer;
+use crate::error::{AppError, DbContext};
+
+pub use migration::rollups::{LATE_ACTIVITY_BIT, rebuild};
+
+/// The `active_months` bits an order placed at `placed_at` sets for a customer who signed up at
+/// `signed_up_at`: bit `k - 1` for calendar month `k` (1 to 12) after the signup month, and
+/// [`LATE_ACTIVITY_BIT`] from month 12 on.
+pub fn activity_bits(signed_up_at: DateTime<Utc>, placed_at: DateTime<Utc>) -> i64 {
+    let month = |at: DateTime<Utc>| i64::from(at.year()) * 12 + i64::from(at.month());
+    let offset = month(placed_at) - month(signed_up_at);
+    let mut bits = 0;
+    if (1..=12).contains(&offset) {
+        bits |= 1 << (offset - 1);
+    }
+    if offset >= 12 {
+        bits |= LATE_ACTIVITY_BIT;
+    }
+    bits
+}
+
+/// A new customer's row: not referred (yet), nothing ordered, no points.
+pub async fn customer_registered(
+    txn: &impl ConnectionTrait,
+    customer: &customer::Model,
+) -> Result<(), AppError> {
+    execute(
+        txn,
+        "INSERT INTO customer_rollups (customer_id, signed_up_at, channel, referred, orders, \
+           gross, net, active_months, points_balance) VALUES (?, ?, ?, ?, 0, 0, 0, 0, 0)",
+        vec![
+            customer.id.into(),
+            customer.created_at.into(),
+            customer.acquisition_channel.clone().into(),
+            false.into(),
+        ],
+        "adding a customer's rollup",
+    )
+    .await
+}
+
+/// Re-reads whether the customer came through a referral that was not rejected; call it after
+/// creating a referral or changing its status.
+pub async fn referral_changed(
+    txn: &impl ConnectionTrait,
+    referee_id: Uuid,
+) -> Result<(), AppError> {
+    execute(
+        txn,
+        "UPDATE customer_rollups SET referred = EXISTS (SELECT 1 FROM referrals r \
+           WHERE r.referee_id = ? AND r.status <> 'REJECTED') \
+         WHERE customer_id = ?",
+        vec![referee_id.into(), referee_id.into()],
+        "updating whether a customer was referred",
+    )
+    .await
+}
+
+/// An order of `amount` placed at `placed_at` by `customer`.
+pub async fn order_recorded(
+    txn: &impl ConnectionTrait,
+    customer: &customer::Model,
+    amount: i64,
+    placed_at: DateTime<Utc>,
+) -> Result<(), AppError> {
+    execute(
+        txn,
+        "UPDATE customer_rollups SET orders = orders + 1, gross = gross + ?, net = net + ?, \
+           active_months = active_months | ? \
+         WHERE customer_id = ?",
+        vec![
+            amount.into(),
+            amount.into(),
+            activity_bits(customer.created_at, placed_at).into(),
+            customer.id.into(),
+        ],
+        "adding an order to a customer's rollup",
+    )
+    .await
+}
+
+/// `amount` of one of the customer's orders was refunded.
+pub async fn order_refunded(
+    txn: &impl ConnectionTrait,
+    customer_id: Uuid,
+    amount: i64,
+) -> Result<(), AppError> {
+    execute(
+        txn,
+        "UPDATE customer_rollups SET net = net - ? WHERE customer_id = ?",
+        vec![amount.into(), customer_id.into()],
+        "taking a refund from a customer's rollup",
+    )
+    .await
+}
+
+/// A points ledger entry of `delta` was written for the customer.
+pub async fn points_written(
+    txn: &impl ConnectionTrait,
+    customer_id: Uuid,
+    delta: i64,
+) -> Result<(), AppError> {
+    execute(
+        txn,
+        "UPDATE customer_rollups SET points_balance = points_balance + ? WHERE customer_id = ?",
+        vec![delta.into(), customer_id.into()],
+        "updating a customer's points in the rollup",
+    )
+    .await
+}
+
+async fn execute(
+    txn: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+    what: &'static str,
+) -> Result<(), AppError> {
+    let written = txn
+        .execute_raw(statement(txn.get_database_backend(), sql, values))
+        .await
+        .context(what)?
+        .rows_affected();
+    if written == 0 {
+        // Only data loaded around the API (and not followed by `tandem rollups rebuild`) lacks
+        // its row; the write itself must not fail for that.
+        tracing::warn!(
+            what,
+            "a customer has no rollup row; run `tandem rollups rebuild`"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn activity_counts_calendar_months_after_the_signup_month() {
+        let signup = at(2025, 1, 31);
+        assert_eq!(activity_bits(signup, at(2025, 1, 1)), 0, "the signup month");
+        assert_eq!(activity_bits(signup, at(2024, 12, 1)), 0, "before signup");
+        assert_eq!(activity_bits(signup, at(2025, 2, 1)), 1, "month 1");
+        assert_eq!(activity_bits(signup, at(2025, 12, 31)), 1 << 10, "month 11");
+        assert_eq!(
+            activity_bits(signup, at(2026, 1, 1)),
+            (1 << 11) | LATE_ACTIVITY_BIT,
+            "month 12 is also 12 or more"
+        );
+        assert_eq!(activity_bits(signup, at(2027, 6, 1)), LATE_ACTIVITY_BIT);
+    }
+}
