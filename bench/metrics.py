@@ -26,12 +26,16 @@ DB = "tandem_bench_metrics"
 FROM, TO = "2025-11-01T00:00:00+00:00", "2026-11-01T00:00:00+00:00"
 SECRET = "bench-secret-that-is-at-least-32-characters"
 
-REFERRED = ("EXISTS (SELECT 1 FROM referrals r WHERE r.referee_id = c.id "
-            "AND r.status <> 'REJECTED')")
-RANGE = f"'{FROM}'::timestamptz AND '{TO}'::timestamptz"
 POINT_VALUE = "(SELECT point_value FROM program_settings WHERE id = 1)"
 COST = ("SUM(CASE WHEN w.kind = 'POINTS' THEN w.amount * " + POINT_VALUE +
         " WHEN w.kind IN ('FIXED_COUPON', 'STORE_CREDIT') THEN w.amount ELSE 0 END)")
+COHORT_COST = f"""SELECT {COST} FROM rewards w JOIN referrals r ON w.referral_id = r.id
+        WHERE r.created_at >= '{FROM}' AND r.created_at < '{TO}' AND w.status IN ('ISSUED', 'REDEEMED')
+        AND w.side IN ('REFERRER', 'REFEREE', 'MILESTONE')"""
+# The hand-written SQL reads the same tables the API does, rollups included (a DBA with this
+# schema would), and computes the same figures.
+ROLLUP_COHORT = f"customer_rollups f WHERE f.signed_up_at >= '{FROM}' AND f.signed_up_at < '{TO}'"
+RETENTION_BITS = ", ".join(f"count(*) FILTER (WHERE active_months & {1 << b} <> 0)" for b in range(13))
 
 QUERIES = [
     ("referralMetrics",
@@ -39,17 +43,17 @@ QUERIES = [
         newCustomers referredCustomers referralRate clicks referredSignups qualifiedReferrals
         clickToSignupRate signupToQualifiedRate participationRate rewardCost unpricedRewards } }""",
      f"""SELECT
-      (SELECT count(*) FROM customers WHERE created_at >= '{FROM}' AND created_at < '{TO}'),
-      (SELECT count(*) FROM customers c JOIN referrals r ON r.referee_id = c.id
-         WHERE c.created_at >= '{FROM}' AND c.created_at < '{TO}' AND r.status <> 'REJECTED'),
+      (SELECT count(*) FROM {ROLLUP_COHORT}),
+      (SELECT count(*) FROM {ROLLUP_COHORT} AND f.referred),
       (SELECT count(*) FROM referral_clicks WHERE clicked_at >= '{FROM}' AND clicked_at < '{TO}'),
       (SELECT count(*) FROM referrals WHERE created_at >= '{FROM}' AND created_at < '{TO}'),
       (SELECT count(*) FROM referrals WHERE created_at >= '{FROM}' AND created_at < '{TO}'
          AND status IN ('QUALIFIED', 'REWARDED')),
-      (SELECT count(DISTINCT customer_id) FROM orders WHERE placed_at >= '{FROM}' AND placed_at < '{TO}'),
-      (SELECT count(DISTINCT o.customer_id) FROM orders o WHERE o.placed_at >= '{FROM}'
-         AND o.placed_at < '{TO}' AND EXISTS (SELECT 1 FROM referrals r WHERE r.referrer_id = o.customer_id
-         AND r.status IN ('QUALIFIED', 'REWARDED') AND r.qualified_at >= '{FROM}' AND r.qualified_at < '{TO}')),
+      (SELECT count(*) FROM orders WHERE placed_at >= '{FROM}' AND placed_at < '{TO}'
+         AND (previous_placed_at IS NULL OR previous_placed_at < '{FROM}')),
+      (SELECT count(DISTINCT r.referrer_id) FROM referrals r WHERE r.status IN ('QUALIFIED', 'REWARDED')
+         AND r.qualified_at >= '{FROM}' AND r.qualified_at < '{TO}' AND EXISTS (SELECT 1 FROM orders o
+         WHERE o.customer_id = r.referrer_id AND o.placed_at >= '{FROM}' AND o.placed_at < '{TO}')),
       (SELECT {COST} FROM rewards w WHERE issued_at >= '{FROM}' AND issued_at < '{TO}'
          AND status IN ('ISSUED', 'REDEEMED') AND side IN ('REFERRER', 'REFEREE', 'MILESTONE')),
       (SELECT count(*) FROM rewards w WHERE issued_at >= '{FROM}' AND issued_at < '{TO}'
@@ -59,38 +63,36 @@ QUERIES = [
      """query($from: DateTime!, $to: DateTime!) { referralMetrics(from: $from, to: $to) {
         series(interval: MONTH) { from newCustomers referredCustomers clicks referredSignups
         qualifiedReferrals participationRate rewardCost unpricedRewards } } }""",
-     f"""WITH m AS (SELECT date_trunc('month', created_at AT TIME ZONE 'UTC') b, count(*) n
-        FROM customers WHERE created_at >= '{FROM}' AND created_at < '{TO}' GROUP BY 1),
-      rc AS (SELECT date_trunc('month', c.created_at AT TIME ZONE 'UTC') b, count(*) n
-        FROM customers c JOIN referrals r ON r.referee_id = c.id
-        WHERE c.created_at >= '{FROM}' AND c.created_at < '{TO}' AND r.status <> 'REJECTED' GROUP BY 1),
+     f"""WITH m AS (SELECT date_trunc('month', signed_up_at AT TIME ZONE 'UTC') b, count(*) n,
+        count(*) FILTER (WHERE referred) rc FROM {ROLLUP_COHORT} GROUP BY 1),
       cl AS (SELECT date_trunc('month', clicked_at AT TIME ZONE 'UTC') b, count(*) n FROM referral_clicks
         WHERE clicked_at >= '{FROM}' AND clicked_at < '{TO}' GROUP BY 1),
       rs AS (SELECT date_trunc('month', created_at AT TIME ZONE 'UTC') b, count(*) n,
         count(*) FILTER (WHERE status IN ('QUALIFIED', 'REWARDED')) q FROM referrals
         WHERE created_at >= '{FROM}' AND created_at < '{TO}' GROUP BY 1),
-      oc AS (SELECT date_trunc('month', placed_at AT TIME ZONE 'UTC') b, count(DISTINCT customer_id) n
-        FROM orders WHERE placed_at >= '{FROM}' AND placed_at < '{TO}' GROUP BY 1),
-      pa AS (SELECT date_trunc('month', o.placed_at AT TIME ZONE 'UTC') b, count(DISTINCT o.customer_id) n
-        FROM orders o WHERE o.placed_at >= '{FROM}' AND o.placed_at < '{TO}' AND EXISTS (
-        SELECT 1 FROM referrals r WHERE r.referrer_id = o.customer_id AND r.status IN ('QUALIFIED', 'REWARDED')
-        AND r.qualified_at >= '{FROM}' AND r.qualified_at < '{TO}'
+      oc AS (SELECT date_trunc('month', placed_at AT TIME ZONE 'UTC') b, count(*) n
+        FROM orders WHERE placed_at >= '{FROM}' AND placed_at < '{TO}' AND (previous_placed_at IS NULL
+        OR previous_placed_at < '{FROM}' OR date_trunc('month', previous_placed_at AT TIME ZONE 'UTC')
+          <> date_trunc('month', placed_at AT TIME ZONE 'UTC')) GROUP BY 1),
+      pa AS (SELECT date_trunc('month', r.qualified_at AT TIME ZONE 'UTC') b, count(DISTINCT r.referrer_id) n
+        FROM referrals r WHERE r.status IN ('QUALIFIED', 'REWARDED')
+        AND r.qualified_at >= '{FROM}' AND r.qualified_at < '{TO}' AND EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = r.referrer_id
+        AND o.placed_at >= '{FROM}' AND o.placed_at < '{TO}'
         AND date_trunc('month', r.qualified_at AT TIME ZONE 'UTC') = date_trunc('month', o.placed_at AT TIME ZONE 'UTC'))
         GROUP BY 1),
       rw AS (SELECT date_trunc('month', issued_at AT TIME ZONE 'UTC') b, {COST} n,
         count(*) FILTER (WHERE kind = 'PERCENT_COUPON') u FROM rewards w
         WHERE issued_at >= '{FROM}' AND issued_at < '{TO}' AND status IN ('ISSUED', 'REDEEMED')
         AND side IN ('REFERRER', 'REFEREE', 'MILESTONE') GROUP BY 1)
-      SELECT * FROM m FULL JOIN rc USING (b) FULL JOIN cl USING (b) FULL JOIN rs USING (b)
+      SELECT * FROM m FULL JOIN cl USING (b) FULL JOIN rs USING (b)
         FULL JOIN oc USING (b) FULL JOIN pa USING (b) FULL JOIN rw USING (b)"""),
     ("acquisitionCost",
      """query($from: DateTime!, $to: DateTime!) { acquisitionCost(from: $from, to: $to) {
         channel spend newCustomers cac } }""",
-     f"""SELECT CASE WHEN {REFERRED} THEN 'referral' ELSE c.acquisition_channel END, count(*)
-        FROM customers c WHERE c.created_at >= '{FROM}' AND c.created_at < '{TO}' GROUP BY 1
-      UNION ALL SELECT 'referral-cost', {COST} FROM rewards w JOIN referrals r ON w.referral_id = r.id
-        WHERE r.created_at >= '{FROM}' AND r.created_at < '{TO}' AND w.status IN ('ISSUED', 'REDEEMED')
-        AND w.side IN ('REFERRER', 'REFEREE', 'MILESTONE')
+     f"""SELECT CASE WHEN f.referred THEN 'referral' ELSE f.channel END, count(*)
+        FROM {ROLLUP_COHORT} GROUP BY 1
+      UNION ALL SELECT 'referral-cost', ({COHORT_COST})
       UNION ALL SELECT channel, sum(amount * extract(epoch FROM LEAST(period_end, '{TO}') - GREATEST(period_start, '{FROM}'))
         / extract(epoch FROM period_end - period_start))::bigint FROM marketing_spend
         WHERE period_start < '{TO}' AND period_end > '{FROM}' GROUP BY channel"""),
@@ -98,43 +100,45 @@ QUERIES = [
      """query($from: DateTime!, $to: DateTime!) { customerLifetimeValue(from: $from, to: $to) {
         referred { customers averageOrderValue ordersPerCustomer averageNetRevenue clv }
         nonReferred { customers clv } lift byChannel { channel clv cac clvToCac } } }""",
-     f"""SELECT CASE WHEN {REFERRED} THEN 'referred' ELSE 'other' END, count(DISTINCT c.id),
-        count(o.id), sum(o.amount), sum(o.amount - o.refunded_amount)
-        FROM customers c LEFT JOIN orders o ON o.customer_id = c.id
-        WHERE c.created_at >= '{FROM}' AND c.created_at < '{TO}' GROUP BY 1
-      UNION ALL SELECT CASE WHEN {REFERRED} THEN 'referral' ELSE c.acquisition_channel END,
-        count(DISTINCT c.id), count(o.id), sum(o.amount), sum(o.amount - o.refunded_amount)
-        FROM customers c LEFT JOIN orders o ON o.customer_id = c.id
-        WHERE c.created_at >= '{FROM}' AND c.created_at < '{TO}' GROUP BY 1"""),
+     f"""SELECT CASE WHEN f.referred THEN 'referred' ELSE 'other' END, count(*), sum(f.orders),
+        sum(f.gross), sum(f.net) FROM {ROLLUP_COHORT} GROUP BY 1
+      UNION ALL SELECT CASE WHEN f.referred THEN 'referral' ELSE f.channel END, count(*), sum(f.orders),
+        sum(f.gross), sum(f.net) FROM {ROLLUP_COHORT} GROUP BY 1
+      UNION ALL SELECT 'referral-cost', 0, 0, 0, ({COHORT_COST})"""),
+    ("customerLifetimeValue(horizonDays: 90)",
+     """query($from: DateTime!, $to: DateTime!) {
+        customerLifetimeValue(from: $from, to: $to, horizonDays: 90) {
+        referred { customers averageOrderValue ordersPerCustomer averageNetRevenue clv }
+        nonReferred { customers clv } lift byChannel { channel clv cac clvToCac } } }""",
+     f"""SELECT CASE WHEN f.referred THEN 'referred' ELSE 'other' END, count(*) FROM {ROLLUP_COHORT} GROUP BY 1
+      UNION ALL SELECT CASE WHEN f.referred THEN 'referral' ELSE f.channel END, count(*)
+        FROM {ROLLUP_COHORT} GROUP BY 1
+      UNION ALL SELECT CASE WHEN f.referred THEN 'referred' ELSE 'other' END,
+        sum(o.amount - o.refunded_amount)
+        FROM customer_rollups f JOIN orders o ON o.customer_id = f.customer_id
+          AND o.placed_at < f.signed_up_at + interval '90 days'
+        WHERE f.signed_up_at >= '{FROM}' AND f.signed_up_at < '{TO}' GROUP BY 1
+      UNION ALL SELECT CASE WHEN f.referred THEN 'referral' ELSE f.channel END,
+        sum(o.amount - o.refunded_amount)
+        FROM customer_rollups f JOIN orders o ON o.customer_id = f.customer_id
+          AND o.placed_at < f.signed_up_at + interval '90 days'
+        WHERE f.signed_up_at >= '{FROM}' AND f.signed_up_at < '{TO}' GROUP BY 1
+      UNION ALL SELECT 'referral-cost', ({COHORT_COST})"""),
     ("retention",
      """query($from: DateTime!, $to: DateTime!) { retention(from: $from, to: $to) {
         month referred customers months twelveMonthRetention } }""",
-     f"""WITH c AS (SELECT id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM') cohort,
-          (extract(year FROM created_at AT TIME ZONE 'UTC') * 12 + extract(month FROM created_at AT TIME ZONE 'UTC'))::int mn,
-          {REFERRED.replace('c.id', 'customers.id')} referred
-        FROM customers WHERE created_at >= '{FROM}' AND created_at < '{TO}')
-      SELECT cohort, referred, count(*) FILTER (WHERE k IS NULL), k, count(DISTINCT id) FROM (
-        SELECT c.cohort, c.referred, c.id, NULL::int k FROM c
-        UNION ALL SELECT c.cohort, c.referred, c.id, LEAST(((extract(year FROM o.placed_at AT TIME ZONE 'UTC') * 12
-          + extract(month FROM o.placed_at AT TIME ZONE 'UTC'))::int - c.mn), 13)
-        FROM c JOIN orders o ON o.customer_id = c.id
-        WHERE (extract(year FROM o.placed_at AT TIME ZONE 'UTC') * 12 + extract(month FROM o.placed_at AT TIME ZONE 'UTC'))::int > c.mn
-      ) s GROUP BY cohort, referred, k"""),
+     f"""SELECT to_char(signed_up_at AT TIME ZONE 'UTC', 'YYYY-MM'), referred, count(*), {RETENTION_BITS}
+        FROM {ROLLUP_COHORT} GROUP BY 1, 2"""),
     ("programEconomics",
      """query($from: DateTime!, $to: DateTime!) { programEconomics(from: $from, to: $to) {
         rewardCost referredCustomers referredRevenue baselineRevenue incrementalRevenue roi } }""",
-     f"""SELECT CASE WHEN {REFERRED} THEN 'referred' ELSE 'other' END, count(DISTINCT c.id),
-        sum(o.amount - o.refunded_amount)
-        FROM customers c LEFT JOIN orders o ON o.customer_id = c.id
-        WHERE c.created_at >= '{FROM}' AND c.created_at < '{TO}' GROUP BY 1
-      UNION ALL SELECT 'cost', 0, {COST} FROM rewards w JOIN referrals r ON w.referral_id = r.id
-        WHERE r.created_at >= '{FROM}' AND r.created_at < '{TO}' AND w.status IN ('ISSUED', 'REDEEMED')
-        AND w.side IN ('REFERRER', 'REFEREE', 'MILESTONE')"""),
+     f"""SELECT CASE WHEN f.referred THEN 'referred' ELSE 'other' END, count(*), sum(f.net)
+        FROM {ROLLUP_COHORT} GROUP BY 1
+      UNION ALL SELECT 'cost', 0, ({COHORT_COST})"""),
     ("pointsLiability",
      """query($from: DateTime!, $to: DateTime!) { pointsLiability(from: $from, to: $to) {
         outstandingPoints outstandingValue breakage breakageValue } }""",
-     f"""SELECT (SELECT sum(CASE WHEN held > 0 THEN held ELSE 0 END) FROM
-          (SELECT sum(delta) held FROM points_ledger GROUP BY customer_id) b),
+     f"""SELECT (SELECT sum(GREATEST(points_balance, 0)) FROM customer_rollups),
         (SELECT -sum(delta) FROM points_ledger WHERE reason = 'EXPIRY'
           AND created_at >= '{FROM}' AND created_at < '{TO}')"""),
 ]
@@ -175,7 +179,12 @@ def main():
         started = time.perf_counter()
         psql(url, "-v", f"customers={args.customers}", "-v", f"orders={args.orders}",
              "-f", os.path.join(os.path.dirname(__file__), "metrics_seed.sql"))
-        print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
+        # The seed wrote around the API, so the rollups the API keeps are computed once here.
+        rebuilt = time.perf_counter()
+        subprocess.run([args.binary, "rebuild-rollups"], env=env, check=True, capture_output=True)
+        psql(url, "-c", "VACUUM ANALYZE")
+        print(f"seeded in {rebuilt - started:.0f} s, rollups rebuilt and vacuumed in "
+              f"{time.perf_counter() - rebuilt:.0f} s", flush=True)
     else:
         print(f"reusing {DB} ({args.customers} customers, {args.orders} orders)", flush=True)
 
@@ -206,13 +215,13 @@ def main():
             out = psql(url, "-c", "\\timing on", "-c", statement, "-o", "/dev/null")
             return float(re.findall(r"Time: ([0-9.]+) ms", out)[-1])
 
-        print(f"{'query':32} {'API ms':>9} {'SQL ms':>9} {'ratio':>6}")
+        print(f"{'query':40} {'API ms':>9} {'SQL ms':>9} {'ratio':>6}")
         for name, query, statement in QUERIES:
             api(query)
             sql(statement)
             api_ms = statistics.median(api(query) for _ in range(3))
             sql_ms = statistics.median(sql(statement) for _ in range(3))
-            print(f"{name:32} {api_ms:9.1f} {sql_ms:9.1f} {api_ms / sql_ms:6.2f}", flush=True)
+            print(f"{name:40} {api_ms:9.1f} {sql_ms:9.1f} {api_ms / sql_ms:6.2f}", flush=True)
     finally:
         server.terminate()
 
