@@ -100,30 +100,20 @@ QUERIES = [
      """query($from: DateTime!, $to: DateTime!) { customerLifetimeValue(from: $from, to: $to) {
         referred { customers averageOrderValue ordersPerCustomer averageNetRevenue clv }
         nonReferred { customers clv } lift byChannel { channel clv cac clvToCac } } }""",
-     f"""SELECT CASE WHEN f.referred THEN 'referred' ELSE 'other' END, count(*), sum(f.orders),
-        sum(f.gross), sum(f.net) FROM {ROLLUP_COHORT} GROUP BY 1
-      UNION ALL SELECT CASE WHEN f.referred THEN 'referral' ELSE f.channel END, count(*), sum(f.orders),
-        sum(f.gross), sum(f.net) FROM {ROLLUP_COHORT} GROUP BY 1
-      UNION ALL SELECT 'referral-cost', 0, 0, 0, ({COHORT_COST})"""),
+     f"""SELECT f.referred, f.channel, count(*), sum(f.orders), sum(f.gross), sum(f.net)
+        FROM {ROLLUP_COHORT} GROUP BY 1, 2
+      UNION ALL SELECT NULL, 'referral-cost', 0, 0, 0, ({COHORT_COST})"""),
     ("customerLifetimeValue(horizonDays: 90)",
      """query($from: DateTime!, $to: DateTime!) {
         customerLifetimeValue(from: $from, to: $to, horizonDays: 90) {
         referred { customers averageOrderValue ordersPerCustomer averageNetRevenue clv }
         nonReferred { customers clv } lift byChannel { channel clv cac clvToCac } } }""",
-     f"""SELECT CASE WHEN f.referred THEN 'referred' ELSE 'other' END, count(*) FROM {ROLLUP_COHORT} GROUP BY 1
-      UNION ALL SELECT CASE WHEN f.referred THEN 'referral' ELSE f.channel END, count(*)
-        FROM {ROLLUP_COHORT} GROUP BY 1
-      UNION ALL SELECT CASE WHEN f.referred THEN 'referred' ELSE 'other' END,
-        sum(o.amount - o.refunded_amount)
+     f"""SELECT f.referred, f.channel, count(*), 0, 0 FROM {ROLLUP_COHORT} GROUP BY 1, 2
+      UNION ALL SELECT f.referred, f.channel, count(*), sum(o.amount), sum(o.amount - o.refunded_amount)
         FROM customer_rollups f JOIN orders o ON o.customer_id = f.customer_id
           AND o.placed_at < f.signed_up_at + interval '90 days'
-        WHERE f.signed_up_at >= '{FROM}' AND f.signed_up_at < '{TO}' GROUP BY 1
-      UNION ALL SELECT CASE WHEN f.referred THEN 'referral' ELSE f.channel END,
-        sum(o.amount - o.refunded_amount)
-        FROM customer_rollups f JOIN orders o ON o.customer_id = f.customer_id
-          AND o.placed_at < f.signed_up_at + interval '90 days'
-        WHERE f.signed_up_at >= '{FROM}' AND f.signed_up_at < '{TO}' GROUP BY 1
-      UNION ALL SELECT 'referral-cost', ({COHORT_COST})"""),
+        WHERE f.signed_up_at >= '{FROM}' AND f.signed_up_at < '{TO}' GROUP BY 1, 2
+      UNION ALL SELECT NULL, 'referral-cost', 0, 0, ({COHORT_COST})"""),
     ("retention",
      """query($from: DateTime!, $to: DateTime!) { retention(from: $from, to: $to) {
         month referred customers months twelveMonthRetention } }""",

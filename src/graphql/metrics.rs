@@ -375,10 +375,17 @@ impl MetricsQuery {
         let margin = crate::loyalty::settings::load(&state.db)
             .await?
             .gross_margin;
-        let (referred, other) = value::referred_split(&state.db, range, horizon_days).await?;
-        let costs = acquisition::by_channel(&state.db, range).await?;
-        let by_channel = value::by_channel(&state.db, range, horizon_days)
-            .await?
+        let value::CohortValue {
+            referred,
+            other,
+            by_channel,
+        } = value::cohort(&state.db, range, horizon_days).await?;
+        let customers = by_channel
+            .iter()
+            .map(|(channel, segment)| (channel.clone(), segment.customers))
+            .collect();
+        let costs = acquisition::costs(&state.db, range, customers).await?;
+        let by_channel = by_channel
             .into_iter()
             .map(|(channel, segment)| {
                 let clv = segment.clv(margin);

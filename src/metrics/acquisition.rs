@@ -38,6 +38,16 @@ pub async fn by_channel(
         "counting new customers by channel",
     )
     .await?;
+    costs(db, range, customers).await
+}
+
+/// Each channel's cost, given how many customers each brought in the range (`acquisitionCost`
+/// counts them; CLV has them already).
+pub async fn costs(
+    db: &impl ConnectionTrait,
+    range: Range,
+    customers: BTreeMap<String, i64>,
+) -> Result<Vec<ChannelCost>, AppError> {
     let reward_cost = cohort_reward_cost(db, range).await?;
 
     let mut spend_by: BTreeMap<String, f64> = BTreeMap::new();

@@ -46,121 +46,120 @@ fn ratio(numerator: i64, denominator: i64) -> f64 {
     }
 }
 
-/// Customers who signed up in the range, grouped by `segment` (an SQL expression over their
-/// rollup `f`), with their orders to date (kept in the rollup) or within `horizon_days` of signup
-/// (read from their orders).
-async fn segments(
+impl std::ops::AddAssign for Segment {
+    fn add_assign(&mut self, other: Self) {
+        self.customers += other.customers;
+        self.orders += other.orders;
+        self.gross += other.gross;
+        self.net += other.net;
+    }
+}
+
+/// A signup cohort, referred against the rest and per acquisition channel (`referral` for the
+/// referred).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CohortValue {
+    pub referred: Segment,
+    pub other: Segment,
+    pub by_channel: BTreeMap<String, Segment>,
+}
+
+/// Customers who signed up in the range, with their orders to date (kept in their rollup) or
+/// within `horizon_days` of signup (read from their orders). One grouping by (referred, channel)
+/// answers both splits, so the orders are read once.
+pub async fn cohort(
     db: &impl ConnectionTrait,
     range: Range,
     horizon_days: Option<i32>,
-    segment: &str,
-) -> Result<BTreeMap<String, Segment>, AppError> {
+) -> Result<CohortValue, AppError> {
     let backend = db.get_database_backend();
     let what = "summing a cohort's orders";
     let cohort = "f.signed_up_at >= ? AND f.signed_up_at < ?";
     let span = || vec![Value::from(range.from), Value::from(range.to)];
+    let referred = "CASE WHEN f.referred THEN 1 ELSE 0 END";
     let rows = db
         .query_all_raw(statement(
             backend,
             &format!(
-                "SELECT {segment}, COUNT(*), CAST(COALESCE(SUM(f.orders), 0) AS BIGINT), \
+                "SELECT {referred}, f.channel, COUNT(*), \
+                   CAST(COALESCE(SUM(f.orders), 0) AS BIGINT), \
                    CAST(COALESCE(SUM(f.gross), 0) AS BIGINT), \
                    CAST(COALESCE(SUM(f.net), 0) AS BIGINT) \
-                 FROM customer_rollups f WHERE {cohort} GROUP BY 1"
+                 FROM customer_rollups f WHERE {cohort} GROUP BY 1, 2"
             ),
             span(),
         ))
         .await
         .context(what)?;
-    let mut out = BTreeMap::new();
+    let mut groups: BTreeMap<(i32, String), Segment> = BTreeMap::new();
     for row in rows {
-        let key: String = row.try_get_by_index(0).context(what)?;
-        out.insert(
+        let key = (
+            row.try_get_by_index(0).context(what)?,
+            row.try_get_by_index(1).context(what)?,
+        );
+        groups.insert(
             key,
             Segment {
-                customers: row.try_get_by_index(1).context(what)?,
-                orders: row.try_get_by_index(2).context(what)?,
-                gross: row.try_get_by_index(3).context(what)?,
-                net: row.try_get_by_index(4).context(what)?,
+                customers: row.try_get_by_index(2).context(what)?,
+                orders: row.try_get_by_index(3).context(what)?,
+                gross: row.try_get_by_index(4).context(what)?,
+                net: row.try_get_by_index(5).context(what)?,
             },
         );
     }
-    let Some(days) = horizon_days else {
-        return Ok(out);
-    };
-    let horizon = if backend == DbBackend::Postgres {
-        "o.placed_at < f.signed_up_at + CAST(? AS INTEGER) * INTERVAL '1 day'"
-    } else {
-        "julianday(o.placed_at) < julianday(f.signed_up_at) + ?"
-    };
-    let mut values = vec![Value::from(days)];
-    values.extend(span());
-    let rows = db
-        .query_all_raw(statement(
-            backend,
-            &format!(
-                "SELECT {segment}, COUNT(*), CAST(COALESCE(SUM(o.amount), 0) AS BIGINT), \
-                   CAST(COALESCE(SUM(o.amount - o.refunded_amount), 0) AS BIGINT) \
-                 FROM customer_rollups f JOIN orders o ON o.customer_id = f.customer_id \
-                   AND {horizon} \
-                 WHERE {cohort} GROUP BY 1"
-            ),
-            values,
-        ))
-        .await
-        .context(what)?;
-    for segment in out.values_mut() {
-        *segment = Segment {
-            customers: segment.customers,
-            ..Segment::default()
+    if let Some(days) = horizon_days {
+        let horizon = if backend == DbBackend::Postgres {
+            "o.placed_at < f.signed_up_at + CAST(? AS INTEGER) * INTERVAL '1 day'"
+        } else {
+            "julianday(o.placed_at) < julianday(f.signed_up_at) + ?"
         };
-    }
-    for row in rows {
-        let key: String = row.try_get_by_index(0).context(what)?;
-        if let Some(segment) = out.get_mut(&key) {
-            segment.orders = row.try_get_by_index(1).context(what)?;
-            segment.gross = row.try_get_by_index(2).context(what)?;
-            segment.net = row.try_get_by_index(3).context(what)?;
+        let mut values = vec![Value::from(days)];
+        values.extend(span());
+        let rows = db
+            .query_all_raw(statement(
+                backend,
+                &format!(
+                    "SELECT {referred}, f.channel, COUNT(*), \
+                       CAST(COALESCE(SUM(o.amount), 0) AS BIGINT), \
+                       CAST(COALESCE(SUM(o.amount - o.refunded_amount), 0) AS BIGINT) \
+                     FROM customer_rollups f JOIN orders o ON o.customer_id = f.customer_id \
+                       AND {horizon} \
+                     WHERE {cohort} GROUP BY 1, 2"
+                ),
+                values,
+            ))
+            .await
+            .context(what)?;
+        for segment in groups.values_mut() {
+            *segment = Segment {
+                customers: segment.customers,
+                ..Segment::default()
+            };
+        }
+        for row in rows {
+            let key: (i32, String) = (
+                row.try_get_by_index(0).context(what)?,
+                row.try_get_by_index(1).context(what)?,
+            );
+            if let Some(segment) = groups.get_mut(&key) {
+                segment.orders = row.try_get_by_index(2).context(what)?;
+                segment.gross = row.try_get_by_index(3).context(what)?;
+                segment.net = row.try_get_by_index(4).context(what)?;
+            }
         }
     }
-    Ok(out)
-}
-
-/// Referred and non-referred customers of a signup cohort.
-pub async fn referred_split(
-    db: &impl ConnectionTrait,
-    range: Range,
-    horizon_days: Option<i32>,
-) -> Result<(Segment, Segment), AppError> {
-    let mut split = segments(
-        db,
-        range,
-        horizon_days,
-        "CASE WHEN f.referred THEN 'referred' ELSE 'other' END",
-    )
-    .await?;
-    Ok((
-        split.remove("referred").unwrap_or_default(),
-        split.remove("other").unwrap_or_default(),
-    ))
-}
-
-/// A signup cohort per acquisition channel (`referral` for referred customers).
-pub async fn by_channel(
-    db: &impl ConnectionTrait,
-    range: Range,
-    horizon_days: Option<i32>,
-) -> Result<BTreeMap<String, Segment>, AppError> {
-    segments(
-        db,
-        range,
-        horizon_days,
-        &format!(
-            "CASE WHEN f.referred THEN '{}' ELSE f.channel END",
-            acquisition::REFERRAL_CHANNEL
-        ),
-    )
-    .await
+    let mut value = CohortValue::default();
+    for ((referred, channel), segment) in groups {
+        let channel = if referred == 1 {
+            value.referred += segment;
+            acquisition::REFERRAL_CHANNEL.to_owned()
+        } else {
+            value.other += segment;
+            channel
+        };
+        *value.by_channel.entry(channel).or_default() += segment;
+    }
+    Ok(value)
 }
 
 /// The program's return on its reward spend for the customers who signed up in a range.
@@ -190,7 +189,9 @@ impl Economics {
 }
 
 pub async fn economics(db: &impl ConnectionTrait, range: Range) -> Result<Economics, AppError> {
-    let (referred, other) = referred_split(db, range, None).await?;
+    let CohortValue {
+        referred, other, ..
+    } = cohort(db, range, None).await?;
     Ok(Economics {
         gross_margin: settings::load(db).await?.gross_margin,
         reward_cost: acquisition::cohort_reward_cost(db, range).await?,
