@@ -65,6 +65,19 @@ pub struct Settings {
     /// How far the merchant's clock may be behind Tandem's: an order placed up to this long
     /// before a cart change or a referral still counts as after it.
     pub clock_skew: std::time::Duration,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// Whether the schema answers introspection (and suggests field names in errors).
+    pub introspection: bool,
+    /// Whether `GET /graphql` from a browser serves GraphiQL.
+    pub playground: bool,
+}
+
+/// How log lines are written: text for a person, JSON (one object a line) for a collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The proxies whose `X-Forwarded-For` header is believed: addresses and CIDR ranges. Empty by
@@ -280,6 +293,9 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
         Some("30s"),
     ),
     ("TANDEM_TRUSTED_PROXIES", "trusted_proxies", None),
+    ("TANDEM_LOG_FORMAT", "log_format", Some("text")),
+    ("TANDEM_INTROSPECTION", "introspection", Some("true")),
+    ("TANDEM_PLAYGROUND", "playground", Some("true")),
 ];
 
 /// The file read when `TANDEM_CONFIG` does not name another.
@@ -473,7 +489,36 @@ impl Settings {
             },
         };
 
+        let switch = |variable: &str| -> Result<bool, ConfigError> {
+            let text = raw(variable).unwrap_or_default();
+            match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::new(
+                    variable,
+                    format!("'{text}' is neither true nor false"),
+                )),
+            }
+        };
+        let log_format = match raw("TANDEM_LOG_FORMAT")
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::new(
+                    "TANDEM_LOG_FORMAT",
+                    format!("'{other}' is neither text nor json"),
+                ));
+            }
+        };
         Ok(Self {
+            log_format,
+            introspection: switch("TANDEM_INTROSPECTION")?,
+            playground: switch("TANDEM_PLAYGROUND")?,
             http,
             sqlite_busy_timeout: duration("TANDEM_SQLITE_BUSY_TIMEOUT")?,
             trusted_proxies: TrustedProxies::parse(

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tandem::auth::Role;
 use tandem::clock::{Clock, SystemClock};
-use tandem::config::Settings;
+use tandem::config::{LogFormat, Settings};
 use tandem::server::Application;
-use tandem::state::{AppState, Migrations, StartError};
+use tandem::state::{AppState, Migrations};
 
 /// Tandem: a self-hosted GraphQL backend for referral and loyalty programs.
 #[derive(Parser)]
@@ -88,20 +88,31 @@ async fn main() -> ExitCode {
         print!("{}", tandem::graphql::sdl());
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
-        )
-        .with_writer(std::io::stderr)
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("tandem: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        // One JSON object a line, with the request span's fields (request id, operation, role).
+        LogFormat::Json => logs.json().with_current_span(true).init(),
         // Colour codes only where a person reads them; log collectors get plain text.
-        .with_ansi(std::io::stdout().is_terminal() && std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Text => logs
+            .with_ansi(std::io::stdout().is_terminal() && std::io::stderr().is_terminal())
+            .init(),
+    }
     let command = cli.command.unwrap_or(Command::Serve {
         start: StartOptions::default(),
         no_workers: false,
     });
-    match run(command).await {
+    match run(command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tandem: {error}");
@@ -110,8 +121,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
-    let settings = Settings::load().map_err(StartError::from)?;
+async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
         Command::Schema => unreachable!("handled before start-up"),

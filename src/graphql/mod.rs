@@ -72,11 +72,14 @@ pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscript
 /// the complexity (paged lists multiply by their `first`) on a query already known to be small.
 pub fn serving_schema(state: crate::state::AppState) -> TandemSchema {
     let limits = state.settings.http.query;
-    schema_builder()
+    let mut builder = schema_builder()
         .limit_complexity(limits.max_complexity)
-        .limit_recursive_depth(limits::MAX_NESTING)
-        .data(state)
-        .finish()
+        .limit_recursive_depth(limits::MAX_NESTING);
+    if !state.settings.introspection {
+        // Suggestions ("did you mean …") would tell what introspection no longer does.
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.data(state).finish()
 }
 
 /// The SDL that `schema.graphql` holds.

@@ -202,7 +202,7 @@ pub async fn get(
             );
         }
     };
-    if !params.contains_key("query") && accepts_html(&http) {
+    if state.settings.playground && !params.contains_key("query") && accepts_html(&http) {
         return HttpResponse::Ok()
             .content_type(header::ContentType::html())
             .body(GraphiQLSource::build().endpoint("/graphql").finish());
@@ -391,20 +391,63 @@ fn parse_params(
 }
 
 impl Call<'_> {
-    /// Checks one operation against the limits, then runs it within the time limit.
+    /// Runs one operation ([`Call::execute`]) and records it: on the request's span, and in the
+    /// operation metrics.
     async fn run(&self, operation: Operation, method: Method) -> Result<Outcome, Refusal> {
+        let started = std::time::Instant::now();
+        let operation_name = operation.operation_name.clone();
+        let (label, outcome) = self.execute(operation, method).await?;
+        let (label, result) = match &outcome {
+            Outcome::Executed(response) if response.errors.is_empty() => (label, "ok"),
+            Outcome::Executed(_) => (label, "errors"),
+            // A request that did not validate may name fields the schema does not have.
+            Outcome::NotRun(_) => ("invalid".to_owned(), "refused"),
+            Outcome::TimedOut(_) => (label, "timeout"),
+        };
+        let role = match &self.viewer {
+            Viewer::Anonymous => "anonymous",
+            Viewer::Authenticated(principal) => principal.role.as_str(),
+            Viewer::Rejected(_) => "rejected",
+        };
+        let span = tracing::Span::current();
+        span.record("operation", label.as_str());
+        if let Some(name) = &operation_name {
+            let name: String = name.chars().take(64).collect();
+            span.record("operation_name", name.as_str());
+        }
+        span.record("role", role);
+        ::metrics::counter!(
+            "tandem_graphql_operations_total",
+            "operation" => label.clone(),
+            "outcome" => result
+        )
+        .increment(1);
+        ::metrics::histogram!("tandem_graphql_operation_duration_seconds", "operation" => label)
+            .record(started.elapsed().as_secs_f64());
+        Ok(outcome)
+    }
+
+    /// Checks one operation against the limits, then runs it within the time limit. Returns it
+    /// with its label, `type.firstRootField`.
+    async fn execute(
+        &self,
+        operation: Operation,
+        method: Method,
+    ) -> Result<(String, Outcome), Refusal> {
         let limits = self.state.settings.http;
+        let invalid = |outcome| Ok(("invalid".to_owned(), outcome));
         if let Err(message) = limits::check_nesting(&operation.query, Syntax::GraphQl, "The query")
         {
-            return Ok(Outcome::NotRun(vec![ServerError::new(message, None)]));
+            return invalid(Outcome::NotRun(vec![ServerError::new(message, None)]));
         }
         let document = match async_graphql::parser::parse_query(&operation.query) {
             Ok(document) => document,
-            Err(error) => return Ok(Outcome::NotRun(vec![error.into()])),
+            Err(error) => return invalid(Outcome::NotRun(vec![error.into()])),
         };
         if let Err(message) = limits::check_document(&document, limits.query) {
-            return Ok(Outcome::NotRun(vec![ServerError::new(message, None)]));
+            return invalid(Outcome::NotRun(vec![ServerError::new(message, None)]));
         }
+        let label = operation_label(&document, operation.operation_name.as_deref());
         if method == Method::GET
             && operation_type(&document, operation.operation_name.as_deref())
                 != Some(OperationType::Query)
@@ -438,7 +481,7 @@ impl Call<'_> {
                 .extensions
                 .get_or_insert_with(Default::default)
                 .set("code", "TIMEOUT");
-            return Ok(Outcome::TimedOut(error));
+            return Ok((label, Outcome::TimedOut(error)));
         };
         // Errors raised before any resolver ran carry no path, and leave no data.
         if response.data == Value::Null
@@ -456,10 +499,43 @@ impl Call<'_> {
                     );
                 }
             }
-            return Ok(Outcome::NotRun(errors));
+            return Ok((label, Outcome::NotRun(errors)));
         }
-        Ok(Outcome::Executed(response))
+        Ok((label, Outcome::Executed(response)))
     }
+}
+
+/// `type.firstRootField` of the operation a request selects (`query.me`), or `type.fragment`
+/// when it starts with a fragment.
+fn operation_label(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> String {
+    use async_graphql::parser::types::Selection;
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) => operations.values().next(),
+    };
+    let Some(operation) = operation else {
+        return "invalid".to_owned();
+    };
+    let kind = match operation.node.ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    let first = operation
+        .node
+        .selection_set
+        .node
+        .items
+        .first()
+        .map(|item| match &item.node {
+            Selection::Field(field) => field.node.name.node.to_string(),
+            _ => "fragment".to_owned(),
+        });
+    format!("{kind}.{}", first.unwrap_or_default())
 }
 
 /// The type of the operation a request selects, when it names one that exists.

@@ -9,7 +9,13 @@ pub async fn run_forever(state: AppState) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match deliver_due(&state.deliverer()).await {
+        let delivered = deliver_due(&state.deliverer()).await;
+        if let Ok(report) = &delivered {
+            ::metrics::counter!("tandem_emails_sent_total").increment(report.sent as u64);
+            ::metrics::counter!("tandem_emails_failed_total")
+                .increment((report.retried + report.dead) as u64);
+        }
+        match delivered {
             Ok(report) if report != DeliveryReport::default() => {
                 tracing::info!(?report, "email delivery pass");
             }

@@ -117,7 +117,11 @@ pub async fn run_forever(state: AppState) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        let started = std::time::Instant::now();
         let report = run_once(&state).await;
+        ::metrics::counter!("tandem_scheduler_runs_total").increment(1);
+        ::metrics::histogram!("tandem_scheduler_run_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         if report != PassReport::default() {
             tracing::info!(?report, "scheduler pass");
         }

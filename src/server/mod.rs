@@ -1,6 +1,7 @@
 //! The HTTP server: routes, and the handler that runs GraphQL requests as the calling viewer.
 
 pub mod http;
+pub mod telemetry;
 
 use std::net::TcpListener;
 
@@ -23,9 +24,11 @@ impl Application {
         let listener = TcpListener::bind(state.settings.bind)?;
         let port = listener.local_addr()?.port();
         let schema = serving_schema(state.clone());
+        telemetry::prometheus();
         let app_state = state.clone();
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
+                .wrap(actix_web::middleware::from_fn(telemetry::observe))
                 .app_data(web::Data::new(schema.clone()))
                 .app_data(web::Data::new(app_state.clone()))
                 .route("/graphql", web::post().to(transport::post))
@@ -36,6 +39,7 @@ impl Application {
                 .route("/unsubscribe", web::post().to(http::one_click))
                 .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
+                .route("/metrics", web::get().to(telemetry::render))
         })
         // A client that hangs up has its request dropped, and with it the work in progress.
         .h1_allow_half_closed(false)

@@ -19,6 +19,7 @@ mod health;
 mod hostile;
 mod loyalty;
 mod metrics;
+mod operations;
 mod points_property;
 mod processes;
 mod referrals;
