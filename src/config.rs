@@ -71,6 +71,10 @@ pub struct Settings {
     pub introspection: bool,
     /// Whether `GET /graphql` from a browser serves GraphiQL.
     pub playground: bool,
+    /// Per client IP on the public surface (share links, clicks, code lookups, unsubscribing).
+    pub rate_limit_public: Option<crate::rate_limit::Rate>,
+    /// Per token on `inviteFriends` and `redeemPoints`.
+    pub rate_limit_account: Option<crate::rate_limit::Rate>,
 }
 
 /// How log lines are written: text for a person, JSON (one object a line) for a collector.
@@ -296,6 +300,16 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ("TANDEM_LOG_FORMAT", "log_format", Some("text")),
     ("TANDEM_INTROSPECTION", "introspection", Some("true")),
     ("TANDEM_PLAYGROUND", "playground", Some("true")),
+    (
+        "TANDEM_RATE_LIMIT_PUBLIC",
+        "rate_limit_public",
+        Some("120/1m"),
+    ),
+    (
+        "TANDEM_RATE_LIMIT_ACCOUNT",
+        "rate_limit_account",
+        Some("30/1m"),
+    ),
 ];
 
 /// The file read when `TANDEM_CONFIG` does not name another.
@@ -515,7 +529,13 @@ impl Settings {
                 ));
             }
         };
+        let rate = |variable: &str| {
+            crate::rate_limit::Rate::parse(&raw(variable).unwrap_or_default())
+                .map_err(|problem| ConfigError::new(variable, problem))
+        };
         Ok(Self {
+            rate_limit_public: rate("TANDEM_RATE_LIMIT_PUBLIC")?,
+            rate_limit_account: rate("TANDEM_RATE_LIMIT_ACCOUNT")?,
             log_format,
             introspection: switch("TANDEM_INTROSPECTION")?,
             playground: switch("TANDEM_PLAYGROUND")?,

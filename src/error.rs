@@ -26,6 +26,10 @@ pub enum AppError {
     /// and the same request can be retried.
     #[error("{0}")]
     Unavailable(String),
+    /// Too many requests from one client IP or token; the same request may succeed after
+    /// `retry_after_secs`.
+    #[error("Too many requests; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// A fault on our side. The context is logged; the client gets a generic message.
     #[error("{context}: {source}")]
     Internal {
@@ -40,6 +44,14 @@ impl AppError {
         Self::BadUserInput {
             message: message.into(),
             field: Some(field.to_owned()),
+        }
+    }
+
+    /// A refusal from a rate limit, with the wait rounded up to whole seconds.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self::RateLimited {
+            retry_after_secs: secs.max(1),
         }
     }
 
@@ -63,6 +75,7 @@ impl AppError {
             Self::Conflict(_) => "CONFLICT",
             Self::InsufficientPoints(_) => "INSUFFICIENT_POINTS",
             Self::Unavailable(_) => "UNAVAILABLE",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Internal { .. } => "INTERNAL",
         }
     }
@@ -138,6 +151,9 @@ impl ErrorExtensions for AppError {
             } = self
             {
                 extensions.set("field", field.as_str());
+            }
+            if let Self::RateLimited { retry_after_secs } = self {
+                extensions.set("retryAfter", *retry_after_secs);
             }
         })
     }

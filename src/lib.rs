@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod loyalty;
 pub mod metrics;
 pub mod orders;
+pub mod rate_limit;
 pub mod reactions;
 pub mod referrals;
 pub mod rewards;

@@ -26,6 +26,8 @@ pub struct AppState {
     pub unsubscribe: UnsubscribeSigner,
     /// The background workers this process runs, and whether each is up.
     pub workers: Arc<crate::jobs::supervisor::WorkerHealth>,
+    /// This instance's rate limits.
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 /// Why the server could not start.
@@ -136,6 +138,10 @@ impl AppState {
         let templates = Arc::new(Templates::new(settings.mail.template_dir.clone()));
         let mailer = Arc::new(Mailer::from_settings(&settings.mail)?);
         Ok(Self {
+            rate_limits: Arc::new(crate::rate_limit::RateLimits::new(
+                settings.rate_limit_public,
+                settings.rate_limit_account,
+            )),
             workers: Arc::default(),
             templates,
             mailer,

@@ -32,3 +32,38 @@ pub fn parse_id(field: &str, id: &async_graphql::ID) -> Result<uuid::Uuid, AppEr
         AppError::bad_input(field, format!("{field} '{shown}' is not a Tandem id"))
     })
 }
+
+/// Takes one request from the calling client IP's public allowance (`RATE_LIMITED` when spent).
+pub fn limit_public(ctx: &Context<'_>) -> Result<(), AppError> {
+    let state = state(ctx)?;
+    let ip = ctx
+        .data_opt::<crate::referrals::links::Visitor>()
+        .and_then(|visitor| visitor.ip.clone())
+        .unwrap_or_else(|| "unknown".to_owned());
+    state
+        .rate_limits
+        .public
+        .check(&ip, state.clock.now())
+        .map_err(AppError::rate_limited)
+}
+
+/// Takes one request from the token's allowance: the token's role and subject, and for service
+/// and admin tokens the customer acted for, so one backend serving many shoppers is not one
+/// bucket.
+pub fn limit_account(
+    state: &AppState,
+    principal: &Principal,
+    acting_for: Option<&str>,
+) -> Result<(), AppError> {
+    let key = format!(
+        "{}:{}:{}",
+        principal.role.as_str(),
+        principal.subject,
+        acting_for.unwrap_or_default()
+    );
+    state
+        .rate_limits
+        .account
+        .check(&key, state.clock.now())
+        .map_err(AppError::rate_limited)
+}

@@ -8,7 +8,7 @@ use crate::customers::service as customers;
 use crate::email::{outbox, suppression, unsubscribe};
 use crate::entities::enums::{EmailStatus, SuppressionReason};
 use crate::entities::{email_outbox, suppression as suppression_entity};
-use crate::graphql::context::{parse_id, require, state};
+use crate::graphql::context::{limit_account, limit_public, parse_id, require, state};
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
 use crate::input;
 use crate::referrals::invites::{self, Invitation};
@@ -326,6 +326,7 @@ impl EmailMutation {
                 .into());
             }
         };
+        limit_account(state, principal, (!as_customer).then_some(subject.as_str()))?;
         let referrer = customers::get_by_external_id(&state.db, &subject).await?;
         let message = input::optional_message("message", message.as_deref())?;
         let outcome = invites::invite(
@@ -366,6 +367,7 @@ impl EmailMutation {
         token: String,
     ) -> Result<UnsubscribeResult> {
         let state = state(ctx)?;
+        limit_public(ctx)?;
         let token = input::text("token", &token, MAX_TOKEN_CHARS)?;
         let email =
             unsubscribe::unsubscribe(&state.db, state.clock.as_ref(), &state.unsubscribe, &token)

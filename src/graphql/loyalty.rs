@@ -15,7 +15,7 @@ use crate::entities::{
     badge, customer, points_ledger_entry, program_settings, reward_option, tier, tier_period,
 };
 use crate::error::AppError;
-use crate::graphql::context::{parse_id, require, state};
+use crate::graphql::context::{limit_account, parse_id, require, state};
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
 use crate::graphql::rewards::Reward;
 use crate::graphql::scalars::Long;
@@ -792,6 +792,7 @@ impl LoyaltyMutation {
     /// spendable balance is short; `FORBIDDEN` when the option needs a higher tier.
     async fn redeem_points(&self, ctx: &Context<'_>, option_id: ID) -> Result<Reward> {
         let (state, principal) = require(ctx, &[Role::Customer])?;
+        limit_account(state, principal, None)?;
         let external_id = input::identifier("token sub", &principal.subject)?;
         let option_id = parse_id("optionId", &option_id)?;
         Ok(Reward(

@@ -10,7 +10,7 @@ use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::{customer, referral, referral_decision};
 use crate::error::AppError;
 use crate::graphql::campaigns::{Campaign, RewardRuleView};
-use crate::graphql::context::{parse_id, require, state, viewer};
+use crate::graphql::context::{limit_public, parse_id, require, state, viewer};
 use crate::graphql::customers::Customer;
 use crate::graphql::loaders;
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
@@ -203,6 +203,7 @@ impl ReferralQuery {
         #[graphql(desc = "The code from a share link, at most 128 characters.")] code: String,
     ) -> Result<Option<ReferralCodeInfo>> {
         let state = state(ctx)?;
+        limit_public(ctx)?;
         let code = input::identifier("code", &code)?;
         let Some(referrer) = find_referrer(&state.db, &code).await? else {
             return Ok(None);
@@ -265,6 +266,7 @@ impl ReferralMutation {
         #[graphql(desc = "The code from a share link, at most 128 characters.")] code: String,
     ) -> Result<ReferralClickResult> {
         let state = state(ctx)?;
+        limit_public(ctx)?;
         let code = input::identifier("code", &code)?;
         let visitor = ctx.data_opt::<Visitor>().cloned().unwrap_or_default();
         let landing = links::track(

@@ -4,7 +4,9 @@
 
 use std::net::IpAddr;
 
-use actix_web::http::header::{ContentType, HeaderValue, LOCATION, USER_AGENT, X_FORWARDED_FOR};
+use actix_web::http::header::{
+    ContentType, HeaderValue, LOCATION, RETRY_AFTER, USER_AGENT, X_FORWARDED_FOR,
+};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
@@ -60,12 +62,38 @@ pub fn link_site(state: &AppState) -> LinkSite<'_> {
     }
 }
 
+/// A 429 with `Retry-After` when the client IP has spent its public allowance.
+fn over_public_limit(state: &AppState, request: &HttpRequest) -> Option<HttpResponse> {
+    let ip = visitor(request, &state.settings.trusted_proxies)
+        .ip
+        .unwrap_or_else(|| "unknown".to_owned());
+    let wait = state
+        .rate_limits
+        .public
+        .check(&ip, state.clock.now())
+        .err()?;
+    let AppError::RateLimited { retry_after_secs } = AppError::rate_limited(wait) else {
+        return None;
+    };
+    Some(
+        HttpResponse::TooManyRequests()
+            .insert_header((RETRY_AFTER, retry_after_secs.to_string()))
+            .content_type(ContentType::plaintext())
+            .body(format!(
+                "Too many requests from this address; try again in {retry_after_secs} s"
+            )),
+    )
+}
+
 /// `GET /r/{code}`: always a redirect; a fault is logged and the visitor still lands.
 pub async fn follow_link(
     state: web::Data<AppState>,
     code: web::Path<String>,
     request: HttpRequest,
 ) -> HttpResponse {
+    if let Some(refusal) = over_public_limit(&state, &request) {
+        return refusal;
+    }
     let visitor = visitor(&request, &state.settings.trusted_proxies);
     let url = match links::track(link_site(&state), &code, Channel::Link, &visitor).await {
         Ok(landing) => landing.url,
@@ -79,7 +107,14 @@ pub async fn follow_link(
 
 /// `HEAD /r/{code}`: answers as `GET` would (link checkers and previews ask this way), without
 /// recording a click, since nobody followed the link.
-pub async fn follow_link_head(state: web::Data<AppState>, code: web::Path<String>) -> HttpResponse {
+pub async fn follow_link_head(
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+    request: HttpRequest,
+) -> HttpResponse {
+    if let Some(refusal) = over_public_limit(&state, &request) {
+        return refusal;
+    }
     let url = match links::landing_for(link_site(&state), &code).await {
         Ok(url) => url,
         Err(error) => {
@@ -129,7 +164,11 @@ fn escape(text: &str) -> String {
 pub async fn confirmation_page(
     state: web::Data<AppState>,
     query: web::Query<TokenQuery>,
+    request: HttpRequest,
 ) -> HttpResponse {
+    if let Some(refusal) = over_public_limit(&state, &request) {
+        return refusal;
+    }
     let token = query.token.clone().unwrap_or_default();
     match state.unsubscribe.verify(&token) {
         None => page(
@@ -153,7 +192,14 @@ pub async fn confirmation_page(
 }
 
 /// `POST /unsubscribe?token=…`: RFC 8058 one-click, and the confirmation page's button.
-pub async fn one_click(state: web::Data<AppState>, query: web::Query<TokenQuery>) -> HttpResponse {
+pub async fn one_click(
+    state: web::Data<AppState>,
+    query: web::Query<TokenQuery>,
+    request: HttpRequest,
+) -> HttpResponse {
+    if let Some(refusal) = over_public_limit(&state, &request) {
+        return refusal;
+    }
     let token = query.token.clone().unwrap_or_default();
     match unsubscribe::unsubscribe(&state.db, state.clock.as_ref(), &state.unsubscribe, &token)
         .await

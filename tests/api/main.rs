@@ -22,5 +22,6 @@ mod metrics;
 mod operations;
 mod points_property;
 mod processes;
+mod rate_limits;
 mod referrals;
 mod schema;

@@ -168,7 +168,11 @@ async fn introspection_suggestions_and_graphiql_can_be_switched_off() {
         .send()
         .await
         .unwrap();
-    assert_eq!(page.status(), 400, "a GET without a query, as for any client");
+    assert_eq!(
+        page.status(),
+        400,
+        "a GET without a query, as for any client"
+    );
     let body = page.text().await.unwrap();
     assert!(!body.contains("graphiql"), "no GraphiQL: {body}");
     assert!(body.contains("no query"));
