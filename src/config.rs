@@ -75,6 +75,8 @@ pub struct Settings {
     pub rate_limit_public: Option<crate::rate_limit::Rate>,
     /// Per token on `inviteFriends` and `redeemPoints`.
     pub rate_limit_account: Option<crate::rate_limit::Rate>,
+    /// How long a stopping process waits for requests in flight and workers to finish.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// How log lines are written: text for a person, JSON (one object a line) for a collector.
@@ -310,6 +312,7 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
         "rate_limit_account",
         Some("30/1m"),
     ),
+    ("TANDEM_SHUTDOWN_GRACE", "shutdown_grace", Some("30s")),
 ];
 
 /// The file read when `TANDEM_CONFIG` does not name another.
@@ -534,6 +537,7 @@ impl Settings {
                 .map_err(|problem| ConfigError::new(variable, problem))
         };
         Ok(Self {
+            shutdown_grace: duration("TANDEM_SHUTDOWN_GRACE")?,
             rate_limit_public: rate("TANDEM_RATE_LIMIT_PUBLIC")?,
             rate_limit_account: rate("TANDEM_RATE_LIMIT_ACCOUNT")?,
             log_format,

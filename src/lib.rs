@@ -26,4 +26,5 @@ pub mod rewards;
 pub mod rollups;
 pub mod server;
 pub mod server_keys;
+pub mod shutdown;
 pub mod state;

@@ -128,8 +128,12 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
         Command::Worker { start } => {
             let state = AppState::init_with(settings, clock, start.migrations()).await?;
             tracing::info!("tandem worker: delivering email and running the scheduler");
-            tandem::jobs::spawn_supervised(&state);
-            std::future::pending::<()>().await;
+            let workers = tandem::jobs::spawn_supervised(&state);
+            tandem::server::termination().await;
+            tracing::info!("stopping: the workers finish their step");
+            state.shutdown.begin();
+            tandem::jobs::drain(workers, state.settings.shutdown_grace).await;
+            tracing::info!("stopped");
         }
         Command::SeedDemo {
             customers,
@@ -180,12 +184,18 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
             let _ = stdout
                 .write_all(banner.as_bytes())
                 .and_then(|()| stdout.flush());
-            if no_workers {
+            let workers = if no_workers {
                 tracing::info!("--no-workers: email delivery and the scheduler run elsewhere");
+                Vec::new()
             } else {
-                tandem::jobs::spawn_supervised(app.state());
-            }
+                tandem::jobs::spawn_supervised(app.state())
+            };
+            let state = app.state().clone();
+            app.stop_on_signals();
             app.run_until_stopped().await?;
+            state.shutdown.begin();
+            tandem::jobs::drain(workers, state.settings.shutdown_grace).await;
+            tracing::info!("stopped");
         }
     }
     Ok(())

@@ -26,6 +26,8 @@ pub struct AppState {
     pub unsubscribe: UnsubscribeSigner,
     /// The background workers this process runs, and whether each is up.
     pub workers: Arc<crate::jobs::supervisor::WorkerHealth>,
+    /// Set when the process starts stopping.
+    pub shutdown: Arc<crate::shutdown::Shutdown>,
     /// This instance's rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
@@ -85,6 +87,7 @@ impl AppState {
             public_url: &self.settings.public_url,
             currency: &self.settings.currency,
             clock_skew: self.clock_skew(),
+            shutdown: &self.shutdown,
         }
     }
 
@@ -138,6 +141,7 @@ impl AppState {
         let templates = Arc::new(Templates::new(settings.mail.template_dir.clone()));
         let mailer = Arc::new(Mailer::from_settings(&settings.mail)?);
         Ok(Self {
+            shutdown: Arc::default(),
             rate_limits: Arc::new(crate::rate_limit::RateLimits::new(
                 settings.rate_limit_public,
                 settings.rate_limit_account,

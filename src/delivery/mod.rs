@@ -45,6 +45,8 @@ pub struct Deliverer<'a> {
     pub currency: &'a str,
     /// `TANDEM_CLOCK_SKEW`.
     pub clock_skew: Duration,
+    /// When the process is stopping, the rest of a claimed batch goes back to the queue.
+    pub shutdown: &'a crate::shutdown::Shutdown,
 }
 
 /// Rows one pass claims at most.
@@ -78,6 +80,11 @@ pub async fn deliver_due(worker: &Deliverer<'_>) -> Result<DeliveryReport, AppEr
     let claimed = claim(worker, now).await?;
     let mut rows = claimed.iter();
     for row in rows.by_ref() {
+        if worker.shutdown.is_stopping() {
+            give_back(worker, now, row, "the worker stopped before sending it").await?;
+            report.deferred += 1;
+            continue;
+        }
         // A batch can outlast its lease (each conversation may take the SMTP timeout), so the
         // lease is renewed before each send; a row whose lease lapsed to another worker is left
         // to it.

@@ -8,7 +8,10 @@ pub async fn run_forever(state: AppState) {
     let mut ticker = tokio::time::interval(state.settings.mail.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = state.shutdown.stopped() => return,
+        }
         let delivered = deliver_due(&state.deliverer()).await;
         if let Ok(report) = &delivered {
             ::metrics::counter!("tandem_emails_sent_total").increment(report.sent as u64);

@@ -116,7 +116,10 @@ pub async fn run_forever(state: AppState) {
     let mut ticker = tokio::time::interval(state.settings.scheduler_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = state.shutdown.stopped() => return,
+        }
         let started = std::time::Instant::now();
         let report = run_once(&state).await;
         ::metrics::counter!("tandem_scheduler_runs_total").increment(1);

@@ -72,6 +72,7 @@ impl Default for Backoff {
 /// again after the backoff. A run that lasted longer than the longest backoff resets it.
 pub async fn supervise<F, Fut>(
     health: std::sync::Arc<WorkerHealth>,
+    shutdown: std::sync::Arc<crate::shutdown::Shutdown>,
     name: &'static str,
     backoff: Backoff,
     worker: F,
@@ -80,7 +81,7 @@ pub async fn supervise<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut wait = backoff.first;
-    loop {
+    while !shutdown.is_stopping() {
         health.mark_up(name);
         let started = std::time::Instant::now();
         let why = match tokio::spawn(worker()).await {
@@ -96,12 +97,18 @@ pub async fn supervise<F, Fut>(
             }
             Err(error) => format!("it was cancelled: {error}"),
         };
+        if shutdown.is_stopping() {
+            break;
+        }
         if started.elapsed() > backoff.longest {
             wait = backoff.first;
         }
         tracing::error!(worker = name, %why, restart_in = ?wait, "a worker went down; restarting it");
         health.mark_down(name, why);
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.stopped() => break,
+        }
         wait = (wait * 2).min(backoff.longest);
     }
 }

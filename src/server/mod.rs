@@ -43,6 +43,10 @@ impl Application {
         })
         // A client that hangs up has its request dropped, and with it the work in progress.
         .h1_allow_half_closed(false)
+        // The process handles SIGTERM itself (`stop_on_signals`), so that workers and
+        // subscriptions stop with the server.
+        .disable_signals()
+        .shutdown_timeout(state.settings.shutdown_grace.as_secs().max(1))
         .listen(listener)?
         .run();
         Ok(Self {
@@ -62,6 +66,45 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// On SIGTERM or Ctrl-C: marks the process as stopping (workers finish their step and give
+    /// back claimed emails, subscriptions close with 1001), stops accepting connections, and
+    /// lets the requests in flight finish within `TANDEM_SHUTDOWN_GRACE`;
+    /// [`Application::run_until_stopped`] then returns.
+    pub fn stop_on_signals(&self) {
+        let handle = self.server.handle();
+        let shutdown = self.state.shutdown.clone();
+        tokio::spawn(async move {
+            termination().await;
+            tracing::info!("stopping: finishing the requests in flight");
+            shutdown.begin();
+            handle.stop(true).await;
+        });
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

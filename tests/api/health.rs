@@ -91,6 +91,7 @@ async fn ready_answers_503_while_a_worker_is_down_and_200_once_it_restarted() {
     };
     tokio::spawn(supervise(
         app.state.workers.clone(),
+        app.state.shutdown.clone(),
         "flaky",
         backoff,
         move || {

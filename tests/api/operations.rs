@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ActiveEnum, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tandem::entities::email_outbox;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -227,4 +227,168 @@ async fn json_logs_carry_the_request_id_operation_and_role() {
     assert_eq!(found["fields"]["status"], 200);
     assert!(!found.to_string().contains('\u{1b}'), "no colour codes");
     child.kill().await.unwrap();
+}
+
+/// Starts `tandem serve` with its workers and returns it with its address (`host:port`).
+async fn serve_process(
+    database: &TestDatabase,
+    dir: &std::path::Path,
+) -> (tokio::process::Child, String) {
+    let mut child = tandem(database, dir)
+        .arg("serve")
+        .env("TANDEM_SHUTDOWN_GRACE", "20s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tandem serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = tokio::time::timeout(Duration::from_secs(60), stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let address = banner
+        .strip_prefix("Tandem is listening on http://")
+        .unwrap()
+        .to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    (child, address)
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_0() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let (mut child, address) = serve_process(&database, &dir).await;
+
+    // A request whose body is still arriving when the signal comes.
+    let body = json!({ "query": "{ __typename }" }).to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /graphql HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{first}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stream.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // New connections are refused once the listener closes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if tokio::net::TcpStream::connect(&address).await.is_err() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepting after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("the request in flight is answered")
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"__typename\":\"Query\""), "{response}");
+
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the process exits")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn a_stopping_worker_gives_back_the_emails_it_claimed() {
+    let app = TestApp::spawn().await;
+    let friends = json!(["one@example.com", "two@example.com"]);
+    data(&app.register_customer("stop-ann", "ann@example.com").await);
+    let invited = app
+        .graphql(
+            Some(&app.customer_token("stop-ann")),
+            "mutation($emails: [String!]!) { inviteFriends(emails: $emails) { sent } }",
+            json!({ "emails": friends }),
+        )
+        .await;
+    data(&invited);
+    let waiting = email_outbox::Entity::find()
+        .filter(email_outbox::Column::Status.eq("PENDING"))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert!(waiting >= 2);
+
+    app.state.shutdown.begin();
+    let report = app.deliver_emails().await;
+    assert_eq!(report.sent, 0);
+    assert_eq!(report.deferred as u64, waiting);
+    for row in email_outbox::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap()
+    {
+        assert_eq!(row.status.to_value(), "PENDING");
+        assert_eq!(row.attempts, 0, "a given-back email was not tried");
+        assert!(row.lease_until.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_worker_process_stops_on_sigterm_with_exit_0() {
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let mut child = tandem(&database, &dir)
+        .arg("worker")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tandem worker starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if line.contains("tandem worker: delivering email") {
+                return;
+            }
+        }
+        panic!("the worker did not start");
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the worker exits")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
 }
