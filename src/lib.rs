@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod input;
 pub mod ip_hash;
 pub mod jobs;
+pub mod live;
 pub mod loyalty;
 pub mod metrics;
 pub mod orders;

@@ -28,6 +28,8 @@ pub struct AppState {
     pub workers: Arc<crate::jobs::supervisor::WorkerHealth>,
     /// Set when the process starts stopping.
     pub shutdown: Arc<crate::shutdown::Shutdown>,
+    /// This process's broadcast of live events, for subscriptions.
+    pub live: Arc<crate::live::hub::Hub>,
     /// This instance's rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
@@ -141,6 +143,7 @@ impl AppState {
         let templates = Arc::new(Templates::new(settings.mail.template_dir.clone()));
         let mailer = Arc::new(Mailer::from_settings(&settings.mail)?);
         Ok(Self {
+            live: Arc::new(crate::live::hub::Hub::new(db.clone())),
             shutdown: Arc::default(),
             rate_limits: Arc::new(crate::rate_limit::RateLimits::new(
                 settings.rate_limit_public,

@@ -12,6 +12,7 @@ mod m20261123_000006_faults_and_races;
 mod m20261130_000007_loyalty;
 mod m20261130_000008_marketing_spend;
 mod m20261130_000009_metrics_rollups;
+mod m20261130_000010_live_events;
 pub mod rollups;
 
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_loyalty::Migration),
             Box::new(m20261130_000008_marketing_spend::Migration),
             Box::new(m20261130_000009_metrics_rollups::Migration),
+            Box::new(m20261130_000010_live_events::Migration),
         ]
     }
 }

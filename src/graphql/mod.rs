@@ -14,9 +14,11 @@ pub mod pagination;
 pub mod referrals;
 pub mod rewards;
 pub mod scalars;
+pub mod subscriptions;
 pub mod transport;
+pub mod websocket;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, Schema, SchemaBuilder};
 
 use crate::graphql::campaigns::{CampaignMutation, CampaignQuery};
 use crate::graphql::carts::CartMutation;
@@ -27,6 +29,7 @@ use crate::graphql::metrics::{MetricsMutation, MetricsQuery};
 use crate::graphql::orders::OrderMutation;
 use crate::graphql::referrals::{ReferralMutation, ReferralQuery};
 use crate::graphql::rewards::RewardMutation;
+use crate::graphql::subscriptions::SubscriptionRoot;
 
 /// Everything a caller can read.
 #[derive(MergedObject, Default)]
@@ -55,15 +58,15 @@ pub struct MutationRoot(
     MetricsMutation,
 );
 
-pub type TandemSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type TandemSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema with no data and no limits attached; the server adds the application state and
 /// the limits from the settings.
-pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
 }
 

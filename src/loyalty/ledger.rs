@@ -25,6 +25,7 @@ use crate::entities::enums::{LeaderboardMetric, PointsReason};
 use crate::entities::points_consumption as consumption;
 use crate::entities::points_ledger_entry as entry;
 use crate::error::{AppError, DbContext};
+use crate::live;
 use crate::loyalty::leaderboard;
 use crate::rollups;
 
@@ -367,6 +368,18 @@ async fn insert(txn: &impl ConnectionTrait, model: &entry::Model) -> Result<bool
         .context("writing a points ledger entry")?;
     if written > 0 {
         rollups::points_written(txn, model.customer_id, model.delta).await?;
+        if model.delta > 0 {
+            live::publish(
+                txn,
+                &live::LiveEvent::Points {
+                    customer_id: model.customer_id,
+                    entry_id: model.id,
+                    delta: model.delta,
+                    at: model.created_at,
+                },
+            )
+            .await?;
+        }
     }
     Ok(written > 0)
 }

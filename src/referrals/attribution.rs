@@ -19,6 +19,7 @@ use crate::email::outbox::{self, OutgoingEmail};
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::{customer, customer_email, order, referral};
 use crate::error::{AppError, DbContext};
+use crate::live;
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::rollups;
 
@@ -188,6 +189,7 @@ pub async fn attribute(
     .context("creating a referral")?;
     rollups::referral_changed(txn, referee.id).await?;
     decisions::record_all(txn, created.id, checks, now).await?;
+    live::referral_changed(txn, created.id, now).await?;
     if status == ReferralStatus::Pending {
         let data = serde_json::json!({
             "friend_name": first_name(referee.name.as_deref()).unwrap_or_else(|| "A friend".into()),

@@ -16,6 +16,7 @@ use crate::entities::enums::{
 };
 use crate::entities::{campaign, customer, order, referral, reward};
 use crate::error::{AppError, DbContext};
+use crate::live;
 use crate::loyalty::leaderboard;
 use crate::referrals::attribution::self_referral;
 use crate::referrals::decisions::{self, Decision, rule};
@@ -126,6 +127,7 @@ pub async fn on_order(
         // Another order qualified it first.
         return Ok(Vec::new());
     }
+    live::referral_changed(txn, referral.id, now).await?;
     leaderboard::add(
         txn,
         LeaderboardMetric::SuccessfulReferrals,
@@ -203,6 +205,7 @@ async fn reject(
         rollups::referral_changed(txn, referral.referee_id).await?;
         let decision = Decision::new(rule, DecisionOutcome::Rejected, detail);
         decisions::record(txn, referral.id, decision, now).await?;
+        live::referral_changed(txn, referral.id, now).await?;
     }
     Ok(())
 }
@@ -371,5 +374,8 @@ pub async fn mark_rewarded(
         .await
         .context("marking a referral rewarded")?
         .rows_affected;
+    if changed == 1 {
+        live::referral_changed(txn, referral_id, now).await?;
+    }
     Ok(changed == 1)
 }

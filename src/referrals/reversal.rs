@@ -10,6 +10,7 @@ use crate::campaigns::service as campaigns;
 use crate::entities::enums::{DecisionOutcome, LeaderboardMetric, ReferralStatus, RewardStatus};
 use crate::entities::{order, referral, reward};
 use crate::error::{AppError, DbContext};
+use crate::live;
 use crate::loyalty::leaderboard;
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::rewards::service as rewards;
@@ -71,6 +72,7 @@ pub async fn on_refund(
     if changed == 0 {
         return Ok(());
     }
+    live::referral_changed(txn, referral.id, now).await?;
     // The success is taken back on the day it was counted.
     leaderboard::add(
         txn,

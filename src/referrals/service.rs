@@ -14,6 +14,7 @@ use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::referral;
 use crate::error::{AppError, DbContext};
 use crate::events::{Reactions, ReferralRewarded};
+use crate::live;
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::referrals::qualification;
 use crate::rollups;
@@ -158,6 +159,7 @@ pub async fn review(
         DecisionOutcome::Rejected
     };
     decisions::record(&txn, id, Decision::new(rule::REVIEW, outcome, detail), now).await?;
+    live::referral_changed(&txn, id, now).await?;
     let reviewed = find(&txn, id)
         .await?
         .ok_or_else(|| AppError::internal("reviewing a referral", "it vanished"))?;

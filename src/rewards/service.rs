@@ -18,6 +18,7 @@ use crate::entities::enums::PointsReason;
 use crate::entities::enums::{RewardKind, RewardSide, RewardStatus};
 use crate::entities::{customer, reward};
 use crate::error::{AppError, DbContext};
+use crate::live;
 use crate::loyalty::{
     self,
     ledger::{self, Consume, Debit},
@@ -85,6 +86,7 @@ pub async fn grant(
     }
     if status == RewardStatus::Issued {
         notify(txn, now, &model, "reward_earned").await?;
+        announce(txn, now, &model, RewardStatus::Issued).await?;
     }
     Ok(Some(model))
 }
@@ -138,6 +140,25 @@ async fn notify(
     Ok(())
 }
 
+/// Tells live subscribers (the customer's `myRewards`) that the reward is now `status`.
+async fn announce(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    reward: &reward::Model,
+    status: RewardStatus,
+) -> Result<(), AppError> {
+    live::publish(
+        txn,
+        &live::LiveEvent::Reward {
+            customer_id: reward.customer_id,
+            reward_id: reward.id,
+            status: sea_orm::ActiveEnum::to_value(&status),
+            at: now,
+        },
+    )
+    .await
+}
+
 pub fn reason(side: RewardSide) -> &'static str {
     match side {
         RewardSide::Referrer => "referral reward (you referred a friend)",
@@ -165,6 +186,7 @@ pub async fn issue(
         .rows_affected;
     if changed == 1 {
         notify(txn, now, reward, "reward_earned").await?;
+        announce(txn, now, reward, RewardStatus::Issued).await?;
     }
     Ok(changed == 1)
 }
@@ -217,6 +239,9 @@ pub async fn reverse(
         // Held rewards are listed to the customer too, so their loss is told as well; the
         // reward's key makes the notice once.
         notify(txn, now, reward, "reward_reversed").await?;
+    }
+    if changed == 1 {
+        announce(txn, now, reward, RewardStatus::Reversed).await?;
     }
     Ok(changed == 1)
 }

@@ -32,6 +32,14 @@ impl Application {
                 .app_data(web::Data::new(schema.clone()))
                 .app_data(web::Data::new(app_state.clone()))
                 .route("/graphql", web::post().to(transport::post))
+                .route(
+                    "/graphql",
+                    web::get()
+                        .guard(actix_web::guard::fn_guard(|ctx| {
+                            crate::graphql::websocket::is_upgrade(ctx.head())
+                        }))
+                        .to(crate::graphql::websocket::upgrade),
+                )
                 .route("/graphql", web::get().to(transport::get))
                 .route("/r/{code}", web::get().to(http::follow_link))
                 .route("/r/{code}", web::head().to(http::follow_link_head))

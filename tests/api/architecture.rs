@@ -16,6 +16,7 @@ const CAPABILITIES: &[&str] = &[
     "carts",
     "metrics",
     "rollups",
+    "live",
     "delivery",
 ];
 

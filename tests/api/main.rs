@@ -25,3 +25,4 @@ mod processes;
 mod rate_limits;
 mod referrals;
 mod schema;
+mod subscriptions;

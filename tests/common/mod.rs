@@ -6,6 +6,7 @@
 
 pub mod database;
 pub mod smtp;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::sync::Arc;
