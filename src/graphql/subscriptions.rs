@@ -43,10 +43,11 @@ impl Drop for Open {
     }
 }
 
-/// Everything a caller can follow live.
+/// The subscription root.
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
+/// Everything a caller can follow live, over WebSocket at `/graphql` (graphql-transport-ws).
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Every referral created or changing status, on any instance, with the decisions behind

@@ -15,6 +15,8 @@ pub struct PassReport {
     pub cart_emails: usize,
     /// SENT emails deleted after `TANDEM_OUTBOX_RETENTION_DAYS`.
     pub emails_pruned: u64,
+    /// SQLite's live events older than an hour, deleted (subscribers read them within a second).
+    pub live_events_pruned: u64,
     /// Lots whose remainder expired.
     pub lots_expired: usize,
     /// `points_expiring` emails written.
@@ -53,6 +55,11 @@ pub async fn run_once(state: &AppState) -> PassReport {
     {
         Ok(pruned) => report.emails_pruned = pruned,
         Err(error) => tracing::error!(%error, "pruning sent emails"),
+    }
+    // Real time, not the clock: the pollers read these in real time too.
+    match crate::live::prune(&state.db, chrono::Utc::now() - chrono::Duration::hours(1)).await {
+        Ok(pruned) => report.live_events_pruned = pruned,
+        Err(error) => tracing::error!(%error, "pruning live events"),
     }
     let now = state.clock.now();
     match expiry::expire_due(&state.db, now).await {

@@ -12,7 +12,7 @@ use tokio::process::Child;
 
 use crate::cli::{tandem, work_dir};
 use crate::common::smtp::SmtpServer;
-use crate::common::{REGISTER_WITH_REFERRAL, TestDatabase};
+use crate::common::{REGISTER_WITH_REFERRAL, TestDatabase, ws};
 
 const FRIENDS: usize = 10;
 
@@ -227,4 +227,271 @@ async fn three_servers_started_at_once_on_a_fresh_database_all_migrate_it_and_se
         let ready = reqwest::get(format!("{url}/ready")).await.unwrap();
         assert_eq!(ready.status(), 200, "{url}");
     }
+}
+
+const REFERRERS: usize = 50;
+const FRIENDS_EACH: usize = 10;
+const CARTS: usize = 200;
+
+/// Runs `calls` requests, `parallel` at a time.
+async fn in_parallel<F, Fut>(calls: usize, parallel: usize, call: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::StreamExt;
+    futures::stream::iter((0..calls).map(call))
+        .buffer_unordered(parallel)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// The deployment docs/scaling.md describes, at a size where races show: 500 first orders that
+/// qualify referrals and 200 carts left behind, sent through two API servers at once, with two
+/// workers paying and mailing. Every reward, ledger entry and email exists exactly once, and a
+/// subscription on one server hears what was done through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_orders_and_two_hundred_carts_across_two_servers_and_two_workers_happen_once()
+{
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let migrated = tandem(&database, &dir)
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+    let smtp = SmtpServer::start().await;
+    let smtp_url = smtp.url();
+    let limits = [
+        ("TANDEM_SIGNUP_IP_HOURLY_LIMIT", "100000"),
+        ("TANDEM_REFERRAL_DAILY_LIMIT", "1000"),
+        ("TANDEM_CART_REMINDER_AFTER", "1s"),
+        ("TANDEM_CART_DISCOUNT_AFTER", "1h"),
+        ("TANDEM_CART_LAST_CALL_AFTER", "2h"),
+    ];
+    let server = |_: usize| {
+        let mut command = tandem(&database, &dir);
+        command
+            .args(["serve", "--no-workers", "--no-migrate"])
+            .envs(limits)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        command
+    };
+    let mut urls = Vec::new();
+    let mut servers = Vec::new();
+    for n in 0..2 {
+        let mut child = server(n).spawn().expect("tandem serve starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let banner = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        urls.push(
+            banner
+                .strip_prefix("Tandem is listening on ")
+                .unwrap()
+                .to_owned(),
+        );
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        servers.push(child);
+    }
+    let workers: Vec<Child> = (0..2)
+        .map(|_| {
+            tandem(&database, &dir)
+                .args(["worker", "--no-migrate"])
+                .envs(limits)
+                .env("TANDEM_SMTP_URL", &smtp_url)
+                .env("TANDEM_SCHEDULER_INTERVAL", "300ms")
+                .env("TANDEM_MAIL_POLL_INTERVAL", "200ms")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tandem worker starts")
+        })
+        .collect();
+    let admin = mint(&database, &dir, "admin").await;
+    let service = mint(&database, &dir, "service").await;
+    let url = |n: usize| urls[n % 2].as_str();
+    call(
+        url(0),
+        &admin,
+        "mutation($input: CampaignInput!) { createCampaign(input: $input) { id } }",
+        json!({ "input": {
+            "name": "Both sides",
+            "referrerReward": { "kind": "POINTS", "amount": 500 },
+            "refereeReward": { "kind": "FIXED_COUPON", "amount": 1000 },
+        } }),
+    )
+    .await;
+
+    let register = "mutation($input: RegisterCustomerInput!) { registerCustomer(input: $input) { customer { referralCode } } }";
+    let codes: Vec<String> = {
+        let codes = std::sync::Mutex::new(vec![String::new(); REFERRERS]);
+        in_parallel(REFERRERS, 16, |r| {
+            let (service, codes) = (&service, &codes);
+            async move {
+                let answer = call(
+                    url(r),
+                    service,
+                    register,
+                    json!({ "input": { "externalId": format!("referrer{r}"), "email": format!("referrer{r}@example.com"), "name": format!("Referrer {r}"), "marketingConsent": true } }),
+                )
+                .await;
+                codes.lock().unwrap()[r] = answer["data"]["registerCustomer"]["customer"]
+                    ["referralCode"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+            }
+        })
+        .await;
+        codes.into_inner().unwrap()
+    };
+
+    // A subscription on server 0 hears a referral made through server 1.
+    let mut socket = ws::connect(url(0), &admin).await;
+    ws::subscribe(
+        &mut socket,
+        "r",
+        "subscription { referralEvents { referralId status } }",
+    )
+    .await;
+    let probes = std::cell::Cell::new(0);
+    let heard = ws::until_heard(&mut socket, "r", || {
+        let n = probes.get();
+        probes.set(n + 1);
+        let (service, code) = (&service, &codes[0]);
+        async move {
+            call(
+                url(1),
+                service,
+                REGISTER_WITH_REFERRAL,
+                json!({ "input": { "externalId": format!("probe{n}"), "email": format!("probe{n}@example.com"), "referralCode": code } }),
+            )
+            .await;
+        }
+    })
+    .await;
+    assert_eq!(heard["data"]["referralEvents"]["status"], "PENDING");
+    let probes = probes.get();
+    drop(socket);
+
+    let friends = REFERRERS * FRIENDS_EACH;
+    in_parallel(friends, 16, |f| {
+        let (service, code) = (&service, &codes[f % REFERRERS]);
+        async move {
+            call(
+                url(f),
+                service,
+                REGISTER_WITH_REFERRAL,
+                json!({ "input": { "externalId": format!("friend{f}"), "email": format!("friend{f}@example.com"), "referralCode": code } }),
+            )
+            .await;
+            // The first order goes through the other server.
+            call(
+                url(f + 1),
+                service,
+                "mutation($input: OrderInput!) { recordOrder(input: $input) { id } }",
+                json!({ "input": { "externalId": format!("order{f}"), "customerExternalId": format!("friend{f}"), "amount": 5000, "currency": "USD" } }),
+            )
+            .await;
+        }
+    })
+    .await;
+    // A customer gets one cart sequence per cooldown, so each cart has its own shopper.
+    in_parallel(CARTS, 16, |c| {
+        let service = &service;
+        async move {
+            call(
+                url(c),
+                service,
+                register,
+                json!({ "input": { "externalId": format!("shopper{c}"), "email": format!("shopper{c}@example.com"), "marketingConsent": true } }),
+            )
+            .await;
+            call(
+                url(c),
+                service,
+                "mutation($input: CartInput!) { upsertCart(input: $input) { id } }",
+                json!({ "input": { "externalId": format!("cart{c}"), "customerExternalId": format!("shopper{c}"),
+                    "items": [{ "productId": format!("p{c}"), "name": "Mug", "unitPrice": 1200, "quantity": 1 }],
+                    "checkoutUrl": format!("https://shop.example/checkout/{c}") } }),
+            )
+            .await;
+        }
+    })
+    .await;
+
+    // Per friend: friend_joined to the referrer, reward_earned to each side. Per cart: a reminder.
+    let expected_emails = (friends * 3 + CARTS) as u64;
+    let db = Database::connect(database.url()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let sent = email_outbox::Entity::find()
+            .filter(email_outbox::Column::Status.eq("SENT"))
+            .count(&db)
+            .await
+            .unwrap();
+        if sent >= expected_emails + probes as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 240 s: {sent} of {expected_emails} emails sent"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // A moment more, so a double send would have arrived.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(workers);
+    drop(servers);
+
+    let rewarded = referral::Entity::find()
+        .filter(referral::Column::Status.eq("REWARDED"))
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        rewarded, friends as u64,
+        "every first order qualified its referral"
+    );
+    let rewards = reward::Entity::find()
+        .filter(reward::Column::Side.is_in(["REFERRER", "REFEREE"]))
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(rewards, (friends * 2) as u64, "one reward a side");
+    let credits = points_ledger_entry::Entity::find()
+        .filter(points_ledger_entry::Column::SourceKind.eq("reward"))
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        credits, friends as u64,
+        "one points credit per referrer reward"
+    );
+    let reminders = email_outbox::Entity::find()
+        .filter(email_outbox::Column::Template.eq("cart_reminder"))
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(reminders, CARTS as u64, "one reminder a cart");
+    let outbox = email_outbox::Entity::find().count(&db).await.unwrap();
+    assert_eq!(
+        outbox,
+        expected_emails + probes as u64,
+        "the probes' friend_joined too"
+    );
+    let received = smtp.received();
+    let mut ids: Vec<String> = received
+        .iter()
+        .filter_map(|m| m.header("Message-ID"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(received.len() as u64, outbox, "each email arrived once");
+    assert_eq!(ids.len() as u64, outbox);
 }
