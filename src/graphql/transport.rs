@@ -10,7 +10,6 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::futures_util::StreamExt;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Request, Response, ServerError, Value, Variables};
 use serde_json::{Map, json};
@@ -205,7 +204,7 @@ pub async fn get(
     if state.settings.playground && !params.contains_key("query") && accepts_html(&http) {
         return HttpResponse::Ok()
             .content_type(header::ContentType::html())
-            .body(GraphiQLSource::build().endpoint("/graphql").finish());
+            .body(crate::server::graphiql::page());
     }
     let call = Call::new(&schema, &state, &http);
     // GET parameters are strings; `variables` and `extensions` hold JSON text.

@@ -1,5 +1,6 @@
 //! The HTTP server: routes, and the handler that runs GraphQL requests as the calling viewer.
 
+pub mod graphiql;
 pub mod http;
 pub mod telemetry;
 
@@ -48,6 +49,7 @@ impl Application {
                 .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
                 .route("/metrics", web::get().to(telemetry::render))
+                .route("/graphiql/{file}", web::get().to(graphiql::asset))
         })
         // A client that hangs up has its request dropped, and with it the work in progress.
         .h1_allow_half_closed(false)

@@ -392,3 +392,54 @@ async fn a_worker_process_stops_on_sigterm_with_exit_0() {
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[tokio::test]
+async fn graphiql_works_offline_every_asset_it_names_comes_from_the_binary() {
+    let app = TestApp::spawn().await;
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let references: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|part| part.contains("graphiql/") || part.contains("://") || part.starts_with("//"))
+        .collect();
+    assert!(references.len() >= 5, "{page}");
+    for reference in &references {
+        assert!(
+            reference.starts_with("/graphiql/"),
+            "the page loads {reference} from elsewhere"
+        );
+        let asset = app.get(reference).await;
+        assert_eq!(asset.status(), 200, "{reference}");
+        let kind = asset.headers()["content-type"].to_str().unwrap().to_owned();
+        let body = asset.bytes().await.unwrap();
+        assert!(body.len() > 100, "{reference} is empty");
+        if reference.ends_with(".js") {
+            assert!(kind.starts_with("text/javascript"), "{reference}: {kind}");
+        }
+    }
+    let licences = app
+        .get("/graphiql/LICENSES.txt")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for package in ["== graphiql", "== react", "== react-dom", "MIT License"] {
+        assert!(licences.contains(package), "{package}");
+    }
+    let script = app
+        .get("/graphiql/graphiql.min.js")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!script.contains("unpkg.com") && !script.contains("cdn.jsdelivr"));
+    assert_eq!(app.get("/graphiql/nothing.js").await.status(), 404);
+}
