@@ -12,11 +12,17 @@ macro_rules! embedded {
 }
 
 /// Starts GraphiQL on `/graphql`, with subscriptions over WebSocket on the same path.
+/// The socket authenticates with the Authorization header saved in GraphiQL's headers pane (read
+/// when the page loads).
 const START: &str = r#"(function () {
   var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  var saved = {};
+  try { saved = JSON.parse(localStorage.getItem("graphiql:headers") || "{}") || {}; } catch (e) {}
+  var authorization = saved.Authorization || saved.authorization;
   var fetcher = GraphiQL.createFetcher({
     url: "/graphql",
     subscriptionUrl: scheme + location.host + "/graphql",
+    wsConnectionParams: authorization ? { authorization: authorization } : {},
   });
   ReactDOM.createRoot(document.getElementById("graphiql")).render(
     React.createElement(GraphiQL, { fetcher: fetcher, defaultEditorToolsVisibility: true })
