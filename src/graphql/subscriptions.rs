@@ -301,3 +301,59 @@ pub struct MetricsTick {
     /// Order amounts placed in it, in minor units.
     pub revenue: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(delta: i64) -> Arc<LiveEvent> {
+        Arc::new(LiveEvent::Points {
+            customer_id: uuid::Uuid::nil(),
+            entry_id: uuid::Uuid::nil(),
+            delta,
+            at: Utc::now(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_gets_one_error_is_marked_and_ends() {
+        let (sender, receiver) = broadcast::channel(2);
+        let slow = SlowSubscriber::default();
+        let mut events = follow(receiver, slow.clone(), |event| async move {
+            match event.as_ref() {
+                LiveEvent::Points { delta, .. } => Some(*delta),
+                _ => None,
+            }
+        });
+        for delta in 1..=5 {
+            sender.send(points(delta)).unwrap();
+        }
+        let error = events.next().await.unwrap().unwrap_err();
+        assert!(
+            error.message.contains("fell 3 events behind"),
+            "{}",
+            error.message
+        );
+        assert!(slow.0.load(Ordering::SeqCst));
+        assert!(events.next().await.is_none(), "dropped");
+        assert!(sender.send(points(6)).is_err(), "and no longer listening");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_keeps_up_hears_what_it_picks_in_order() {
+        let (sender, receiver) = broadcast::channel(8);
+        let slow = SlowSubscriber::default();
+        let mut events = follow(receiver, slow.clone(), |event| async move {
+            match event.as_ref() {
+                LiveEvent::Points { delta, .. } if *delta % 2 == 0 => Some(*delta),
+                _ => None,
+            }
+        });
+        for delta in 1..=4 {
+            sender.send(points(delta)).unwrap();
+        }
+        assert_eq!(events.next().await.unwrap().unwrap(), 2);
+        assert_eq!(events.next().await.unwrap().unwrap(), 4);
+        assert!(!slow.0.load(Ordering::SeqCst));
+    }
+}

@@ -185,3 +185,34 @@ async fn a_websocket_without_the_protocol_is_refused_with_a_reason() {
             .contains("graphql-transport-ws")
     );
 }
+
+#[tokio::test]
+async fn a_friend_hears_the_reward_issued_when_their_first_order_qualifies() {
+    let app = TestApp::spawn().await;
+    data(
+        &app.create_campaign(json!({
+            "name": "Both sides",
+            "referrerReward": { "kind": "POINTS", "amount": 500 },
+            "refereeReward": { "kind": "FIXED_COUPON", "amount": 1000 },
+        }))
+        .await,
+    );
+    let mut socket = ws::connect(&app.address, &app.customer_token("live-fay")).await;
+    data(&app.refer("live-gus", "live-fay", json!({})).await);
+    ws::subscribe(&mut socket, "mine", MY_REWARDS).await;
+    // Once a goodwill credit is heard, the subscription is in place.
+    ws::until_heard(&mut socket, "mine", || adjust(&app, "live-fay", 1)).await;
+    data(&app.record_order("fay-1", "live-fay", 5_000).await);
+    let mut payload = ws::next_data(&mut socket, "mine").await;
+    for _ in 0..50 {
+        if payload["data"]["myRewards"]["kind"] == "REWARD_ISSUED" {
+            break;
+        }
+        payload = ws::next_data(&mut socket, "mine").await;
+    }
+    let event = &payload["data"]["myRewards"];
+    assert_eq!(event["kind"], "REWARD_ISSUED", "{payload}");
+    assert_eq!(event["reward"]["kind"], "FIXED_COUPON");
+    assert_eq!(event["reward"]["amount"], 1000);
+    assert_eq!(event["reward"]["status"], "ISSUED");
+}
