@@ -26,6 +26,23 @@ fn program(program: &str, database: &TestDatabase, work_dir: &std::path::Path) -
     command
 }
 
+/// Reads a started server's banner from its piped stdout and returns its base URL; the rest of
+/// stdout is drained in the background.
+pub(crate) async fn listening_url(child: &mut Child) -> String {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let banner = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the banner is printed")
+        .unwrap()
+        .unwrap_or_default();
+    let url = banner
+        .strip_prefix("Tandem is listening on ")
+        .unwrap_or_else(|| panic!("no banner: {banner:?}"))
+        .to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    url
+}
+
 pub(crate) fn work_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tandem-cli-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tandem::entities::email_outbox;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::cli::{tandem, work_dir};
+use crate::cli::{listening_url, tandem, work_dir};
 use crate::common::{TestApp, TestDatabase, data};
 
 async fn post_with_request_id(app: &TestApp, id: Option<&str>) -> reqwest::Response {
@@ -190,17 +190,7 @@ async fn json_logs_carry_the_request_id_operation_and_role() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("tandem serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner = tokio::time::timeout(Duration::from_secs(60), stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let url = banner
-        .strip_prefix("Tandem is listening on ")
-        .unwrap()
-        .to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    let url = listening_url(&mut child).await;
     let response = reqwest::Client::new()
         .post(format!("{url}/graphql"))
         .header("x-request-id", "json-log-probe-1")
@@ -241,17 +231,8 @@ async fn serve_process(
         .stderr(Stdio::null())
         .spawn()
         .expect("tandem serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner = tokio::time::timeout(Duration::from_secs(60), stdout.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let address = banner
-        .strip_prefix("Tandem is listening on http://")
-        .unwrap()
-        .to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    let url = listening_url(&mut child).await;
+    let address = url.strip_prefix("http://").unwrap().to_owned();
     (child, address)
 }
 

@@ -10,7 +10,7 @@ use tandem::entities::{email_outbox, points_ledger_entry, referral, reward};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
-use crate::cli::{tandem, work_dir};
+use crate::cli::{listening_url, tandem, work_dir};
 use crate::common::smtp::SmtpServer;
 use crate::common::{REGISTER_WITH_REFERRAL, TestDatabase, ws};
 
@@ -203,6 +203,11 @@ async fn two_workers_and_two_api_servers_complete_every_hold_and_email_once() {
     assert_eq!(credits, FRIENDS as u64, "one credit per referrer reward");
     let outbox = email_outbox::Entity::find().count(&db).await.unwrap();
     assert_eq!(outbox, expected_emails);
+    assert_each_arrived_once(&smtp, expected_emails);
+}
+
+/// `expected` emails reached the SMTP server, each once (by Message-ID).
+fn assert_each_arrived_once(smtp: &SmtpServer, expected: u64) {
     let received = smtp.received();
     let mut ids: Vec<String> = received
         .iter()
@@ -210,12 +215,8 @@ async fn two_workers_and_two_api_servers_complete_every_hold_and_email_once() {
         .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(
-        received.len() as u64,
-        expected_emails,
-        "each email arrived once"
-    );
-    assert_eq!(ids.len() as u64, expected_emails);
+    assert_eq!(received.len() as u64, expected, "each email arrived once");
+    assert_eq!(ids.len() as u64, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -283,19 +284,7 @@ async fn five_hundred_orders_and_two_hundred_carts_across_two_servers_and_two_wo
     let mut servers = Vec::new();
     for n in 0..2 {
         let mut child = server(n).spawn().expect("tandem serve starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let banner = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        urls.push(
-            banner
-                .strip_prefix("Tandem is listening on ")
-                .unwrap()
-                .to_owned(),
-        );
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        urls.push(listening_url(&mut child).await);
         servers.push(child);
     }
     let workers: Vec<Child> = (0..2)
@@ -485,13 +474,5 @@ async fn five_hundred_orders_and_two_hundred_carts_across_two_servers_and_two_wo
         expected_emails + probes as u64,
         "the probes' friend_joined too"
     );
-    let received = smtp.received();
-    let mut ids: Vec<String> = received
-        .iter()
-        .filter_map(|m| m.header("Message-ID"))
-        .collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(received.len() as u64, outbox, "each email arrived once");
-    assert_eq!(ids.len() as u64, outbox);
+    assert_each_arrived_once(&smtp, outbox);
 }
