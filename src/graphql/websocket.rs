@@ -1,8 +1,8 @@
 //! GraphQL subscriptions over WebSocket at `/graphql`, in the graphql-transport-ws protocol.
 //! The client authenticates in `connection_init` (`{"authorization": "Bearer <JWT>"}`, or
-//! `{"token": "<JWT>"}`); a bad or expired token closes the socket with 4403. Input is bounded
-//! (a frame is at most 64 KiB, and each operation passes the same limits as over HTTP, checked by
-//! async-graphql's validation and our complexity limit). A client that stops reading is closed
+//! `{"token": "<JWT>"}`); a bad or expired token closes the socket with 4403. Input is bounded:
+//! a frame is at most 64 KiB, a socket holds at most [`MAX_SUBSCRIPTIONS`] subscriptions (4429
+//! past that), and each operation passes the schema's complexity and recursion limits. A client that stops reading is closed
 //! with 1013 once a send waits over [`SEND_TIMEOUT`] or it falls behind the hub; writers never
 //! wait for it. On shutdown every socket closes with 1001.
 
@@ -31,6 +31,20 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Closed when the token in `connection_init` is bad or expired.
 pub const FORBIDDEN_CLOSE: u16 = 4403;
+/// The most subscriptions one socket may hold open at once.
+pub const MAX_SUBSCRIPTIONS: usize = 50;
+
+/// The `type` and `id` of a protocol message.
+fn kind_and_id(text: &str) -> (String, Option<String>) {
+    let message: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let field = |name: &str| {
+        message
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    (field("type").unwrap_or_default(), field("id"))
+}
 
 /// Whether a GET to `/graphql` asks to become a WebSocket.
 pub fn is_upgrade(request: &actix_web::dev::RequestHead) -> bool {
@@ -111,6 +125,8 @@ async fn serve(
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     let mut init_deadline = std::pin::pin!(init_deadline);
     let mut initialised = false;
+    let mut open = std::collections::HashSet::new();
+    let mut waiting: Option<String> = None;
     let close = |code: u16, why: &str| {
         Some(CloseReason {
             code: CloseCode::Other(code),
@@ -119,14 +135,28 @@ async fn serve(
     };
     let reason = loop {
         tokio::select! {
-            message = incoming.next() => match message {
+            // While a message waits for the protocol to take it, the client is not read: the
+            // protocol is polled below meanwhile, so it drains.
+            permit = to_graphql.reserve(), if waiting.is_some() => match permit {
+                Ok(permit) => permit.send(waiting.take().unwrap_or_default()),
+                Err(_) => break None,
+            },
+            message = incoming.next(), if waiting.is_none() => match message {
                 Some(Ok(Message::Text(text))) => {
-                    if text.contains("connection_init") {
-                        initialised = true;
+                    match kind_and_id(&text) {
+                        (kind, _) if kind == "connection_init" => initialised = true,
+                        (kind, Some(id)) if kind == "subscribe" => {
+                            open.insert(id);
+                            if open.len() > MAX_SUBSCRIPTIONS {
+                                break close(4429, "too many subscriptions on one socket");
+                            }
+                        }
+                        (kind, Some(id)) if kind == "complete" => {
+                            open.remove(&id);
+                        }
+                        _ => {}
                     }
-                    if to_graphql.send(text.to_string()).await.is_err() {
-                        break None;
-                    }
+                    waiting = Some(text.to_string());
                 }
                 Some(Ok(Message::Ping(bytes))) => {
                     if session.pong(&bytes).await.is_err() {
@@ -142,6 +172,11 @@ async fn serve(
             },
             outgoing = protocol.next() => match outgoing {
                 Some(WsMessage::Text(text)) => {
+                    if let (kind, Some(id)) = kind_and_id(&text)
+                        && (kind == "complete" || kind == "error")
+                    {
+                        open.remove(&id);
+                    }
                     match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => return,

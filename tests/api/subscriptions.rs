@@ -216,3 +216,27 @@ async fn a_friend_hears_the_reward_issued_when_their_first_order_qualifies() {
     assert_eq!(event["reward"]["amount"], 1000);
     assert_eq!(event["reward"]["status"], "ISSUED");
 }
+
+#[tokio::test]
+async fn a_socket_holds_at_most_fifty_subscriptions() {
+    let app = TestApp::spawn().await;
+    let mut socket = ws::connect(&app.address, &app.admin_token()).await;
+    for id in 0..50 {
+        ws::subscribe(
+            &mut socket,
+            &id.to_string(),
+            "subscription { referralEvents { status } }",
+        )
+        .await;
+    }
+    ws::subscribe(
+        &mut socket,
+        "one-too-many",
+        "subscription { referralEvents { status } }",
+    )
+    .await;
+    match ws::next_message(&mut socket).await {
+        Err(Ended::Closed(code, reason)) => assert_eq!(code, 4429, "{reason}"),
+        other => panic!("expected a 4429 close, got {other:?}"),
+    }
+}
