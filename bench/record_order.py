@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""recordOrder latency for one customer as their ledger grows (a tier, a badge and expiry on):
+the p50 of orders 0-50 and of orders 450-500, one request at a time.
+
+    cargo build --release
+    python3 bench/record_order.py target/release/tandem postgres://postgres@127.0.0.1:5432/rob
+    python3 bench/record_order.py target/release/tandem sqlite:///tmp/rob.db
+
+The database must be empty (a new one). Loopback only; this is a benchmark, not a test."""
+import json, os, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+
+binary, database = sys.argv[1], sys.argv[2]
+secret = "bench-secret-that-is-at-least-32-characters"
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+tmp = tempfile.mkdtemp()
+env = dict(os.environ, DATABASE_URL=database, TANDEM_JWT_SECRET=secret, RUST_LOG="warn",
+           TANDEM_BIND=f"127.0.0.1:{port}", TANDEM_MAIL_DIR=f"{tmp}/mail")
+server = subprocess.Popen([binary, "serve", "--no-workers"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True)
+for line in server.stdout:
+    if line.startswith("Tandem is listening"): break
+def token(role):
+    return subprocess.run([binary, "token", "--role", role, "--sub", "bench"], env=env, check=True,
+                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
+admin, service = token("admin"), token("service")
+def call(tok, query, variables=None):
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body,
+        {"Content-Type": "application/json", "Authorization": f"Bearer {tok}"})
+    with urllib.request.urlopen(req) as r:
+        answer = json.load(r)
+    if answer.get("errors"): sys.exit(f"error: {answer['errors']}")
+    return answer
+try:
+    call(admin, "mutation { updateProgramSettings(input: { pointsPerUnit: 1, pointsExpireAfterDays: 365 }) { pointsPerUnit } }")
+    call(admin, 'mutation { createTier(input: { name: "Gold", threshold: 1000 }) { id } }')
+    call(admin, 'mutation { createBadge(input: { key: "ten", name: "Ten", rule: ORDERS, threshold: 10 }) { id } }')
+    call(service, 'mutation { registerCustomer(input: { externalId: "c1", email: "c1@example.com" }) { customer { id } } }')
+    times = []
+    for i in range(500):
+        started = time.perf_counter()
+        call(service, "mutation($i: OrderInput!) { recordOrder(input: $i) { id } }",
+             {"i": {"externalId": f"o{i}", "customerExternalId": "c1", "amount": 2500, "currency": "USD"}})
+        times.append((time.perf_counter() - started) * 1000)
+    print(f"{database.split(':')[0]}: p50 orders 0-50 {statistics.median(times[:50]):.1f} ms, "
+          f"450-500 {statistics.median(times[450:]):.1f} ms")
+finally:
+    server.terminate()
