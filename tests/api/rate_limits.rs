@@ -89,6 +89,17 @@ async fn public_graphql_fields_answer_rate_limited_with_retry_after() {
     // Other fields are not limited.
     let other = app.graphql(None, "{ __typename }", json!({})).await;
     assert_eq!(data(&other)["__typename"], "Query");
+    // A merchant backend calling for its visitors is not one visitor.
+    for _ in 0..5 {
+        let backend = app
+            .graphql(
+                Some(&app.service_token()),
+                "mutation { trackReferralClick(code: \"NOSUCHCODE\") { recorded } }",
+                json!({}),
+            )
+            .await;
+        data(&backend);
+    }
 }
 
 #[tokio::test]
