@@ -55,21 +55,16 @@ impl Reactions for ProgramReactions<'_> {
     ) -> Result<(), AppError> {
         let order = event.order;
         // Points first, at the tier held when the order was placed; the referral's rewards and
-        // the tier and badge re-evaluation then see them.
+        // the tier and badge re-evaluation then see them. The settings are read once, and each
+        // customer is re-evaluated once, at the end: the buyer and the referrer whose referral
+        // this order qualified (who gets any reward it paid).
         let settings = loyalty::settings::load(txn).await?;
         earning::on_order(txn, &settings, self.currency, event.now, order).await?;
         for reward in qualification::on_order(txn, event.now, self.clock_skew, order).await? {
-            self.referral_rewarded(
-                txn,
-                ReferralRewarded {
-                    reward: &reward,
-                    now: event.now,
-                },
-            )
-            .await?;
+            earning::on_reward(txn, &settings, event.now, &reward).await?;
         }
         carts::convert_on_order(txn, event.now, self.clock_skew, order).await?;
-        self.reevaluate(txn, event.now, order).await
+        self.reevaluate(txn, &settings, event.now, order).await
     }
 
     async fn order_refunded(
@@ -90,7 +85,8 @@ impl Reactions for ProgramReactions<'_> {
             event.refund_id,
         )
         .await?;
-        self.reevaluate(txn, event.now, order).await
+        let settings = loyalty::settings::load(txn).await?;
+        self.reevaluate(txn, &settings, event.now, order).await
     }
 
     async fn referral_rewarded(
@@ -110,12 +106,13 @@ impl ProgramReactions<'_> {
     async fn reevaluate(
         &self,
         txn: &DatabaseTransaction,
+        settings: &loyalty::settings::ProgramSettings,
         now: chrono::DateTime<chrono::Utc>,
         order: &crate::entities::order::Model,
     ) -> Result<(), AppError> {
-        loyalty::activity(txn, now, order.customer_id).await?;
+        loyalty::activity_under(txn, settings, now, order.customer_id).await?;
         if let Some(referral) = referrals::qualified_by(txn, order.id).await? {
-            loyalty::activity(txn, now, referral.referrer_id).await?;
+            loyalty::activity_under(txn, settings, now, referral.referrer_id).await?;
         }
         Ok(())
     }

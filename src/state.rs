@@ -11,6 +11,9 @@ use crate::email::mailer::Mailer;
 use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeSigner;
 use crate::ip_hash::IpHasher;
+use crate::metrics::Range;
+use crate::metrics::referrals::ReferralFigures;
+use crate::metrics::shared_reads::SharedReads;
 use crate::referrals::attribution::FraudLimits;
 use crate::{db, server_keys};
 
@@ -32,6 +35,8 @@ pub struct AppState {
     pub live: Arc<crate::live::hub::Hub>,
     /// This instance's rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// `referralMetrics` totals read once for callers asking for the same range together.
+    pub referral_totals: Arc<SharedReads<Range, ReferralFigures>>,
 }
 
 /// Why the server could not start.
@@ -150,6 +155,7 @@ impl AppState {
                 settings.rate_limit_account,
             )),
             workers: Arc::default(),
+            referral_totals: Arc::default(),
             templates,
             mailer,
             unsubscribe,

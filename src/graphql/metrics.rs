@@ -313,8 +313,12 @@ impl MetricsQuery {
     ) -> Result<ReferralMetrics> {
         let (state, _) = require(ctx, &[Role::Admin])?;
         let range = range(from, to)?;
+        let figures = state
+            .referral_totals
+            .get(range, || referrals::totals(&state.db, range))
+            .await?;
         Ok(ReferralMetrics {
-            figures: referrals::totals(&state.db, range).await?,
+            figures,
             range,
             point: false,
         })

@@ -32,7 +32,17 @@ pub async fn activity(
     customer_id: Uuid,
 ) -> Result<(), AppError> {
     let settings = settings::load(txn).await?;
-    tiers::evaluate(txn, &settings, now, customer_id).await?;
+    activity_under(txn, &settings, now, customer_id).await
+}
+
+/// [`activity`] with the program settings the caller has already read in this transaction.
+pub async fn activity_under(
+    txn: &impl ConnectionTrait,
+    settings: &settings::ProgramSettings,
+    now: DateTime<Utc>,
+    customer_id: Uuid,
+) -> Result<(), AppError> {
+    tiers::evaluate(txn, settings, now, customer_id).await?;
     badges::evaluate(txn, now, customer_id).await
 }
 

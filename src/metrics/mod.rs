@@ -6,6 +6,7 @@ pub mod acquisition;
 pub mod liability;
 pub mod referrals;
 pub mod retention;
+pub mod shared_reads;
 pub mod spend;
 pub mod value;
 
@@ -22,7 +23,7 @@ use crate::error::{AppError, DbContext};
 pub const MAX_RANGE_DAYS: i64 = 5 * 366;
 
 /// A half-open range `[from, to)`, checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Range {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
