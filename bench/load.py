@@ -56,6 +56,7 @@ CUSTOMERS, ORDERS = 20_000, 100_000
 TOKENS = 2_000
 ME = "{ me { referralCode pointsBalance tier { name } } }"
 MONTH = ("2026-10-01T00:00:00+00:00", "2026-11-01T00:00:00+00:00")
+CASES = ("me", "recordOrder", "trackReferralClick", "referralMetrics")
 TARGETS = {"me": 0.8, "recordOrder": 0.4}
 P99_TARGET_MS, IDLE_RSS_TARGET_MB, COLD_START_TARGET_S = 50, 50, 1.0
 
@@ -147,7 +148,7 @@ def graphql(url, token, query, variables=None):
     return answer["data"]
 
 
-def wrk(url, case, tokens_file, args, extra_env=None, warm_up=True):
+def wrk(url, case, tokens_file, args, extra_env=None, warm_up=True, seconds=None):
     """One case under wrk, after a 2 s warm-up (pool connections, prepared statements, caches)
     whose figures are dropped."""
     env = dict(os.environ, BENCH_CASE=case, BENCH_TOKENS=str(tokens_file), BENCH_THREADS="2",
@@ -155,7 +156,7 @@ def wrk(url, case, tokens_file, args, extra_env=None, warm_up=True):
     if warm_up:
         run("wrk", "-t2", f"-c{args.connections}", "-d2s", "-s", str(HERE / "graphql.lua"), url,
             env=dict(env, BENCH_RUN=env.get("BENCH_RUN", "r") + "-warm"), capture=True)
-    output = run("wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s",
+    output = run("wrk", "-t2", f"-c{args.connections}", f"-d{seconds or args.duration}s", "--timeout", "10s",
                  "-s", str(HERE / "graphql.lua"), url, env=env, capture=True)
     result = json.loads(re.search(r"^RESULT (.*)$", output, re.M).group(1))
     sample = re.search(r"^SAMPLE (.*)$", output, re.M)
@@ -164,6 +165,31 @@ def wrk(url, case, tokens_file, args, extra_env=None, warm_up=True):
     return {"rps": result["requests"] / seconds, "p50": result["p50_us"] / 1000,
             "p99": result["p99_us"] / 1000, "requests": result["requests"],
             "failures": result["failures"] + result["socket_errors"], "sample": result["sample"]}
+
+
+def alternating(first, second, rounds=3):
+    """Runs two measurements in turns and combines each one's rounds (requests over time, the
+    median round's p50 and p99), so drift on a shared machine falls on both alike."""
+    runs = {"first": [], "second": []}
+    for _ in range(rounds):
+        runs["first"].append(first())
+        runs["second"].append(second())
+
+    def combine(results):
+        requests = sum(r["requests"] for r in results)
+        seconds = sum(r["requests"] / r["rps"] for r in results)
+        return {"rps": requests / seconds, "requests": requests,
+                "p50": statistics.median(r["p50"] for r in results),
+                "p99": statistics.median(r["p99"] for r in results),
+                "failures": sum(r["failures"] for r in results),
+                "sample": next((r["sample"] for r in results if r["sample"]), "")}
+    return combine(runs["first"]), combine(runs["second"])
+
+
+def wrk_warm_up(url, tokens_file, extra_env):
+    env = dict(os.environ, BENCH_CASE="me", BENCH_TOKENS=str(tokens_file), BENCH_THREADS="2",
+               **extra_env)
+    run("wrk", "-t2", "-c32", "-d2s", "-s", str(HERE / "graphql.lua"), url, env=env, capture=True)
 
 
 def pgbench(database_url, script, args, defines=(), transactions=None):
@@ -247,17 +273,20 @@ def median_cold_start(tandem, env, times=5):
 def measure(args):
     database_url = args.database.rsplit("/", 1)[0] + "/" + DB
     os.environ["BENCH_PG"] = database_url
+    wanted = set(args.cases.split(","))
     if shutil.which("wrk") is None:
         log("wrk is not installed; installing it from Debian's packages")
         run("apt-get", "install", "-y", "-qq", "wrk")
-    run("cargo", "build", "--release", "--locked", "--bin", "tandem", "--example", "raw_me")
-    tandem = ROOT / "target" / "release" / "tandem"
+    if not args.tandem or "me" in wanted:
+        run("cargo", "build", "--release", "--locked", "--bin", "tandem", "--example", "raw_me")
+    tandem = Path(args.tandem).resolve() if args.tandem else ROOT / "target" / "release" / "tandem"
     raw_me = ROOT / "target" / "release" / "examples" / "raw_me"
     work = Path(tempfile.mkdtemp(prefix="tandem-load-"))
     env = dict(os.environ, DATABASE_URL=database_url, TANDEM_JWT_SECRET=SECRET, RUST_LOG="warn",
                TANDEM_MAIL_DIR=str(work / "mail"))
     seed(args, tandem, env, database_url)
-    results = {"machine": machine(), "duration": args.duration, "connections": args.connections}
+    results = {"machine": machine(), "duration": args.duration, "connections": args.connections,
+               "tandem": str(tandem)}
 
     cold, starts = median_cold_start(tandem, env)
     results["cold_start_s"] = cold
@@ -267,11 +296,11 @@ def measure(args):
     (work / "service").write_text(jwt("service", "bench"))
     (work / "admin").write_text(jwt("admin", "bench"))
     (work / "me.json").write_text(json.dumps({"query": ME}))
-    metric_query = metrics_bench.QUERIES[0][1]
-    (work / "metrics.json").write_text(json.dumps({"query": metric_query,
+    (work / "metrics.json").write_text(json.dumps({"query": metrics_bench.QUERIES[0][1],
                                                    "variables": {"from": MONTH[0], "to": MONTH[1]}}))
     service, admin = jwt("service", "bench"), jwt("admin", "bench")
-    cases = []
+    api = {}
+    pgbench_per_client = args.pgbench_orders // args.connections
 
     server = Server([str(tandem), "serve"], env, "/ready")
     try:
@@ -281,66 +310,74 @@ def measure(args):
         graphql(server.url, admin, """mutation { createCampaign(input: { name: "Load",
             referrerReward: { kind: POINTS, amount: 500 }, refereeReward: { kind: FIXED_COUPON, amount: 1000 },
             qualifyWithinDays: 30 }) { id } }""")
-        friends = args.friends
-        register_friends(server.url, service, "lf", friends, CUSTOMERS, 0)
-        # pgbench's friends: it runs a fixed number of transactions, one first order each.
-        pgbench_per_client = args.pgbench_orders // args.connections
-        register_friends(server.url, service, "pf", pgbench_per_client * args.connections,
-                         CUSTOMERS, CUSTOMERS // 2)
+        if "recordOrder" in wanted:
+            register_friends(server.url, service, "lf", args.friends, CUSTOMERS, 0)
+            # pgbench's friends: it runs a fixed number of transactions, one first order each.
+            register_friends(server.url, service, "pf", pgbench_per_client * args.connections,
+                             CUSTOMERS, CUSTOMERS // 2)
 
-        log("me ...")
-        me = wrk(server.url, "me", work / "customers", args, {"BENCH_BODY": str(work / "me.json")})
-        me["rss"] = memory_mb(server.process.pid, "VmHWM")
-        log("recordOrder ...")
-        # No warm-up of its own (it would spend friends' first orders); `me` warmed the pool.
-        order = wrk(server.url, "record_order", work / "service", args,
-                    {"BENCH_FRIENDS": str(friends), "BENCH_RUN": "load"}, warm_up=False)
-        order["rss"] = memory_mb(server.process.pid, "VmHWM")
-        order["note"] = f"{min(order['requests'], friends)} first orders of {friends} friends"
-        log("trackReferralClick ...")
-        click = wrk(server.url, "click", work / "service", args, {"BENCH_CODES": str(CUSTOMERS)})
-        click["rss"] = memory_mb(server.process.pid, "VmHWM")
-        log("referralMetrics ...")
-        metric = wrk(server.url, "metrics", work / "admin", args,
-                     {"BENCH_BODY": str(work / "metrics.json")})
-        metric["rss"] = memory_mb(server.process.pid, "VmHWM")
+        # Open the pool's connections before any case; a case that spends data (recordOrder's
+        # first orders) then needs no warm-up of its own.
+        wrk_warm_up(server.url, work / "customers", {"BENCH_BODY": str(work / "me.json")})
+
+        def case(name, script, tokens, extra=None, warm_up=True):
+            if name in wanted:
+                log(f"{name} ...")
+                api[name] = wrk(server.url, script, work / tokens, args, extra, warm_up)
+                api[name]["rss"] = memory_mb(server.process.pid, "VmHWM")
+
+        if "me" in wanted:
+            # `me` and its baseline in turns, both servers up, so drift falls on both alike.
+            log("me, and raw_me (its baseline), in turns ...")
+            raw = Server([str(raw_me)], env, None)
+            try:
+                me_body = {"BENCH_BODY": str(work / "me.json")}
+                wrk_warm_up(raw.url, work / "customers", me_body)
+                slice_s = max(1, args.duration // 3)
+                api["me"], raw_result = alternating(
+                    lambda: wrk(server.url, "me", work / "customers", args, me_body, False, slice_s),
+                    lambda: wrk(raw.url, "raw_me", work / "customers", args, me_body, False, slice_s))
+                api["me"]["rss"] = memory_mb(server.process.pid, "VmHWM")
+                raw_result["rss"] = memory_mb(raw.process.pid, "VmHWM")
+            finally:
+                raw.stop()
+        case("recordOrder", "record_order", "service",
+             {"BENCH_FRIENDS": str(args.friends), "BENCH_RUN": "load"}, warm_up=False)
+        case("trackReferralClick", "click", "service", {"BENCH_CODES": str(CUSTOMERS)})
+        case("referralMetrics", "metrics", "admin", {"BENCH_BODY": str(work / "metrics.json")})
     finally:
         server.stop()
 
-    rewarded = int(psql(database_url, "SELECT count(*) FROM referrals r JOIN customers c ON c.id = r.referee_id "
-                                      "WHERE c.external_id LIKE 'lf%' AND r.status = 'REWARDED'"))
-    doubled = int(psql(database_url, "SELECT count(*) FROM (SELECT referral_id, side FROM rewards "
-                                     "WHERE referral_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) d"))
-    order["note"] += f"; {rewarded} referrals REWARDED, {doubled} paid twice"
-    if doubled:
+    cases = []
+    if "me" in wanted:
+        cases.append(("me", api["me"], "raw actix-web + sea-orm (raw_me)", raw_result))
+    if "recordOrder" in wanted:
+        order = api["recordOrder"]
+        rewarded = int(psql(database_url, "SELECT count(*) FROM referrals r JOIN customers c ON c.id = r.referee_id "
+                                          "WHERE c.external_id LIKE 'lf%' AND r.status = 'REWARDED'"))
+        doubled = int(psql(database_url, "SELECT count(*) FROM (SELECT referral_id, side FROM rewards "
+                                         "WHERE referral_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) d"))
+        order["note"] = (f"{min(order['requests'], args.friends)} first orders of {args.friends} friends; "
+                         f"{rewarded} referrals REWARDED, {doubled} paid twice")
         order["failures"] += doubled
-
-    log("raw_me (baseline of me) ...")
-    raw = Server([str(raw_me)], env, None)
-    try:
-        raw_result = wrk(raw.url, "raw_me", work / "customers", args,
-                         {"BENCH_BODY": str(work / "me.json")})
-        raw_result["rss"] = memory_mb(raw.process.pid, "VmHWM")
-    finally:
-        raw.stop()
-
-    log("pgbench baselines ...")
-    order_sql = pgbench(database_url, HERE / "record_order.sql", args,
-                        [("k", 0), ("clients", args.connections),
-                         ("friends", pgbench_per_client * args.connections)],
-                        transactions=pgbench_per_client)
-    click_sql = pgbench(database_url, HERE / "track_click.sql", args, [("customers", CUSTOMERS)])
-    metric_script = work / "referral_metrics.sql"
-    sql = metrics_bench.QUERIES[0][2].replace(metrics_bench.FROM, MONTH[0]).replace(metrics_bench.TO, MONTH[1])
-    metric_script.write_text(" ".join(sql.split()) + ";\n")
-    metric_sql = pgbench(database_url, metric_script, args)
-
-    cases = [
-        ("me", me, "raw actix-web + sea-orm (raw_me)", raw_result),
-        ("recordOrder", order, "pgbench, the same statements", order_sql),
-        ("trackReferralClick", click, "pgbench, the same statements", click_sql),
-        ("referralMetrics (October 2026)", metric, "pgbench, the hand-written SQL", metric_sql),
-    ]
+        log("pgbench: recordOrder's statements ...")
+        baseline = pgbench(database_url, Path(args.order_script), args,
+                           [("k", 0), ("clients", args.connections),
+                            ("friends", pgbench_per_client * args.connections)],
+                           transactions=pgbench_per_client)
+        cases.append(("recordOrder", order, "pgbench, the same statements", baseline))
+    if "trackReferralClick" in wanted:
+        log("pgbench: trackReferralClick's statements ...")
+        baseline = pgbench(database_url, HERE / "track_click.sql", args, [("customers", CUSTOMERS)])
+        cases.append(("trackReferralClick", api["trackReferralClick"], "pgbench, the same statements",
+                      baseline))
+    if "referralMetrics" in wanted:
+        log("pgbench: the hand-written SQL of referralMetrics ...")
+        script = work / "referral_metrics.sql"
+        sql = metrics_bench.QUERIES[0][2].replace(metrics_bench.FROM, MONTH[0]).replace(metrics_bench.TO, MONTH[1])
+        script.write_text(" ".join(sql.split()) + ";\n")
+        cases.append(("referralMetrics (October 2026)", api["referralMetrics"],
+                      "pgbench, the hand-written SQL", pgbench(database_url, script, args)))
     results["cases"] = [{"name": n, "api": a, "baseline_name": bn, "baseline": b,
                          "ratio": a["rps"] / b["rps"]} for n, a, bn, b in cases]
     return results
@@ -416,8 +453,18 @@ def main():
                         help="referred friends registered for the recordOrder run")
     parser.add_argument("--pgbench-orders", type=int, default=9_600,
                         help="first orders pgbench records (its own referred friends)")
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"a comma-separated subset of {','.join(CASES)}")
+    parser.add_argument("--tandem", help="a tandem binary to measure instead of this tree's "
+                                         "release build (for before/after figures)")
+    parser.add_argument("--order-script", default=str(HERE / "record_order.sql"),
+                        help="the pgbench script of recordOrder (an older capture, for before/after)")
     parser.add_argument("--write-docs", action="store_true", help="write the figures into docs/performance.md")
     args = parser.parse_args()
+    if args.write_docs and (args.tandem or set(args.cases.split(",")) != set(CASES)
+                            or Path(args.order_script) != HERE / "record_order.sql"):
+        parser.error("--write-docs records a full run of this tree: leave out --tandem, --cases "
+                     "and --order-script")
     results = measure(args)
     text = report(results)
     print(text)
