@@ -101,6 +101,30 @@ impl Viewer {
     }
 }
 
+/// When an accepted token is valid, as Unix seconds from its `nbf` and `exp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenWindow {
+    pub not_before: Option<i64>,
+    pub expires: i64,
+}
+
+impl TokenWindow {
+    /// Why the token is no longer (or not yet) valid at `now`, with the same leeway as
+    /// [`JwtKeys::verify`].
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<&'static str> {
+        let now = now.timestamp();
+        if self.expires.saturating_add(LEEWAY_SECONDS) < now {
+            return Some("it has expired");
+        }
+        match self.not_before {
+            Some(nbf) if nbf.saturating_sub(LEEWAY_SECONDS) > now => {
+                Some("it is not valid yet (nbf is in the future)")
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Signs and verifies tokens with the configured algorithm and key.
 pub struct JwtKeys {
     algorithm: Algorithm,
@@ -183,6 +207,17 @@ impl JwtKeys {
 
     /// Checks a token's signature, algorithm, issuer, audience and time window against `now`.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Principal, String> {
+        self.verify_window(token, now)
+            .map(|(principal, _)| principal)
+    }
+
+    /// [`JwtKeys::verify`], with the window in which the token stays valid, for a connection that
+    /// outlives the moment it was checked.
+    pub fn verify_window(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Principal, TokenWindow), String> {
         let mut validation = Validation::new(self.algorithm);
         // Time is checked below against the injected clock, with the same leeway.
         validation.validate_exp = false;
@@ -208,21 +243,28 @@ impl JwtKeys {
             .map_err(|e| describe(&e))?
             .claims;
         let now = now.timestamp();
-        if claims.exp + LEEWAY_SECONDS < now {
+        if claims.exp.saturating_add(LEEWAY_SECONDS) < now {
             return Err("it has expired".into());
         }
         if let Some(nbf) = claims.nbf
-            && nbf - LEEWAY_SECONDS > now
+            && nbf.saturating_sub(LEEWAY_SECONDS) > now
         {
             return Err("it is not valid yet (nbf is in the future)".into());
         }
         if claims.sub.trim().is_empty() {
             return Err("its sub claim is empty".into());
         }
-        Ok(Principal {
-            role: claims.role,
-            subject: claims.sub,
-        })
+        let window = TokenWindow {
+            not_before: claims.nbf,
+            expires: claims.exp,
+        };
+        Ok((
+            Principal {
+                role: claims.role,
+                subject: claims.sub,
+            },
+            window,
+        ))
     }
 
     /// Reads the `Authorization` header value of a request into a viewer.

@@ -75,6 +75,8 @@ pub struct Settings {
     pub rate_limit_public: Option<crate::rate_limit::Rate>,
     /// Per token on `inviteFriends` and `redeemPoints`.
     pub rate_limit_account: Option<crate::rate_limit::Rate>,
+    /// How many leading bits of an IPv6 address make one client for the per-IP limits.
+    pub rate_limit_ipv6_prefix: u8,
     /// How long a stopping process waits for requests in flight and workers to finish.
     pub shutdown_grace: std::time::Duration,
 }
@@ -141,9 +143,16 @@ pub struct HttpLimits {
     pub max_body_bytes: usize,
     /// Most operations in one batch (a JSON array body); 0 turns batches off.
     pub max_batch: usize,
-    /// How long one request may run before it is stopped.
+    /// How long one request may run before it is stopped; over a WebSocket, how long one query
+    /// or mutation may run.
     pub request_timeout: std::time::Duration,
     pub query: QueryLimits,
+    /// How long one message to a WebSocket client may wait for the client to read before the
+    /// socket is closed with 1013.
+    pub ws_send_timeout: std::time::Duration,
+    /// Most WebSocket operations one caller (a token's role and subject, or an anonymous
+    /// client's address) may hold open at once in this process, across all their sockets.
+    pub ws_max_subscriptions_per_token: usize,
 }
 
 /// The limits on one GraphQL operation, checked before it runs.
@@ -293,6 +302,12 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ("TANDEM_MAX_BATCH", "max_batch", Some("10")),
     ("TANDEM_MAX_BODY_BYTES", "max_body_bytes", Some("65536")),
     ("TANDEM_REQUEST_TIMEOUT", "request_timeout", Some("10s")),
+    ("TANDEM_WS_SEND_TIMEOUT", "ws_send_timeout", Some("10s")),
+    (
+        "TANDEM_WS_MAX_SUBSCRIPTIONS_PER_TOKEN",
+        "ws_max_subscriptions_per_token",
+        Some("100"),
+    ),
     (
         "TANDEM_SQLITE_BUSY_TIMEOUT",
         "sqlite_busy_timeout",
@@ -311,6 +326,11 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
         "TANDEM_RATE_LIMIT_ACCOUNT",
         "rate_limit_account",
         Some("30/1m"),
+    ),
+    (
+        "TANDEM_RATE_LIMIT_IPV6_PREFIX",
+        "rate_limit_ipv6_prefix",
+        Some("64"),
     ),
     ("TANDEM_SHUTDOWN_GRACE", "shutdown_grace", Some("30s")),
 ];
@@ -504,6 +524,9 @@ impl Settings {
                 max_aliases: count("TANDEM_MAX_ALIASES")? as usize,
                 max_root_fields: count("TANDEM_MAX_ROOT_FIELDS")? as usize,
             },
+            ws_send_timeout: duration("TANDEM_WS_SEND_TIMEOUT")?,
+            ws_max_subscriptions_per_token: count("TANDEM_WS_MAX_SUBSCRIPTIONS_PER_TOKEN")?
+                as usize,
         };
 
         let switch = |variable: &str| -> Result<bool, ConfigError> {
@@ -540,6 +563,16 @@ impl Settings {
             shutdown_grace: duration("TANDEM_SHUTDOWN_GRACE")?,
             rate_limit_public: rate("TANDEM_RATE_LIMIT_PUBLIC")?,
             rate_limit_account: rate("TANDEM_RATE_LIMIT_ACCOUNT")?,
+            rate_limit_ipv6_prefix: count("TANDEM_RATE_LIMIT_IPV6_PREFIX")
+                .ok()
+                .and_then(|bits| u8::try_from(bits).ok())
+                .filter(|bits| *bits <= 128)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "TANDEM_RATE_LIMIT_IPV6_PREFIX",
+                        "must be a prefix length from 1 to 128, such as 64",
+                    )
+                })?,
             log_format,
             introspection: switch("TANDEM_INTROSPECTION")?,
             playground: switch("TANDEM_PLAYGROUND")?,
@@ -657,6 +690,9 @@ mod tests {
             ("TANDEM_MAX_DEPTH", "0"),
             ("TANDEM_MAX_BODY_BYTES", "64k"),
             ("TANDEM_REQUEST_TIMEOUT", "forever"),
+            ("TANDEM_WS_SEND_TIMEOUT", "0s"),
+            ("TANDEM_WS_MAX_SUBSCRIPTIONS_PER_TOKEN", "0"),
+            ("TANDEM_RATE_LIMIT_IPV6_PREFIX", "129"),
             ("TANDEM_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("TANDEM_TRUSTED_PROXIES", "proxy.local"),
         ];

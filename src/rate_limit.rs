@@ -1,17 +1,37 @@
 //! Rate limits, per instance: each key (a client IP, or a token) may spend `count` requests per
 //! `per`, in a burst or spread out, and then one every `per / count`. This is GCRA: one
 //! timestamp a key (when its allowance is next whole), so memory grows with the keys seen in the
-//! last `per`, never with requests; past `MAX_KEYS` active keys a new key is let through
-//! untracked (and logged) rather than letting an attacker with many addresses grow the map.
+//! last `per`, never with requests; past `MAX_KEYS` active keys every new key shares one
+//! overflow bucket (and a warning is logged), so an attacker with many addresses neither grows
+//! the map nor passes untracked. An IPv6 client is keyed by its network prefix (a /64 by
+//! default: one subscriber's allocation), not by each of its 2⁶⁴ addresses.
 //! Time is the injected clock's.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 
 /// How many keys one limiter tracks at most.
 const MAX_KEYS: usize = 100_000;
+/// The bucket every new key shares once [`MAX_KEYS`] are active.
+const OVERFLOW_KEY: &str = "overflow";
+
+/// The key of a client address: an IPv4 address as it is, an IPv6 address by its first
+/// `ipv6_prefix` bits (`2001:db8:1:2::/64`). Text that is not an address is its own key.
+pub fn address_key(ip: &str, ipv6_prefix: u8) -> String {
+    match ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V6(ip)) => {
+            let prefix = u32::from(ipv6_prefix.clamp(1, 128));
+            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            let network = std::net::Ipv6Addr::from_bits(ip.to_bits() & mask);
+            format!("{network}/{prefix}")
+        }
+        Ok(IpAddr::V4(ip)) => ip.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
 
 /// `count` requests per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,14 +93,15 @@ impl Limiter {
             .keys
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut key = key;
         if !keys.contains_key(key) && keys.len() >= MAX_KEYS {
             keys.retain(|_, whole_at| *whole_at > now);
             if keys.len() >= MAX_KEYS {
                 tracing::warn!(
                     keys = keys.len(),
-                    "rate limit: too many active keys; letting a new one through untracked"
+                    "rate limit: too many active keys; a new one shares the overflow bucket"
                 );
-                return Ok(());
+                key = OVERFLOW_KEY;
             }
         }
         let whole_at = keys.get(key).copied().unwrap_or(now).max(now);
@@ -102,14 +123,25 @@ pub struct RateLimits {
     /// Per token (and, for service and admin tokens, per customer acted for), on
     /// `inviteFriends` and `redeemPoints`.
     pub account: Limiter,
+    /// How many leading bits of an IPv6 address make one client.
+    pub ipv6_prefix: u8,
 }
 
 impl RateLimits {
-    pub fn new(public: Option<Rate>, account: Option<Rate>) -> Self {
+    pub fn new(public: Option<Rate>, account: Option<Rate>, ipv6_prefix: u8) -> Self {
         Self {
             public: Limiter::new(public),
             account: Limiter::new(account),
+            ipv6_prefix,
         }
+    }
+
+    /// The public limit's key for a client address ([`address_key`]).
+    pub fn client_key(&self, ip: Option<&str>) -> String {
+        ip.map_or_else(
+            || "unknown".to_owned(),
+            |ip| address_key(ip, self.ipv6_prefix),
+        )
     }
 }
 
@@ -140,6 +172,36 @@ mod tests {
                 "idle refills the burst"
             );
         }
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_prefix_and_an_ipv4_client_its_address() {
+        assert_eq!(
+            address_key("2001:db8:1:2:aaaa::1", 64),
+            address_key("2001:db8:1:2:ffff:1:2:3", 64)
+        );
+        assert_eq!(address_key("2001:db8:1:2::1", 64), "2001:db8:1:2::/64");
+        assert_ne!(
+            address_key("2001:db8:1:2::1", 64),
+            address_key("2001:db8:1:3::1", 64)
+        );
+        assert_eq!(address_key("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(address_key("::ffff:10.1.2.3", 64), "10.1.2.3");
+        assert_eq!(address_key("10.1.2.3", 64), "10.1.2.3");
+    }
+
+    #[test]
+    fn past_the_key_table_new_keys_share_one_bucket_instead_of_passing() {
+        let limiter = Limiter::new(Rate::parse("2/1h").unwrap());
+        for n in 0..MAX_KEYS {
+            limiter.check(&format!("k{n}"), at(0)).unwrap();
+        }
+        assert!(limiter.check("new-1", at(1)).is_ok());
+        assert!(limiter.check("new-2", at(1)).is_ok());
+        assert!(
+            limiter.check("new-3", at(1)).is_err(),
+            "new keys share the overflow bucket's allowance"
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct AppState {
     pub live: Arc<crate::live::hub::Hub>,
     /// This instance's rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// The WebSocket operations each caller holds open in this process.
+    pub socket_slots: Arc<crate::graphql::socket_slots::SocketSlots>,
     /// `referralMetrics` totals read once for callers asking for the same range together.
     pub referral_totals: Arc<SharedReads<Range, ReferralFigures>>,
 }
@@ -153,8 +155,12 @@ impl AppState {
             rate_limits: Arc::new(crate::rate_limit::RateLimits::new(
                 settings.rate_limit_public,
                 settings.rate_limit_account,
+                settings.rate_limit_ipv6_prefix,
             )),
             workers: Arc::default(),
+            socket_slots: Arc::new(crate::graphql::socket_slots::SocketSlots::new(
+                settings.http.ws_max_subscriptions_per_token,
+            )),
             referral_totals: Arc::default(),
             templates,
             mailer,

@@ -45,12 +45,12 @@ pub fn limit_public(ctx: &Context<'_>) -> Result<(), AppError> {
     let state = state(ctx)?;
     let ip = ctx
         .data_opt::<crate::referrals::links::Visitor>()
-        .and_then(|visitor| visitor.ip.clone())
-        .unwrap_or_else(|| "unknown".to_owned());
+        .and_then(|visitor| visitor.ip.as_deref());
+    let key = state.rate_limits.client_key(ip);
     state
         .rate_limits
         .public
-        .check(&ip, state.clock.now())
+        .check(&key, state.clock.now())
         .map_err(AppError::rate_limited)
 }
 

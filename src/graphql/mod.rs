@@ -14,6 +14,7 @@ pub mod pagination;
 pub mod referrals;
 pub mod rewards;
 pub mod scalars;
+pub mod socket_slots;
 pub mod subscriptions;
 pub mod transport;
 pub mod websocket;

@@ -506,7 +506,7 @@ impl Call<'_> {
 
 /// `type.firstRootField` of the operation a request selects (`query.me`), or `type.fragment`
 /// when it starts with a fragment.
-fn operation_label(
+pub(crate) fn operation_label(
     document: &async_graphql::parser::types::ExecutableDocument,
     name: Option<&str>,
 ) -> String {
@@ -538,7 +538,7 @@ fn operation_label(
 }
 
 /// The type of the operation a request selects, when it names one that exists.
-fn operation_type(
+pub(crate) fn operation_type(
     document: &async_graphql::parser::types::ExecutableDocument,
     name: Option<&str>,
 ) -> Option<OperationType> {

@@ -64,13 +64,12 @@ pub fn link_site(state: &AppState) -> LinkSite<'_> {
 
 /// A 429 with `Retry-After` when the client IP has spent its public allowance.
 fn over_public_limit(state: &AppState, request: &HttpRequest) -> Option<HttpResponse> {
-    let ip = visitor(request, &state.settings.trusted_proxies)
-        .ip
-        .unwrap_or_else(|| "unknown".to_owned());
+    let ip = visitor(request, &state.settings.trusted_proxies).ip;
+    let key = state.rate_limits.client_key(ip.as_deref());
     let wait = state
         .rate_limits
         .public
-        .check(&ip, state.clock.now())
+        .check(&key, state.clock.now())
         .err()?;
     let AppError::RateLimited { retry_after_secs } = AppError::rate_limited(wait) else {
         return None;

@@ -7,7 +7,7 @@ use futures::StreamExt;
 
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, assert_error, data, error_code};
+use crate::common::{TestApp, assert_error, data, error_code, hold_customer};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
@@ -577,21 +577,6 @@ async fn health_answers_while_the_largest_allowed_queries_run() {
         let response = task.await.unwrap();
         assert!(response.get("errors").is_none(), "{response}");
     }
-}
-
-/// Holds a customer's row (PostgreSQL) and the write lock (SQLite) until the transaction ends,
-/// so a request that changes the customer must wait.
-async fn hold_customer(app: &TestApp, external_id: &str) -> sea_orm::DatabaseTransaction {
-    use sea_orm::ConnectionTrait;
-
-    let blocker = tandem::db::begin_write(&app.state.db).await.unwrap();
-    blocker
-        .execute_unprepared(&format!(
-            "UPDATE customers SET name = name WHERE external_id = '{external_id}'"
-        ))
-        .await
-        .unwrap();
-    blocker
 }
 
 async fn name_of(app: &TestApp, external_id: &str) -> Value {

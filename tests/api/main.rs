@@ -17,6 +17,7 @@ mod emails;
 mod fuzz;
 mod health;
 mod hostile;
+mod hostile_socket;
 mod loyalty;
 mod metrics;
 mod operations;

@@ -386,3 +386,18 @@ pub fn data(response: &Value) -> &Value {
     );
     &response["data"]
 }
+
+/// Holds a customer's row (PostgreSQL) and the write lock (SQLite) until the transaction ends,
+/// so a request that changes the customer must wait.
+pub async fn hold_customer(app: &TestApp, external_id: &str) -> sea_orm::DatabaseTransaction {
+    use sea_orm::ConnectionTrait;
+
+    let blocker = tandem::db::begin_write(&app.state.db).await.unwrap();
+    blocker
+        .execute_unprepared(&format!(
+            "UPDATE customers SET name = name WHERE external_id = '{external_id}'"
+        ))
+        .await
+        .unwrap();
+    blocker
+}

@@ -19,15 +19,31 @@ pub enum Ended {
 
 /// Opens `ws://…/graphql` with the protocol header and sends `connection_init` with `payload`.
 pub async fn open(base: &str, payload: Value) -> Socket {
+    open_with_receive_buffer(base, payload, None).await
+}
+
+/// [`open`], with the client's TCP receive buffer set to `bytes`: a client that then stops
+/// reading fills the server's side of the connection quickly.
+pub async fn open_with_receive_buffer(base: &str, payload: Value, bytes: Option<u32>) -> Socket {
     let url = format!("{}/graphql", base.replacen("http://", "ws://", 1));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         "graphql-transport-ws".parse().unwrap(),
     );
-    let (mut socket, response) = tokio_tungstenite::connect_async(request)
+    let address = base.trim_start_matches("http://");
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(bytes) = bytes {
+        tcp.set_recv_buffer_size(bytes).unwrap();
+    }
+    let stream = tcp
+        .connect(address.parse().expect("a socket address"))
         .await
-        .expect("the WebSocket opens");
+        .expect("the server accepts");
+    let (mut socket, response) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("the WebSocket opens");
     assert_eq!(
         response.headers()["sec-websocket-protocol"],
         "graphql-transport-ws"
@@ -53,6 +69,16 @@ pub async fn send(socket: &mut Socket, message: Value) {
         .send(Message::Text(message.to_string().into()))
         .await
         .unwrap();
+}
+
+/// Opens a socket with `token`, with a small receive buffer ([`open_with_receive_buffer`]), and
+/// waits for `connection_ack`.
+pub async fn connect_with_receive_buffer(base: &str, token: &str, bytes: u32) -> Socket {
+    let payload = json!({ "authorization": format!("Bearer {token}") });
+    let mut socket = open_with_receive_buffer(base, payload, Some(bytes)).await;
+    let ack = next_json(&mut socket).await.expect("connection_ack");
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    socket
 }
 
 /// Starts a subscription with id `id`.
