@@ -51,13 +51,56 @@ pub enum LiveEvent {
 
 /// At most this many decisions travel with a referral event (a referral has a handful).
 const MAX_REASONS: usize = 20;
-/// And each is cut to this many characters.
-const MAX_REASON_CHARS: usize = 200;
+/// And each is cut to this many bytes.
+const MAX_REASON_BYTES: usize = 300;
+/// The largest payload sent: PostgreSQL refuses a `NOTIFY` over 8,000 bytes, and with it the
+/// whole transaction. Both backends keep to it, so they behave alike.
+pub const MAX_PAYLOAD_BYTES: usize = 7_900;
 
-/// Sends `event` with the transaction: subscribers see it if and when `txn` commits.
+/// `text` cut to at most `bytes` bytes on a character boundary, with `…` when cut.
+fn cut_to_bytes(text: &str, bytes: usize) -> String {
+    if text.len() <= bytes {
+        return text.to_owned();
+    }
+    let marker = "…";
+    let mut end = bytes.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &text[..end])
+}
+
+/// The payload of `event`, at most [`MAX_PAYLOAD_BYTES`]: a referral's oldest reasons give way
+/// to a line that says how many were left out. `None` if even that does not fit.
+fn encode(event: &LiveEvent) -> Option<String> {
+    let mut event = event.clone();
+    let mut left_out = 0usize;
+    loop {
+        let payload = serde_json::to_string(&event).ok()?;
+        if payload.len() <= MAX_PAYLOAD_BYTES {
+            return Some(payload);
+        }
+        let LiveEvent::Referral { reasons, .. } = &mut event else {
+            return None;
+        };
+        let marker = usize::from(left_out > 0);
+        if reasons.len() <= marker {
+            return None;
+        }
+        reasons.drain(..=marker);
+        left_out += 1;
+        reasons.insert(0, format!("({left_out} earlier decisions left out)"));
+    }
+}
+
+/// Sends `event` with the transaction: subscribers see it if and when `txn` commits. An event
+/// never fails its transaction for its size: one that cannot be made to fit is logged and not
+/// sent.
 pub async fn publish(txn: &impl ConnectionTrait, event: &LiveEvent) -> Result<(), AppError> {
-    let payload = serde_json::to_string(event)
-        .map_err(|error| AppError::internal("encoding a live event", error))?;
+    let Some(payload) = encode(event) else {
+        tracing::warn!("a live event larger than {MAX_PAYLOAD_BYTES} bytes was not sent");
+        return Ok(());
+    };
     let backend = txn.get_database_backend();
     let (sql, values) = if backend == DbBackend::Postgres {
         (
@@ -102,7 +145,7 @@ pub async fn referral_changed(
         .rev()
         .map(|d| {
             let line = format!("{}: {} ({})", d.rule, d.outcome.to_value(), d.detail);
-            line.chars().take(MAX_REASON_CHARS).collect()
+            cut_to_bytes(&line, MAX_REASON_BYTES)
         })
         .collect();
     publish(
@@ -132,4 +175,55 @@ pub async fn prune(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u
         .context("pruning live events")?
         .rows_affected();
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn referral_with(reasons: Vec<String>) -> LiveEvent {
+        LiveEvent::Referral {
+            referral_id: Uuid::nil(),
+            status: "pending".into(),
+            reasons,
+            at: DateTime::<Utc>::MIN_UTC,
+        }
+    }
+
+    #[test]
+    fn a_cut_keeps_whole_characters_and_says_it_was_cut() {
+        let emoji = "😀".repeat(100);
+        let cut = cut_to_bytes(&emoji, 50);
+        assert!(cut.len() <= 50);
+        assert!(cut.ends_with('…'));
+        assert_eq!(cut_to_bytes("short", 50), "short");
+    }
+
+    #[test]
+    fn a_referral_event_of_four_byte_reasons_fits_the_notify_limit() {
+        let reason = cut_to_bytes(
+            &format!("order: ignored ({})", "😀".repeat(128)),
+            MAX_REASON_BYTES,
+        );
+        let event = referral_with(vec![reason.clone(); MAX_REASONS]);
+        assert!(encode(&event).unwrap().len() <= MAX_PAYLOAD_BYTES);
+        // More than a referral keeps: the oldest give way to a line that says so.
+        let event = referral_with(vec![reason; 3 * MAX_REASONS]);
+        let payload = encode(&event).expect("it fits");
+        assert!(payload.len() <= MAX_PAYLOAD_BYTES, "{}", payload.len());
+        let LiveEvent::Referral { reasons, .. } = serde_json::from_str(&payload).unwrap() else {
+            panic!("a referral event");
+        };
+        assert!(
+            reasons[0].contains("earlier decisions left out"),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn escaping_that_doubles_a_reason_still_fits() {
+        let quoted = "\"".repeat(MAX_REASON_BYTES);
+        let event = referral_with(vec![quoted; MAX_REASONS]);
+        assert!(encode(&event).unwrap().len() <= MAX_PAYLOAD_BYTES);
+    }
 }

@@ -600,3 +600,42 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn order_ids_of_four_byte_characters_cannot_lock_a_friend_out_of_ordering() {
+    let app = TestApp::spawn().await;
+    data(
+        &app.create_campaign(json!({
+            "name": "Minimum",
+            "referrerReward": { "kind": "POINTS", "amount": 500 },
+            "refereeReward": { "kind": "POINTS", "amount": 100 },
+            "minOrderAmount": 5_000,
+        }))
+        .await,
+    );
+    data(&app.refer("emoji-amy", "emoji-ben", json!({})).await);
+    // Each sub-minimum order adds a decision naming its id; 22 of them once broke the
+    // referral's live event past PostgreSQL's 8,000-byte NOTIFY limit.
+    for n in 0..22 {
+        let id: String = std::iter::repeat_n('😀', 127)
+            .chain(char::from_u32(0x1F600 + n))
+            .collect();
+        data(&app.record_order(&id, "emoji-ben", 100).await);
+    }
+    let qualifying = app
+        .record_order("emoji-qualifying", "emoji-ben", 6_000)
+        .await;
+    data(&qualifying);
+    data(&app.record_order("emoji-later", "emoji-ben", 6_000).await);
+    let referrals = app
+        .graphql(
+            Some(&app.service_token()),
+            "{ customer(externalId: \"emoji-amy\") { referrals { status } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        referrals.to_string().contains("REWARDED") || referrals.to_string().contains("QUALIFIED"),
+        "{referrals}"
+    );
+}

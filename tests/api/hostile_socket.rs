@@ -187,9 +187,10 @@ async fn one_token_holds_at_most_its_bound_over_all_of_its_sockets() {
     // Closing a socket gives its slots back.
     drop(first);
     held_by(&app, "customer:ann", 1).await;
-    ws::subscribe(&mut second, "e", MY_REWARDS).await;
-    // A completed operation gives its slot back too; the points credit reaches what runs.
+    // A completed operation gives its slot back too, and hears nothing more.
     ws::send(&mut second, json!({ "id": "c", "type": "complete" })).await;
+    held_by(&app, "customer:ann", 0).await;
+    ws::subscribe(&mut second, "e", MY_REWARDS).await;
     let payload = ws::until_heard(&mut second, "e", || async {
         data(
             &app.graphql(
