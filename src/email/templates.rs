@@ -120,7 +120,7 @@ mod tests {
         assert!(rendered.html.contains("href=\"https://x/r/A\""));
         assert!(!rendered.html.contains("<b>Ann</b>"));
         assert!(rendered.text.contains("<b>Ann</b>"));
-        assert_eq!(rendered.subject, "<b>Ann</b> invited you: 10% off");
+        assert_eq!(rendered.subject, "An invitation from <b>Ann</b>: 10% off");
     }
 
     #[test]

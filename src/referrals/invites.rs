@@ -147,7 +147,9 @@ pub async fn invite(
             )
         })
         .unwrap_or_else(|| "a welcome reward".into());
-    let referrer_name = referrer.name.clone().unwrap_or_else(|| "A friend".into());
+    // Only the first name reaches the subject, cleaned of what could spoof it.
+    let referrer_name =
+        crate::customers::first_name(referrer.name.as_deref()).unwrap_or_else(|| "A friend".into());
     for (address, normalized) in accepted {
         let data = serde_json::json!({
             "referrer_name": referrer_name,

@@ -56,7 +56,7 @@ async fn a_rewarded_referral_emails_both_sides_with_both_parts() {
     let ann = to(&received, "ann@example.com");
     let subjects: Vec<String> = ann.iter().map(|m| m.subject()).collect();
     assert!(
-        subjects.contains(&"Bob joined with your link".to_owned()),
+        subjects.contains(&"Your friend Bob joined with your link".to_owned()),
         "{subjects:?}"
     );
     assert!(
@@ -168,7 +168,10 @@ async fn invite_friends_sends_invitations_and_explains_what_it_skipped() {
     let received = to(&smtp.received(), "dora@example.com");
     assert_eq!(received.len(), 1);
     let invitation = &received[0];
-    assert_eq!(invitation.subject(), "Ann Lee invited you: 10.00 USD off");
+    assert_eq!(
+        invitation.subject(),
+        "An invitation from Ann: 10.00 USD off"
+    );
     assert!(invitation.text().contains("You'll love it"));
     let code = app.referral_code_of("ann").await;
     assert!(
@@ -712,4 +715,43 @@ async fn sent_emails_are_pruned_after_the_retention_period() {
     app.clock.advance(Duration::days(2));
     assert_eq!(app.run_scheduler().await.emails_pruned, 2);
     assert!(app.email_deliveries().await.is_empty());
+}
+
+#[tokio::test]
+async fn names_that_would_spoof_a_subject_reach_it_only_as_a_clean_first_name() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, &[]).await;
+    app.create_campaign(points_campaign("Test")).await;
+    register_consenting(&app, "ann", "\u{202E}gnp.exe\u{200B} Lee").await;
+    data(
+        &app.refer("ann", "bob", json!({ "name": "Your account is suspended" }))
+            .await,
+    );
+    data(
+        &app.graphql(
+            Some(&app.customer_token("ann")),
+            "mutation { inviteFriends(emails: [\"dora@example.com\"]) { sent } }",
+            json!({}),
+        )
+        .await,
+    );
+    app.deliver_emails().await;
+    let subjects: Vec<String> = smtp.received().iter().map(|m| m.subject()).collect();
+    assert!(
+        subjects.contains(&"An invitation from gnp.exe: 10.00 USD off".to_owned()),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&"Your friend Your joined with your link".to_owned()),
+        "{subjects:?}"
+    );
+    for subject in &subjects {
+        assert!(
+            !subject
+                .chars()
+                .any(|c| matches!(c, '\u{200B}'..='\u{202E}')),
+            "{subject:?}"
+        );
+        assert!(!subject.contains("account is suspended"), "{subject}");
+    }
 }
