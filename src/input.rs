@@ -5,6 +5,8 @@
 
 use std::ops::RangeInclusive;
 
+use chrono::{DateTime, NaiveDate, Utc};
+
 use crate::error::AppError;
 
 /// Ids and codes: externalIds, product ids, referral and coupon codes, device ids.
@@ -23,6 +25,45 @@ pub const MAX_AMOUNT: i64 = 1_000_000_000;
 pub const MAX_QUANTITY: i64 = 10_000;
 /// Lines in one order or cart.
 pub const MAX_LINES: usize = 100;
+
+/// The window every date a client sends must fall in, the same for every field: four-digit
+/// years, which every backend stores and sorts alike and whose arithmetic (a month on, a
+/// qualifying window, an expiry) cannot leave what chrono can represent.
+pub const EARLIEST_DATE: &str = "0001-01-01T00:00:00Z";
+/// See [`EARLIEST_DATE`].
+pub const LATEST_DATE: &str = "9999-12-31T23:59:59Z";
+
+fn date_window() -> RangeInclusive<DateTime<Utc>> {
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
+    let start = day(1, 1, 1)
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    let end = day(9999, 12, 31)
+        .and_hms_opt(23, 59, 59)
+        .unwrap_or_default()
+        .and_utc();
+    start..=end
+}
+
+/// A date inside [`EARLIEST_DATE`] ..= [`LATEST_DATE`].
+pub fn moment(field: &str, value: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
+    if date_window().contains(&value) {
+        return Ok(value);
+    }
+    Err(AppError::bad_input(
+        field,
+        format!("{field} must be between {EARLIEST_DATE} and {LATEST_DATE} (UTC)"),
+    ))
+}
+
+/// [`moment`], for a date that may be absent.
+pub fn optional_moment(
+    field: &str,
+    value: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    value.map(|v| moment(field, v)).transpose()
+}
 
 /// The first control character in `value`, if any. Free text may hold line breaks and tabs.
 fn control_character(value: &str, allow_line_breaks: bool) -> Option<char> {

@@ -86,6 +86,8 @@ impl CampaignRules {
     pub fn check(self) -> Result<Self, AppError> {
         let name = input::name("name", &self.name)?;
         input::int_in("minOrderAmount", self.min_order_amount, 0..=MAX_AMOUNT)?;
+        input::optional_moment("startsAt", self.starts_at)?;
+        input::optional_moment("endsAt", self.ends_at)?;
         if !(1..=3650).contains(&self.qualify_within_days) {
             return Err(AppError::bad_input(
                 "qualifyWithinDays",

@@ -646,6 +646,8 @@ impl LoyaltyQuery {
     ) -> Result<Vec<LeaderboardEntry>> {
         let (state, _) = require(ctx, &[Role::Admin, Role::Customer])?;
         input::int_in("first", i64::from(first), 1..=100)?;
+        let from = input::optional_moment("from", from)?;
+        let to = input::optional_moment("to", to)?;
         let standings =
             leaderboard::standings(&state.db, metric, from, to, Some(first as u64)).await?;
         ranked(ctx, standings).await

@@ -31,6 +31,8 @@ pub struct Range {
 
 impl Range {
     pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, AppError> {
+        crate::input::moment("from", from)?;
+        crate::input::moment("to", to)?;
         if to <= from {
             return Err(AppError::bad_input("to", "to must be after from"));
         }
@@ -64,11 +66,13 @@ impl Interval {
         }
     }
 
-    fn next(self, start: NaiveDate) -> NaiveDate {
+    /// The start of the next interval; `None` past the last date chrono represents (never
+    /// for a checked [`Range`], whose dates end with year 9999).
+    fn next(self, start: NaiveDate) -> Option<NaiveDate> {
         match self {
-            Interval::Day => start + Duration::days(1),
-            Interval::Week => start + Duration::days(7),
-            Interval::Month => start + Months::new(1),
+            Interval::Day => start.checked_add_signed(Duration::days(1)),
+            Interval::Week => start.checked_add_signed(Duration::days(7)),
+            Interval::Month => start.checked_add_months(Months::new(1)),
         }
     }
 
@@ -79,7 +83,16 @@ impl Interval {
         let mut start = self.start_of(range.from);
         let mut cuts = Vec::new();
         while midnight(start) < range.to {
-            let next = self.next(start);
+            let Some(next) = self.next(start) else {
+                cuts.push((
+                    start,
+                    Range {
+                        from: midnight(start).max(range.from),
+                        to: range.to,
+                    },
+                ));
+                break;
+            };
             cuts.push((
                 start,
                 Range {

@@ -34,6 +34,8 @@ pub async fn record(
 ) -> Result<marketing_spend::Model, AppError> {
     let channel = channel_name("channel", &new.channel)?;
     input::int_in("amount", new.amount, 0..=input::MAX_AMOUNT)?;
+    input::moment("periodStart", new.period_start)?;
+    input::moment("periodEnd", new.period_end)?;
     if new.period_end <= new.period_start {
         return Err(AppError::bad_input(
             "periodEnd",

@@ -54,6 +54,7 @@ impl NewOrder {
         let customer_external_id =
             input::identifier("customerExternalId", &self.customer_external_id)?;
         input::int_in("amount", self.amount, 1..=input::MAX_AMOUNT)?;
+        input::optional_moment("placedAt", self.placed_at)?;
         let currency = input::identifier("currency", &self.currency)?.to_uppercase();
         if currency != program_currency {
             return Err(AppError::bad_input(

@@ -14,6 +14,7 @@ mod concurrency;
 mod customers;
 mod demo;
 mod emails;
+mod extremes;
 mod fuzz;
 mod health;
 mod hostile;
