@@ -101,6 +101,19 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<reward_option::M
         .ok_or_else(|| AppError::NotFound(format!("no reward option has id '{id}'")))
 }
 
+/// [`get`], holding the row (`FOR SHARE` on PostgreSQL; SQLite's writers hold the whole
+/// database) until the transaction ends.
+async fn get_held(txn: &impl ConnectionTrait, id: Uuid) -> Result<reward_option::Model, AppError> {
+    use sea_orm::QuerySelect;
+    use sea_orm::sea_query::LockType;
+    reward_option::Entity::find_by_id(id)
+        .lock(LockType::Share)
+        .one(txn)
+        .await
+        .context("loading a reward option")?
+        .ok_or_else(|| AppError::NotFound(format!("no reward option has id '{id}'")))
+}
+
 /// Options, cheapest first; inactive ones only when asked for.
 pub async fn list(
     db: &impl ConnectionTrait,
@@ -124,15 +137,17 @@ pub async fn redeem(
 ) -> Result<reward::Model, AppError> {
     let now = clock.now();
     let txn = begin_write(db).await.context("starting a redemption")?;
-    let option = get(&txn, option_id).await?;
+    let customer = customers::get_by_external_id(&txn, customer_external_id).await?;
+    let customer = customers::lock(&txn, customer.id).await?;
+    // Read under the customer's lock, and held: a price change waits for the redemptions that
+    // read the old price, and the ones after it read the new one.
+    let option = get_held(&txn, option_id).await?;
     if !option.active {
         return Err(AppError::NotFound(format!(
             "the reward option '{}' is no longer offered",
             option.name
         )));
     }
-    let customer = customers::get_by_external_id(&txn, customer_external_id).await?;
-    let customer = customers::lock(&txn, customer.id).await?;
     if let Some(min_tier_id) = option.min_tier_id {
         let needed = tiers::get(&txn, min_tier_id).await?;
         let held = tiers::of_customer(&txn, &customer).await?;

@@ -206,3 +206,68 @@ async fn a_sqlite_lock_wait_that_runs_out_answers_unavailable_and_a_retry_succee
         .await;
     assert_eq!(data(&response)["updateCustomer"]["name"], "Ann B");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redemption_waiting_for_the_customer_pays_the_price_in_force_when_it_gets_them() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    data(&app.register_customer("ann", "ann@example.com").await);
+    data(
+        &app.graphql(
+            Some(&app.admin_token()),
+            "mutation { adjustPoints(customerExternalId: \"ann\", delta: 1000, reason: \"seed\") { delta } }",
+            json!({}),
+        )
+        .await,
+    );
+    let created = app
+        .graphql(
+            Some(&app.admin_token()),
+            "mutation { createRewardOption(input: { name: \"Mug\", pointsCost: 100, kind: FIXED_COUPON, amount: 500 }) { id } }",
+            json!({}),
+        )
+        .await;
+    let option = data(&created)["createRewardOption"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    if app.state.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        // SQLite's writers take the whole database in turn: there is no window to test.
+        return;
+    }
+    let blocker = crate::common::hold_customer(&app, "ann").await;
+    let redemption = tokio::spawn({
+        let (address, token) = (app.address.clone(), app.customer_token("ann"));
+        let client = app.client.clone();
+        async move {
+            client
+                .post(format!("{address}/graphql"))
+                .bearer_auth(token)
+                .json(&json!({ "query": "mutation($id: ID!) { redeemPoints(optionId: $id) { id } }", "variables": { "id": option } }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    });
+    // The redemption is now waiting for Ann; the price changes meanwhile, and commits.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let option_id = data(&created)["createRewardOption"]["id"].as_str().unwrap();
+    data(
+        &app.graphql(
+            Some(&app.admin_token()),
+            "mutation($id: ID!) { updateRewardOption(id: $id, input: { name: \"Mug\", pointsCost: 300, kind: FIXED_COUPON, amount: 500 }) { pointsCost } }",
+            json!({ "id": option_id }),
+        )
+        .await,
+    );
+    blocker.rollback().await.unwrap();
+    data(&redemption.await.unwrap());
+    assert_eq!(
+        app.me("ann").await["pointsBalance"],
+        700,
+        "the redemption paid the price in force when it got the customer"
+    );
+}
