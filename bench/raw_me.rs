@@ -67,7 +67,12 @@ async fn me(request: HttpRequest, shared: web::Data<Shared>, _body: web::Bytes) 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let setting = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
-    let db = tandem::db::connect(&setting("DATABASE_URL"), Duration::from_secs(5))
+    let pool = tandem::db::PoolSettings {
+        sqlite_busy_timeout: Duration::from_secs(5),
+        acquire_timeout: Duration::from_secs(5),
+        max_connections: None,
+    };
+    let db = tandem::db::connect(&setting("DATABASE_URL"), pool)
         .await
         .expect("connecting to the database");
     let shared = web::Data::new(Shared {

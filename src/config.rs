@@ -60,6 +60,9 @@ pub struct Settings {
     /// How long a SQLite writer waits for the write lock before the request answers
     /// `UNAVAILABLE`.
     pub sqlite_busy_timeout: std::time::Duration,
+    /// Most database connections this process's pool opens; `None` for the default (20 on
+    /// PostgreSQL, 8 on SQLite), either way no more than the database allows the role.
+    pub db_pool_size: Option<u32>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
     /// How far the merchant's clock may be behind Tandem's: an order placed up to this long
@@ -313,6 +316,7 @@ pub const SETTINGS: &[(&str, &str, Option<&str>)] = &[
         "sqlite_busy_timeout",
         Some("30s"),
     ),
+    ("TANDEM_DB_POOL_SIZE", "db_pool_size", None),
     ("TANDEM_TRUSTED_PROXIES", "trusted_proxies", None),
     ("TANDEM_LOG_FORMAT", "log_format", Some("text")),
     ("TANDEM_INTROSPECTION", "introspection", Some("true")),
@@ -578,6 +582,15 @@ impl Settings {
             playground: switch("TANDEM_PLAYGROUND")?,
             http,
             sqlite_busy_timeout: duration("TANDEM_SQLITE_BUSY_TIMEOUT")?,
+            db_pool_size: match raw("TANDEM_DB_POOL_SIZE") {
+                None => None,
+                Some(_) => Some(count("TANDEM_DB_POOL_SIZE")?)
+                    .filter(|n| (2..=1_000).contains(n))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        ConfigError::new("TANDEM_DB_POOL_SIZE", "must be from 2 to 1000")
+                    })?,
+            },
             trusted_proxies: TrustedProxies::parse(
                 &raw("TANDEM_TRUSTED_PROXIES").unwrap_or_default(),
             )
@@ -693,6 +706,7 @@ mod tests {
             ("TANDEM_WS_SEND_TIMEOUT", "0s"),
             ("TANDEM_WS_MAX_SUBSCRIPTIONS_PER_TOKEN", "0"),
             ("TANDEM_RATE_LIMIT_IPV6_PREFIX", "129"),
+            ("TANDEM_DB_POOL_SIZE", "1"),
             ("TANDEM_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("TANDEM_TRUSTED_PROXIES", "proxy.local"),
         ];

@@ -10,19 +10,66 @@ use sea_orm::{
     DbErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 
+/// How the pool is sized and how long a request waits for one of its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// How long a SQLite writer waits for another's write lock.
+    pub sqlite_busy_timeout: Duration,
+    /// How long a caller waits for a free connection before it is told `UNAVAILABLE`; shorter
+    /// than a request's time limit, so an exhausted pool says so instead of timing out.
+    pub acquire_timeout: Duration,
+    /// The most connections wanted; `None` for 20 on PostgreSQL and 8 on SQLite.
+    pub max_connections: Option<u32>,
+}
+
+/// Connections a process holds outside its pool: PostgreSQL's `LISTEN` for live events.
+pub const HELD_OUTSIDE_POOL: u32 = 1;
+/// The smallest pool that serves: requests, and the scheduler and delivery workers beside them.
+pub const MIN_POOL: u32 = 3;
+
+/// Why the pool cannot be sized.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error(transparent)]
+    Database(#[from] DbErr),
+    #[error(
+        "the database allows this role {allowed} connection(s); a Tandem process needs at least {needed} ({MIN_POOL} in its pool and {HELD_OUTSIDE_POOL} to listen for live events). Raise the role's or database's CONNECTION LIMIT (or max_connections)"
+    )]
+    TooFewConnections { allowed: i64, needed: u32 },
+}
+
+/// How many connections PostgreSQL lets this role open: the least of the role's and the
+/// database's `CONNECTION LIMIT` and the server's `max_connections` less those reserved for
+/// superusers.
+async fn postgres_connection_limit(options: &ConnectOptions) -> Result<i64, DbErr> {
+    let mut probe = options.clone();
+    probe.max_connections(1).min_connections(0);
+    let db = Database::connect(probe).await?;
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT LEAST(                COALESCE(NULLIF((SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user), -1), 2147483647),                COALESCE(NULLIF((SELECT datconnlimit FROM pg_database WHERE datname = current_database()), -1), 2147483647),                current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int              )::bigint",
+        ))
+        .await?;
+    db.close().await?;
+    Ok(row
+        .and_then(|row| row.try_get_by_index::<i64>(0).ok())
+        .unwrap_or(i64::MAX))
+}
+
 /// Opens a pool on `url`. A SQLite file is created when missing and runs in WAL mode; a writer
 /// waits up to `sqlite_busy_timeout` for another to finish, so requests queue instead of failing.
-pub async fn connect(
-    url: &str,
-    sqlite_busy_timeout: Duration,
-) -> Result<DatabaseConnection, DbErr> {
+/// On PostgreSQL the pool is no larger than the role may open beside the connection the process
+/// holds for itself, and a role that allows too few refuses to start with the reason.
+pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection, PoolError> {
+    let sqlite_busy_timeout = pool.sqlite_busy_timeout;
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(30));
+        .acquire_timeout(pool.acquire_timeout);
     if url.starts_with("sqlite:") {
         options
-            .max_connections(8)
+            .max_connections(pool.max_connections.unwrap_or(8))
             .map_sqlx_sqlite_opts(move |opts: SqliteConnectOptions| {
                 opts.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -31,7 +78,21 @@ pub async fn connect(
                     .foreign_keys(true)
             });
     } else {
-        options.max_connections(20);
+        let allowed = postgres_connection_limit(&options).await?;
+        let needed = MIN_POOL + HELD_OUTSIDE_POOL;
+        if allowed < i64::from(needed) {
+            return Err(PoolError::TooFewConnections { allowed, needed });
+        }
+        let room = u32::try_from(allowed - i64::from(HELD_OUTSIDE_POOL)).unwrap_or(u32::MAX);
+        let wanted = pool.max_connections.unwrap_or(20);
+        if wanted > room {
+            tracing::warn!(
+                wanted,
+                allowed,
+                "the database allows fewer connections than the pool wants; using {room}"
+            );
+        }
+        options.max_connections(wanted.min(room));
     }
     // A fresh SQLite file is switched to WAL by the first connection, which needs the file to
     // itself: processes starting together may find it busy, and the busy timeout does not cover
@@ -44,7 +105,7 @@ pub async fn connect(
             {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            connected => return connected,
+            connected => return Ok(connected?),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What every request and worker shares, and how it is put together at start.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr};
 
@@ -48,6 +49,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("DATABASE_URL: cannot use the database: {0}")]
     Database(#[from] DbErr),
+    #[error("DATABASE_URL: {0}")]
+    Pool(db::PoolError),
     #[error("TANDEM_BIND: cannot listen: {0}")]
     Bind(#[from] std::io::Error),
     #[error(
@@ -64,6 +67,15 @@ pub enum Migrations {
     /// Apply nothing; refuse to start when a migration is pending (`--no-migrate`, for
     /// deployments that run `tandem migrate` as a step of their own).
     Require,
+}
+
+impl From<db::PoolError> for StartError {
+    fn from(error: db::PoolError) -> Self {
+        match error {
+            db::PoolError::Database(error) => Self::Database(error),
+            other => Self::Pool(other),
+        }
+    }
 }
 
 impl AppState {
@@ -118,7 +130,13 @@ impl AppState {
         clock: Arc<dyn Clock>,
         migrations: Migrations,
     ) -> Result<Self, StartError> {
-        let db = db::connect(settings.database_url.expose(), settings.sqlite_busy_timeout).await?;
+        let pool = db::PoolSettings {
+            sqlite_busy_timeout: settings.sqlite_busy_timeout,
+            acquire_timeout: (settings.http.request_timeout / 2)
+                .clamp(Duration::from_millis(100), Duration::from_secs(30)),
+            max_connections: settings.db_pool_size,
+        };
+        let db = db::connect(settings.database_url.expose(), pool).await?;
         match migrations {
             Migrations::Apply => db::migrate(&db).await?,
             Migrations::Require => {

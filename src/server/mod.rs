@@ -124,6 +124,9 @@ async fn health() -> HttpResponse {
 
 /// Ready when the database answers and its schema is the one this build expects (an emptied or
 /// older database is not ready, even though it answers).
+/// How long the readiness check waits for a free database connection.
+const READY_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let down = state.workers.down();
     if !down.is_empty() {
@@ -142,9 +145,23 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
             names.join(", ")
         ));
     }
-    if let Err(error) = state.db.ping().await {
-        tracing::warn!(%error, "readiness check: the database does not answer");
-        return HttpResponse::ServiceUnavailable().body("the database does not answer");
+    // A pool whose every connection is taken serves no one: requests would answer UNAVAILABLE.
+    match tokio::time::timeout(READY_ACQUIRE_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) if crate::error::is_contention(&error) => {
+            tracing::warn!(%error, "readiness check: no database connection is free");
+            return HttpResponse::ServiceUnavailable()
+                .body("no database connection is free: the pool is exhausted");
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness check: the database does not answer");
+            return HttpResponse::ServiceUnavailable().body("the database does not answer");
+        }
+        Err(_) => {
+            tracing::warn!("readiness check: no database connection was free within 1 s");
+            return HttpResponse::ServiceUnavailable()
+                .body("no database connection is free: the pool is exhausted");
+        }
     }
     match crate::db::pending_migrations(&state.db).await {
         Ok(pending) if pending.is_empty() => HttpResponse::Ok().body("ready"),

@@ -209,7 +209,6 @@ async fn a_sqlite_lock_wait_that_runs_out_answers_unavailable_and_a_retry_succee
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redemption_waiting_for_the_customer_pays_the_price_in_force_when_it_gets_them() {
-    use sea_orm::ConnectionTrait;
     let app = TestApp::spawn().await;
     data(&app.register_customer("ann", "ann@example.com").await);
     data(

@@ -130,3 +130,84 @@ async fn ready_answers_503_while_a_worker_is_down_and_200_once_it_restarted() {
     assert_eq!(flaky.restarts, 1);
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_says_when_every_database_connection_is_taken_and_recovers_when_one_frees() {
+    use sea_orm::TransactionTrait;
+
+    let app = TestApp::spawn_with(&[
+        ("TANDEM_DB_POOL_SIZE", "3"),
+        ("TANDEM_REQUEST_TIMEOUT", "2s"),
+    ])
+    .await;
+    crate::common::data(&app.register_customer("ann", "ann@example.com").await);
+    assert_eq!(app.get("/ready").await.status(), 200);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(app.state.db.begin().await.expect("a connection"));
+    }
+    let response = app.get("/ready").await;
+    assert_eq!(response.status(), 503);
+    assert!(response.text().await.unwrap().contains("pool is exhausted"));
+    let me = app
+        .graphql(
+            Some(&app.customer_token("ann")),
+            "{ me { pointsBalance } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        crate::common::error_code(&me),
+        Some("UNAVAILABLE"),
+        "no connection is free, and the answer says so before the request's time runs out: {me}"
+    );
+    for transaction in held {
+        transaction.rollback().await.unwrap();
+    }
+    assert_eq!(app.get("/ready").await.status(), 200);
+    crate::common::data(
+        &app.graphql(
+            Some(&app.customer_token("ann")),
+            "{ me { pointsBalance } }",
+            serde_json::json!({}),
+        )
+        .await,
+    );
+}
+
+#[tokio::test]
+async fn a_database_that_allows_too_few_connections_refuses_the_start_with_the_reason() {
+    use sea_orm::ConnectionTrait;
+
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        return; // SQLite has no connection limit.
+    };
+    if admin_url.is_empty() {
+        return;
+    }
+    let database = crate::common::TestDatabase::create().await;
+    let name = database.url().rsplit('/').next().unwrap().to_owned();
+    let admin = sea_orm::Database::connect(&admin_url).await.unwrap();
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE {name} CONNECTION LIMIT 3"))
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    let env = std::collections::HashMap::from([
+        ("DATABASE_URL".to_owned(), database.url().to_owned()),
+        (
+            "TANDEM_JWT_SECRET".to_owned(),
+            crate::common::TEST_SECRET.to_owned(),
+        ),
+    ]);
+    let settings = tandem::config::Settings::from_sources(&env, None).unwrap();
+    let clock = tandem::clock::ManualClock::new(chrono::Utc::now());
+    let refused = tandem::state::AppState::init(settings, std::sync::Arc::new(clock))
+        .await
+        .err()
+        .expect("the start is refused");
+    let message = refused.to_string();
+    assert!(message.starts_with("DATABASE_URL"), "{message}");
+    assert!(message.contains("CONNECTION LIMIT"), "{message}");
+    assert!(message.contains("3 connection"), "{message}");
+}
