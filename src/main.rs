@@ -163,10 +163,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
         }
         Command::RebuildRollups => {
             let state = AppState::init(settings, clock).await?;
-            let txn = tandem::db::begin_write(&state.db).await?;
-            tandem::rollups::rebuild(&txn).await?;
-            txn.commit().await?;
-            println!("rollups rebuilt");
+            let rebuilt =
+                tandem::rollups::rebuild_beside_writes(&state.db, tandem::rollups::REBUILD_BATCH)
+                    .await?;
+            println!("rollups rebuilt for {rebuilt} customers");
         }
         Command::Token { role, sub, ttl } => {
             let state = AppState::init(settings, clock.clone()).await?;

@@ -4,7 +4,7 @@
 //! gives the same rows, and a test holds the two to that.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
 /// The bit of `customer_rollups.active_months` set for "ordered 12 or more calendar months after
 /// the signup month". Bit `k - 1` stands for "ordered in month `k`", for `k` in 1..=12.
@@ -27,6 +27,17 @@ pub fn month_number(backend: DbBackend, column: &str) -> String {
 
 /// Recomputes every customer's rollup row and every order's `previous_placed_at`.
 pub async fn rebuild(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    rebuild_where(db, "SELECT id FROM customers", Vec::new()).await
+}
+
+/// Recomputes the rollup rows of the customers `customers` selects (a subquery of their ids,
+/// with placeholders in the backend's own style bound to `values`), and their orders'
+/// `previous_placed_at`.
+pub async fn rebuild_where(
+    db: &impl ConnectionTrait,
+    customers: &str,
+    values: Vec<Value>,
+) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let offset = format!(
         "({} - {})",
@@ -34,20 +45,22 @@ pub async fn rebuild(db: &impl ConnectionTrait) -> Result<(), DbErr> {
         month_number(backend, "c.created_at")
     );
     let statements = [
-        "DELETE FROM customer_rollups".to_owned(),
-        "INSERT INTO customer_rollups (customer_id, signed_up_at, channel, referred, orders, \
-           gross, net, active_months, points_balance) \
-         SELECT c.id, c.created_at, c.acquisition_channel, \
-           EXISTS (SELECT 1 FROM referrals r WHERE r.referee_id = c.id AND r.status <> 'REJECTED'), \
-           0, 0, 0, 0, 0 \
-         FROM customers c"
-            .to_owned(),
-        "UPDATE customer_rollups SET orders = s.n, gross = s.gross, net = s.net \
-         FROM (SELECT customer_id, COUNT(*) AS n, SUM(amount) AS gross, \
-                 SUM(amount - refunded_amount) AS net \
-               FROM orders GROUP BY customer_id) s \
-         WHERE s.customer_id = customer_rollups.customer_id"
-            .to_owned(),
+        format!("DELETE FROM customer_rollups WHERE customer_id IN ({customers})"),
+        format!(
+            "INSERT INTO customer_rollups (customer_id, signed_up_at, channel, referred, orders, \
+               gross, net, active_months, points_balance) \
+             SELECT c.id, c.created_at, c.acquisition_channel, \
+               EXISTS (SELECT 1 FROM referrals r WHERE r.referee_id = c.id AND r.status <> 'REJECTED'), \
+               0, 0, 0, 0, 0 \
+             FROM customers c WHERE c.id IN ({customers})"
+        ),
+        format!(
+            "UPDATE customer_rollups SET orders = s.n, gross = s.gross, net = s.net \
+             FROM (SELECT customer_id, COUNT(*) AS n, SUM(amount) AS gross, \
+                     SUM(amount - refunded_amount) AS net \
+                   FROM orders WHERE customer_id IN ({customers}) GROUP BY customer_id) s \
+             WHERE s.customer_id = customer_rollups.customer_id"
+        ),
         // Distinct powers of two add up to their OR (SQLite has no bit_or aggregate).
         format!(
             "UPDATE customer_rollups SET active_months = s.bits \
@@ -56,23 +69,28 @@ pub async fn rebuild(db: &impl ConnectionTrait) -> Result<(), DbErr> {
                        THEN 1 << ({offset} - 1) ELSE 0 END) \
                      + CASE WHEN MAX({offset}) >= 12 THEN {LATE_ACTIVITY_BIT} ELSE 0 END AS bits \
                    FROM orders o JOIN customers c ON c.id = o.customer_id \
+                   WHERE o.customer_id IN ({customers}) \
                    GROUP BY o.customer_id) s \
              WHERE s.customer_id = customer_rollups.customer_id"
         ),
-        "UPDATE customer_rollups SET points_balance = s.held \
-         FROM (SELECT customer_id, SUM(delta) AS held FROM points_ledger GROUP BY customer_id) s \
-         WHERE s.customer_id = customer_rollups.customer_id"
-            .to_owned(),
+        format!(
+            "UPDATE customer_rollups SET points_balance = s.held \
+             FROM (SELECT customer_id, SUM(delta) AS held FROM points_ledger \
+                   WHERE customer_id IN ({customers}) GROUP BY customer_id) s \
+             WHERE s.customer_id = customer_rollups.customer_id"
+        ),
         // The same order as the application's: by time, then id.
-        "UPDATE orders SET previous_placed_at = s.previous \
-         FROM (SELECT id, LAG(placed_at) OVER (PARTITION BY customer_id ORDER BY placed_at, id) \
-                 AS previous \
-               FROM orders) s \
-         WHERE s.id = orders.id"
-            .to_owned(),
+        format!(
+            "UPDATE orders SET previous_placed_at = s.previous \
+             FROM (SELECT id, LAG(placed_at) OVER (PARTITION BY customer_id ORDER BY placed_at, id) \
+                     AS previous \
+                   FROM orders WHERE customer_id IN ({customers})) s \
+             WHERE s.id = orders.id"
+        ),
     ];
     for sql in statements {
-        db.execute_unprepared(&sql).await?;
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values.clone()))
+            .await?;
     }
     Ok(())
 }

@@ -14,6 +14,60 @@ use crate::error::{AppError, DbContext};
 
 pub use migration::rollups::{LATE_ACTIVITY_BIT, rebuild};
 
+/// Customers a rebuild beside live writes takes at a time.
+pub const REBUILD_BATCH: u64 = 1_000;
+
+/// Recomputes every customer's rollups while the API may be writing: a batch of customers at a
+/// time, each batch in its own transaction that first locks its customers, as every writer does.
+/// A write to one of them either committed before the batch reads, or waits for the batch and
+/// then updates the rebuilt row; none is lost. Returns how many customers were rebuilt.
+pub async fn rebuild_beside_writes(
+    db: &sea_orm::DatabaseConnection,
+    batch: u64,
+) -> Result<u64, AppError> {
+    use sea_orm::sea_query::LockType;
+    use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+    let customers = if db.get_database_backend() == DbBackend::Postgres {
+        "SELECT id FROM customers WHERE id >= $1 AND id <= $2"
+    } else {
+        "SELECT id FROM customers WHERE id >= ? AND id <= ?"
+    };
+    let mut after: Option<Uuid> = None;
+    let mut rebuilt = 0;
+    loop {
+        let txn = crate::db::begin_write(db)
+            .await
+            .context("starting a rollup rebuild")?;
+        let mut next = customer::Entity::find()
+            .select_only()
+            .column(customer::Column::Id)
+            .order_by_asc(customer::Column::Id)
+            .limit(batch.max(1))
+            .lock(LockType::NoKeyUpdate);
+        if let Some(after) = after {
+            next = next.filter(customer::Column::Id.gt(after));
+        }
+        let ids: Vec<Uuid> = next
+            .into_tuple()
+            .all(&txn)
+            .await
+            .context("locking customers for a rollup rebuild")?;
+        let (Some(first), Some(last)) = (ids.first().copied(), ids.last().copied()) else {
+            txn.commit().await.context("ending a rollup rebuild")?;
+            return Ok(rebuilt);
+        };
+        migration::rollups::rebuild_where(&txn, customers, vec![first.into(), last.into()])
+            .await
+            .context("rebuilding a batch of rollups")?;
+        txn.commit()
+            .await
+            .context("committing a batch of rollups")?;
+        rebuilt += ids.len() as u64;
+        after = Some(last);
+    }
+}
+
 /// The `active_months` bits an order placed at `placed_at` sets for a customer who signed up at
 /// `signed_up_at`: bit `k - 1` for calendar month `k` (1 to 12) after the signup month, and
 /// [`LATE_ACTIVITY_BIT`] from month 12 on.
