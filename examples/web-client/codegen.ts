@@ -13,7 +13,9 @@ const config: CodegenConfig = {
         strictScalars: true,
         scalars: {
           DateTime: "string",
-          // Long is a JSON number exact to 2^53 - 1 (see the schema's doc).
+          // Long is a JSON number up to 2^53 - 1 and a string of digits beyond it (see the
+          // schema's doc). Past 2^53 are only program-wide money figures at extreme settings,
+          // which this shopper's app never reads: its points and costs are numbers.
           Long: "number",
         },
         enumsAsTypes: true,

@@ -121,7 +121,7 @@ impl From<RewardRule> for RewardRuleView {
     fn from(rule: RewardRule) -> Self {
         Self {
             kind: rule.kind,
-            amount: Long(rule.amount),
+            amount: Long::from(rule.amount),
         }
     }
 }
@@ -159,7 +159,7 @@ impl Campaign {
     }
     /// The smallest first order that qualifies, in minor units.
     async fn min_order_amount(&self) -> Long {
-        Long(self.0.min_order_amount)
+        Long::from(self.0.min_order_amount)
     }
     /// Days after signup within which the first qualifying order must come.
     async fn qualify_within_days(&self) -> i32 {

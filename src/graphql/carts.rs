@@ -97,8 +97,8 @@ impl Cart {
             .map(|i| CartItemView {
                 product_id: i.product_id,
                 name: i.name,
-                unit_price: Long(i.unit_price),
-                quantity: Long(i.quantity),
+                unit_price: Long::from(i.unit_price),
+                quantity: Long::from(i.quantity),
                 image_url: i.image_url,
                 url: i.url,
             })
@@ -107,7 +107,7 @@ impl Cart {
     /// The sum of unit price × quantity over the items, in minor units; null only for a cart
     /// stored before input bounds whose sum does not fit 64 bits.
     async fn total(&self) -> Option<Long> {
-        service::total(&service::items_of(&self.0)).map(Long)
+        service::total(&service::items_of(&self.0)).map(Long::from)
     }
     /// Where the shopper finishes the purchase.
     async fn checkout_url(&self) -> Option<&str> {

@@ -34,7 +34,7 @@ pub struct ProgramSettings(pub program_settings::Model);
 impl ProgramSettings {
     /// Points per major unit of the program currency an order earns (before a tier's multiplier).
     async fn points_per_unit(&self) -> Long {
-        Long(self.0.points_per_unit)
+        Long::from(self.0.points_per_unit)
     }
     /// Days after they were earned that points expire; null means never.
     async fn points_expire_after_days(&self) -> Option<i32> {
@@ -46,7 +46,7 @@ impl ProgramSettings {
     }
     /// What one point is worth in minor units of the program currency, for reporting.
     async fn point_value(&self) -> Long {
-        Long(self.0.point_value)
+        Long::from(self.0.point_value)
     }
     /// What tiers are measured by.
     async fn tier_metric(&self) -> TierMetric {
@@ -114,7 +114,7 @@ pub struct PointsEntry(pub points_ledger_entry::Model);
 impl PointsEntry {
     /// Points added (positive) or taken (negative).
     async fn delta(&self) -> Long {
-        Long(self.0.delta)
+        Long::from(self.0.delta)
     }
     /// Why.
     async fn reason(&self) -> PointsReason {
@@ -188,7 +188,7 @@ impl Tier {
     }
     /// The tier metric a customer needs in the period to reach it.
     async fn threshold(&self) -> Long {
-        Long(self.0.threshold)
+        Long::from(self.0.threshold)
     }
     /// What order points are multiplied by in this tier.
     async fn points_multiplier(&self) -> f64 {
@@ -286,7 +286,7 @@ impl Badge {
     }
     /// How much of it earns the badge.
     async fn threshold(&self) -> Long {
-        Long(self.0.threshold)
+        Long::from(self.0.threshold)
     }
 }
 
@@ -353,7 +353,7 @@ impl RewardOption {
     }
     /// What it costs in points.
     async fn points_cost(&self) -> Long {
-        Long(self.0.points_cost)
+        Long::from(self.0.points_cost)
     }
     /// What the reward gives.
     async fn kind(&self) -> RewardKind {
@@ -361,7 +361,7 @@ impl RewardOption {
     }
     /// A percent, or minor units of the program currency.
     async fn amount(&self) -> Long {
-        Long(self.0.amount)
+        Long::from(self.0.amount)
     }
     /// The lowest tier that may buy it; null for everyone.
     async fn min_tier(&self, ctx: &Context<'_>) -> Result<Option<Tier>> {
@@ -438,7 +438,7 @@ async fn ranked(
         entries.push(LeaderboardEntry {
             rank: i32::try_from(standing.rank).unwrap_or(i32::MAX),
             display_name: display_name(name.as_deref()),
-            value: Long(standing.value),
+            value: Long::from(standing.value),
         });
     }
     Ok(entries)
@@ -449,18 +449,18 @@ async fn ranked(
 pub async fn points_balance(ctx: &Context<'_>, customer: &customer::Model) -> Result<Long> {
     let state = state(ctx)?;
     let account = Account::load(&state.db, customer.id).await?;
-    Ok(Long(account.balance(state.clock.now())))
+    Ok(Long::from(account.balance(state.clock.now())))
 }
 
 pub async fn pending_points(ctx: &Context<'_>, customer: &customer::Model) -> Result<Long> {
     let state = state(ctx)?;
     let account = Account::load(&state.db, customer.id).await?;
-    Ok(Long(account.pending(state.clock.now())))
+    Ok(Long::from(account.pending(state.clock.now())))
 }
 
 pub async fn lifetime_points(ctx: &Context<'_>, customer: &customer::Model) -> Result<Long> {
     let account = Account::load(&state(ctx)?.db, customer.id).await?;
-    Ok(Long(account.lifetime(None)))
+    Ok(Long::from(account.lifetime(None)))
 }
 
 pub async fn points_expiring_soon(
@@ -475,7 +475,7 @@ pub async fn points_expiring_soon(
         expiry::expiring_soon(&account, state.clock.now(), i64::from(days))
             .into_iter()
             .map(|(expires_at, amount)| ExpiringPoints {
-                amount: Long(amount),
+                amount: Long::from(amount),
                 expires_at,
             })
             .collect(),
@@ -530,7 +530,7 @@ pub async fn next_tier(ctx: &Context<'_>, customer: &customer::Model) -> Result<
         (metric as f64 / next.threshold as f64).clamp(0.0, 1.0)
     };
     Ok(Some(NextTier {
-        remaining: Long((next.threshold - metric).max(0)),
+        remaining: Long::from((next.threshold - metric).max(0)),
         progress,
         tier: Tier(next),
     }))
@@ -572,8 +572,8 @@ pub async fn badge_progress(
         let current = facts::badge_value(db, customer.id, badge.rule).await?;
         progress.push(BadgeProgress {
             achieved: awards.iter().any(|a| a.badge_id == badge.id),
-            current: Long(current),
-            threshold: Long(badge.threshold),
+            current: Long::from(current),
+            threshold: Long::from(badge.threshold),
             badge: Badge(badge),
         });
     }

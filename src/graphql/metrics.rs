@@ -57,11 +57,11 @@ impl ReferralMetrics {
     }
     /// Customers registered in the range.
     async fn new_customers(&self) -> Long {
-        Long(self.figures.new_customers)
+        Long::from(self.figures.new_customers)
     }
     /// New customers whose referral is not REJECTED.
     async fn referred_customers(&self) -> Long {
-        Long(self.figures.referred_customers)
+        Long::from(self.figures.referred_customers)
     }
     /// referredCustomers / newCustomers; 0 without new customers.
     async fn referral_rate(&self) -> f64 {
@@ -69,15 +69,15 @@ impl ReferralMetrics {
     }
     /// Share-link clicks recorded in the range.
     async fn clicks(&self) -> Long {
-        Long(self.figures.clicks)
+        Long::from(self.figures.clicks)
     }
     /// Friends who signed up with a referral code in the range, whatever became of the referral.
     async fn referred_signups(&self) -> Long {
-        Long(self.figures.referred_signups)
+        Long::from(self.figures.referred_signups)
     }
     /// Of those signups, the referrals that have qualified (QUALIFIED or REWARDED; not reversed).
     async fn qualified_referrals(&self) -> Long {
-        Long(self.figures.qualified_referrals)
+        Long::from(self.figures.qualified_referrals)
     }
     /// min(1, referredSignups / clicks); 0 without clicks. Codes typed at signup have no click.
     async fn click_to_signup_rate(&self) -> f64 {
@@ -94,17 +94,17 @@ impl ReferralMetrics {
     }
     /// Customers with an order placed in the range.
     async fn ordering_customers(&self) -> Long {
-        Long(self.figures.ordering_customers)
+        Long::from(self.figures.ordering_customers)
     }
     /// Money value, in minor units, of referral rewards (both sides and milestones) issued in the
     /// range and not reversed: points × pointValue, fixed coupons and store credit at face value,
     /// percent coupons 0 (counted in unpricedRewards).
     async fn reward_cost(&self) -> Long {
-        Long(self.figures.reward_cost)
+        Long::from(self.figures.reward_cost)
     }
     /// Percent-coupon rewards counted in rewardCost at 0: the discount they gave is not known.
     async fn unpriced_rewards(&self) -> Long {
-        Long(self.figures.unpriced_rewards)
+        Long::from(self.figures.unpriced_rewards)
     }
     /// The same figures per interval (clipped to the range), oldest first, empty intervals
     /// included; the intervals' counts add up to the range's. A point of a series has no series
@@ -145,7 +145,7 @@ impl MarketingSpend {
     }
     /// Minor units of the program currency.
     async fn amount(&self) -> Long {
-        Long(self.0.amount)
+        Long::from(self.0.amount)
     }
     /// When the period starts.
     async fn period_start(&self) -> DateTime<Utc> {
@@ -209,7 +209,7 @@ pub struct CustomerValue {
 impl CustomerValue {
     fn of(segment: value::Segment, gross_margin: f64) -> Self {
         Self {
-            customers: Long(segment.customers),
+            customers: Long::from(segment.customers),
             average_order_value: segment.average_order_value(),
             orders_per_customer: segment.orders_per_customer(),
             average_net_revenue: segment.average_net_revenue(),
@@ -352,8 +352,8 @@ impl MetricsQuery {
             .into_iter()
             .map(|row| ChannelAcquisition {
                 channel: row.channel,
-                spend: Long(row.spend),
-                new_customers: Long(row.new_customers),
+                spend: Long::from(row.spend),
+                new_customers: Long::from(row.new_customers),
                 cac: row.cac,
             })
             .collect())
@@ -434,7 +434,7 @@ impl MetricsQuery {
                 twelve_month_retention: cohort.twelve_month_retention(),
                 month: cohort.month,
                 referred: cohort.referred,
-                customers: Long(cohort.customers),
+                customers: Long::from(cohort.customers),
             })
             .collect())
     }
@@ -450,9 +450,9 @@ impl MetricsQuery {
         let (state, _) = require(ctx, &[Role::Admin])?;
         let economics = value::economics(&state.db, range(from, to)?).await?;
         Ok(ProgramEconomics {
-            reward_cost: Long(economics.reward_cost),
-            referred_customers: Long(economics.referred_customers),
-            referred_revenue: Long(economics.referred_revenue),
+            reward_cost: Long::from(economics.reward_cost),
+            referred_customers: Long::from(economics.referred_customers),
+            referred_revenue: Long::from(economics.referred_revenue),
             baseline_revenue: economics.baseline_revenue,
             incremental_revenue: economics.incremental_revenue(),
             gross_margin: economics.gross_margin,
@@ -469,11 +469,11 @@ impl MetricsQuery {
     ) -> Result<PointsLiability> {
         let (state, _) = require(ctx, &[Role::Admin])?;
         let figures = liability::liability(&state.db, range(from, to)?).await?;
-        let value = |points: i64| Long(points.saturating_mul(figures.point_value));
+        let value = |points: i64| Long::from(i128::from(points) * i128::from(figures.point_value));
         Ok(PointsLiability {
-            outstanding_points: Long(figures.outstanding_points),
+            outstanding_points: Long::from(figures.outstanding_points),
             outstanding_value: value(figures.outstanding_points),
-            breakage: Long(figures.breakage_points),
+            breakage: Long::from(figures.breakage_points),
             breakage_value: value(figures.breakage_points),
         })
     }

@@ -78,11 +78,11 @@ impl Order {
     }
     /// The order total, in minor units.
     async fn amount(&self) -> Long {
-        Long(self.0.amount)
+        Long::from(self.0.amount)
     }
     /// How much of it has been refunded, in minor units.
     async fn refunded_amount(&self) -> Long {
-        Long(self.0.refunded_amount)
+        Long::from(self.0.refunded_amount)
     }
     /// ISO 4217 code.
     async fn currency(&self) -> &str {
@@ -96,8 +96,8 @@ impl Order {
             .map(|i| OrderItemView {
                 product_id: i.product_id,
                 name: i.name,
-                unit_price: Long(i.unit_price),
-                quantity: Long(i.quantity),
+                unit_price: Long::from(i.unit_price),
+                quantity: Long::from(i.quantity),
             })
             .collect()
     }

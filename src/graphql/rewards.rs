@@ -26,7 +26,7 @@ impl Reward {
     }
     /// Points, a percent, or minor units of the program currency.
     async fn amount(&self) -> Long {
-        Long(self.0.amount)
+        Long::from(self.0.amount)
     }
     /// The code to enter at checkout, for coupons and store credit.
     async fn coupon_code(&self) -> Option<&str> {

@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, Value};
 
 use crate::error::AppError;
 use crate::loyalty::settings;
-use crate::metrics::{Range, by_bucket, spend};
+use crate::metrics::{Range, by_bucket, by_bucket_columns, spend};
 
 /// The channel referred customers are counted under.
 pub const REFERRAL_CHANNEL: &str = "referral";
@@ -18,8 +18,8 @@ pub const REFERRAL_CHANNEL: &str = "referral";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelCost {
     pub channel: String,
-    /// Minor units, rounded to the nearest.
-    pub spend: i64,
+    /// Minor units, rounded to the nearest; 128 bits, since it holds priced points.
+    pub spend: i128,
     pub new_customers: i64,
     /// Spend per new customer, in minor units; `None` without new customers.
     pub cac: Option<f64>,
@@ -56,7 +56,7 @@ pub async fn costs(
         *spend_by.entry(record.channel.clone()).or_default() += spend::prorated(&record, range);
     }
     if reward_cost != 0 {
-        *spend_by.entry(REFERRAL_CHANNEL.to_owned()).or_default() += reward_cost as f64;
+        spend_by.entry(REFERRAL_CHANNEL.to_owned()).or_default();
     }
     let mut channels: Vec<String> = customers.keys().chain(spend_by.keys()).cloned().collect();
     channels.sort();
@@ -64,7 +64,15 @@ pub async fn costs(
     Ok(channels
         .into_iter()
         .map(|channel| {
-            let spend = spend_by.get(&channel).copied().unwrap_or(0.0).round() as i64;
+            // Prorated spend is a fraction of records of at most MAX_AMOUNT each, exact in an
+            // f64; the reward cost is added exactly.
+            let prorated = spend_by.get(&channel).copied().unwrap_or(0.0).round() as i128;
+            let rewards = if channel == REFERRAL_CHANNEL {
+                reward_cost
+            } else {
+                0
+            };
+            let spend = prorated + rewards;
             let new_customers = customers.get(&channel).copied().unwrap_or(0);
             ChannelCost {
                 cac: (new_customers > 0).then(|| spend as f64 / new_customers as f64),
@@ -78,26 +86,28 @@ pub async fn costs(
 
 /// The money value, in minor units, of the rewards (both sides and milestones, issued and not
 /// reversed, whenever issued) of referrals whose friend signed up in the range.
-pub async fn cohort_reward_cost(db: &impl ConnectionTrait, range: Range) -> Result<i64, AppError> {
+pub async fn cohort_reward_cost(db: &impl ConnectionTrait, range: Range) -> Result<i128, AppError> {
     let point_value = settings::load(db).await?.point_value;
-    let values = vec![
-        Value::from(point_value),
-        Value::from(range.from),
-        Value::from(range.to),
-    ];
-    let cost = by_bucket(
+    let values = vec![Value::from(range.from), Value::from(range.to)];
+    let sums = by_bucket_columns(
         db,
-        "SELECT CAST('' AS TEXT), CAST(COALESCE(SUM(CASE \
-           WHEN w.kind = 'POINTS' THEN w.amount * ? \
-           WHEN w.kind IN ('FIXED_COUPON', 'STORE_CREDIT') THEN w.amount \
-           ELSE 0 END), 0) AS BIGINT) \
+        None,
+        "SELECT CAST('' AS TEXT) AS k, \
+           CAST(COALESCE(SUM(CASE WHEN w.kind = 'POINTS' THEN w.amount ELSE 0 END), 0) AS BIGINT) AS v1, \
+           CAST(COALESCE(SUM(CASE WHEN w.kind IN ('FIXED_COUPON', 'STORE_CREDIT') \
+             THEN w.amount ELSE 0 END), 0) AS BIGINT) AS v2 \
          FROM rewards w JOIN referrals r ON w.referral_id = r.id \
          WHERE r.created_at >= ? AND r.created_at < ? \
            AND w.status IN ('ISSUED', 'REDEEMED') \
            AND w.side IN ('REFERRER', 'REFEREE', 'MILESTONE')",
+        2,
         values,
         "summing the reward cost of a signup cohort",
     )
     .await?;
-    Ok(cost.values().sum())
+    // Points are priced here, in 128 bits: each sum fits 64, their product may not.
+    Ok(sums
+        .values()
+        .map(|v| i128::from(v[0]) * i128::from(point_value) + i128::from(v[1]))
+        .sum())
 }

@@ -21,7 +21,8 @@ pub struct ReferralFigures {
     pub qualified_referrals: i64,
     pub ordering_customers: i64,
     pub participants: i64,
-    pub reward_cost: i64,
+    /// In minor units; 128 bits, since points × pointValue can pass 64.
+    pub reward_cost: i128,
     pub unpriced_rewards: i64,
 }
 
@@ -147,18 +148,17 @@ async fn figures(
         db,
         interval,
         &format!(
-            "SELECT {} AS k, SUM(CASE \
-               WHEN kind = 'POINTS' THEN amount * ? \
-               WHEN kind IN ('FIXED_COUPON', 'STORE_CREDIT') THEN amount \
-               ELSE 0 END) AS v1, \
-               SUM(CASE WHEN kind = 'PERCENT_COUPON' THEN 1 ELSE 0 END) AS v2 \
+            "SELECT {} AS k, \
+               SUM(CASE WHEN kind = 'POINTS' THEN amount ELSE 0 END) AS v1, \
+               SUM(CASE WHEN kind IN ('FIXED_COUPON', 'STORE_CREDIT') THEN amount ELSE 0 END) AS v2, \
+               SUM(CASE WHEN kind = 'PERCENT_COUPON' THEN 1 ELSE 0 END) AS v3 \
              FROM rewards WHERE issued_at >= ? AND issued_at < ? \
                AND status IN ('ISSUED', 'REDEEMED') \
                AND side IN ('REFERRER', 'REFEREE', 'MILESTONE'){group}",
             key("issued_at")
         ),
-        2,
-        vec![Value::from(point_value), from(), to()],
+        3,
+        vec![from(), to()],
         "summing reward cost",
     )
     .await?;
@@ -180,10 +180,13 @@ async fn figures(
     });
     fill(ordering, |f, v| f.ordering_customers = v[0]);
     fill(participants, |f, v| f.participants = v[0]);
-    fill(rewards, |f, v| {
-        f.reward_cost = v[0];
-        f.unpriced_rewards = v[1];
-    });
+    for (key, values) in rewards {
+        let figures = out.entry(key).or_default();
+        // Points are priced here, in 128 bits: each sum fits 64, their product may not.
+        figures.reward_cost =
+            i128::from(values[0]) * i128::from(point_value) + i128::from(values[1]);
+        figures.unpriced_rewards = values[2];
+    }
     Ok(out)
 }
 

@@ -166,7 +166,7 @@ pub async fn cohort(
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Economics {
     pub gross_margin: f64,
-    pub reward_cost: i64,
+    pub reward_cost: i128,
     pub referred_customers: i64,
     /// Net revenue of the referred customers, to date.
     pub referred_revenue: i64,

@@ -270,3 +270,226 @@ async fn a_date_outside_the_window_is_refused_naming_it() {
     let message = crate::common::assert_error(&response, "BAD_USER_INPUT");
     assert!(message.contains("0001-01-01"), "{message}");
 }
+
+/// A figure as the API writes a `Long`: a JSON number up to 2^53 - 1, else a string of digits.
+fn long_of(value: &Value) -> i128 {
+    match value {
+        Value::Number(n) => {
+            let n = n.as_i64().expect("a whole number");
+            assert!(
+                n.abs() < (1 << 53),
+                "a number past 2^53 would lose precision: {n}"
+            );
+            i128::from(n)
+        }
+        Value::String(digits) => {
+            let n: i128 = digits.parse().expect("decimal digits");
+            assert!(n.abs() >= 1 << 53, "a string only past 2^53: {digits}");
+            n
+        }
+        other => panic!("not a Long: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn money_at_the_largest_legal_settings_is_exact_and_never_an_error() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    data(
+        &app.graphql(
+            Some(&admin),
+            "mutation { updateProgramSettings(input: { pointsPerUnit: 10000, pointValue: 1000000000 }) { pointValue } }",
+            json!({}),
+        )
+        .await,
+    );
+    data(
+        &app.create_campaign(json!({
+            "name": "Largest",
+            "referrerReward": { "kind": "POINTS", "amount": 1_000_000_000 },
+            "refereeReward": { "kind": "POINTS", "amount": 1_000_000_000 },
+        }))
+        .await,
+    );
+    for n in 0..5 {
+        let friend = format!("big-friend-{n}");
+        data(&app.refer("big-amy", &friend, json!({})).await);
+        data(
+            &app.record_order(&format!("big-{n}"), &friend, 1_000_000_000)
+                .await,
+        );
+    }
+    let range = json!({ "from": "2026-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z" });
+    let figures = app
+        .graphql(
+            Some(&admin),
+            "query($from: DateTime!, $to: DateTime!) {
+               pointsLiability(from: $from, to: $to) { outstandingPoints outstandingValue }
+               referralMetrics(from: \"2026-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") { rewardCost }
+               acquisitionCost(from: \"2026-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") { channel spend }
+               programEconomics(from: \"2026-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") { rewardCost roi }
+               customerLifetimeValue(from: \"2026-01-01T00:00:00Z\", to: \"2030-01-01T00:00:00Z\") { referred { customers } }
+             }",
+            range,
+        )
+        .await;
+    let figures = data(&figures);
+    let held = long_of(&figures["pointsLiability"]["outstandingPoints"]);
+    assert!(
+        held >= 10_000_000_000,
+        "ten rewards of 10^9 points at least: {held}"
+    );
+    assert_eq!(
+        long_of(&figures["pointsLiability"]["outstandingValue"]),
+        held * 1_000_000_000,
+        "exact, not saturated at 2^63"
+    );
+    assert_eq!(
+        long_of(&figures["referralMetrics"]["rewardCost"]),
+        10 * 1_000_000_000 * 1_000_000_000,
+        "ten rewards of 10^9 points at 10^9 each: past 2^63"
+    );
+    assert_eq!(
+        long_of(&figures["programEconomics"]["rewardCost"]),
+        10 * 1_000_000_000 * 1_000_000_000
+    );
+    let referral = figures["acquisitionCost"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == "referral")
+        .expect("the referral channel");
+    assert_eq!(
+        long_of(&referral["spend"]),
+        10 * 1_000_000_000 * 1_000_000_000
+    );
+}
+
+struct AmountInput {
+    at: &'static str,
+    role: &'static str,
+    /// An operation taking `$a` (an `Int!`, or a `Long!` where the schema says so) and `$n: String!`.
+    operation: &'static str,
+}
+
+const AMOUNT_INPUTS: &[AmountInput] = &[
+    AmountInput {
+        at: "OrderInput.amount",
+        role: "service",
+        operation: "mutation($a: Int!, $n: String!) { recordOrder(input: { externalId: $n, customerExternalId: \"ann\", amount: $a, currency: \"USD\" }) { id } }",
+    },
+    AmountInput {
+        at: "OrderItemInput.unitPrice",
+        role: "service",
+        operation: "mutation($a: Int!, $n: String!) { recordOrder(input: { externalId: $n, customerExternalId: \"ann\", amount: 1000, currency: \"USD\", items: [{ productId: \"p\", unitPrice: $a, quantity: 1 }] }) { id } }",
+    },
+    AmountInput {
+        at: "OrderItemInput.quantity",
+        role: "service",
+        operation: "mutation($a: Int!, $n: String!) { recordOrder(input: { externalId: $n, customerExternalId: \"ann\", amount: 1000, currency: \"USD\", items: [{ productId: \"p\", unitPrice: 10, quantity: $a }] }) { id } }",
+    },
+    AmountInput {
+        at: "refundOrder.amount",
+        role: "service",
+        operation: "mutation($a: Int!, $n: String!) { refundOrder(externalId: \"refundable\", amount: $a, refundId: $n) { refundedAmount } }",
+    },
+    AmountInput {
+        at: "adjustPoints.delta",
+        role: "admin",
+        operation: "mutation($a: Int!, $n: String!) { adjustPoints(customerExternalId: \"ann\", delta: $a, reason: $n) { delta } }",
+    },
+    AmountInput {
+        at: "MarketingSpendInput.amount",
+        role: "admin",
+        operation: "mutation($a: Int!) { recordMarketingSpend(input: { channel: \"ads\", amount: $a, periodStart: \"2026-10-01T00:00:00Z\", periodEnd: \"2026-11-01T00:00:00Z\" }) { amount } }",
+    },
+    AmountInput {
+        at: "RewardRuleInput.amount",
+        role: "admin",
+        operation: "mutation($a: Long!, $n: String!) { createCampaign(input: { name: $n, referrerReward: { kind: FIXED_COUPON, amount: $a }, refereeReward: { kind: POINTS, amount: $a } }) { id } }",
+    },
+    AmountInput {
+        at: "CampaignInput.minOrderAmount",
+        role: "admin",
+        operation: "mutation($a: Int!, $n: String!) { createCampaign(input: { name: $n, referrerReward: { kind: POINTS, amount: 1 }, refereeReward: { kind: POINTS, amount: 1 }, minOrderAmount: $a }) { id } }",
+    },
+    AmountInput {
+        at: "RewardOptionInput.pointsCost",
+        role: "admin",
+        operation: "mutation($a: Int!, $n: String!) { createRewardOption(input: { name: $n, pointsCost: $a, kind: FIXED_COUPON, amount: 100 }) { id } }",
+    },
+    AmountInput {
+        at: "RewardOptionInput.amount",
+        role: "admin",
+        operation: "mutation($a: Int!, $n: String!) { createRewardOption(input: { name: $n, pointsCost: 10, kind: FIXED_COUPON, amount: $a }) { id } }",
+    },
+    AmountInput {
+        at: "ProgramSettingsInput.pointValue",
+        role: "admin",
+        operation: "mutation($a: Int!) { updateProgramSettings(input: { pointValue: $a }) { pointValue } }",
+    },
+    AmountInput {
+        at: "ProgramSettingsInput.pointsPerUnit",
+        role: "admin",
+        operation: "mutation($a: Int!) { updateProgramSettings(input: { pointsPerUnit: $a }) { pointsPerUnit } }",
+    },
+    AmountInput {
+        at: "TierInput.threshold",
+        role: "admin",
+        operation: "mutation($a: Int!, $n: String!) { createTier(input: { name: $n, threshold: $a }) { id } }",
+    },
+    AmountInput {
+        at: "CartItemInput.unitPrice",
+        role: "service",
+        operation: "mutation($a: Int!, $n: String!) { upsertCart(input: { externalId: $n, customerExternalId: \"ann\", items: [{ productId: \"p\", unitPrice: $a, quantity: 1 }] }) { id } }",
+    },
+];
+
+#[tokio::test]
+async fn every_amount_at_zero_one_the_maximum_and_past_it_answers_with_data_or_a_code() {
+    let app = TestApp::spawn().await;
+    data(&app.register_customer("ann", "ann@example.com").await);
+    data(&app.record_order("refundable", "ann", 5_000).await);
+    let max = 1_000_000_000_i64;
+    let values = [
+        0,
+        1,
+        -1,
+        max,
+        max + 1,
+        i64::from(i32::MAX),
+        i64::from(i32::MIN),
+    ];
+    let mut run = 0;
+    for input in AMOUNT_INPUTS {
+        let token = app.token(input.role, "sweep");
+        let mut answered_with_data = false;
+        for value in values {
+            run += 1;
+            let response = app
+                .graphql(
+                    Some(&token),
+                    input.operation,
+                    json!({ "a": value, "n": format!("sweep-{run}") }),
+                )
+                .await;
+            assert_answered(&response, &format!("{} = {value}", input.at));
+            answered_with_data |= response.get("errors").is_none();
+        }
+        assert!(
+            answered_with_data,
+            "{}: some value in the range runs, so the operation itself is sound",
+            input.at
+        );
+    }
+    // A Long past what an input takes is refused as input, not as a fault.
+    let response = app
+        .graphql(
+            Some(&app.admin_token()),
+            AMOUNT_INPUTS[6].operation,
+            json!({ "a": 1_i64 << 60, "n": "long" }),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("BAD_USER_INPUT"), "{response}");
+    app.assert_still_serves().await;
+}
