@@ -38,8 +38,6 @@ use crate::referrals::links::Visitor;
 use crate::state::AppState;
 
 const PROTOCOL: &str = "graphql-transport-ws";
-/// The longest a frame from a client may be.
-const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the closing frame may wait for a client that does not read, once what the socket
@@ -90,9 +88,11 @@ pub async fn upgrade(
     let span = tracing::info_span!("websocket", request_id = %request_id);
     let socket = Socket::new(state.get_ref().clone(), session, visitor);
     let schema = schema.get_ref().clone();
+    // A message is held to the size of a request body (TANDEM_MAX_BODY_BYTES).
+    let max_frame = state.settings.http.max_body_bytes;
     actix_web::rt::spawn(
         socket
-            .serve(schema, incoming.max_frame_size(MAX_FRAME_BYTES))
+            .serve(schema, incoming.max_frame_size(max_frame))
             .instrument(span),
     );
     Ok(response)

@@ -476,3 +476,92 @@ async fn five_hundred_orders_and_two_hundred_carts_across_two_servers_and_two_wo
     );
     assert_each_arrived_once(&smtp, outbox);
 }
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What a server of the test build may hold above its idle size once the sockets of the soak
+/// below are closed (docs/operations.md names the release build's figures).
+const SOAK_GROWTH_BOUND_KIB: u64 = 24 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_holding_the_most_each_token_may_open_leave_memory_within_its_bound() {
+    use crate::common::{TEST_SECRET, sign_hs256};
+
+    let database = TestDatabase::create().await;
+    let dir = work_dir();
+    let mut child = tandem(&database, &dir)
+        .env("TANDEM_JWT_SECRET", TEST_SECRET)
+        .args(["serve", "--no-workers"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tandem serve starts");
+    let url = listening_url(&mut child).await;
+    let pid = child.id().expect("the server runs");
+    let expires = chrono::Utc::now().timestamp() + 3600;
+    let tokens: Vec<String> = (0..4)
+        .map(|n| {
+            sign_hs256(
+                &json!({ "sub": format!("soak-{n}"), "role": "admin", "exp": expires }),
+                TEST_SECRET,
+            )
+        })
+        .collect();
+    let idle = rss_kib(pid);
+    let mut held = Vec::new();
+    let mut after_close = Vec::new();
+    for round in 0..3 {
+        let mut sockets = Vec::new();
+        for token in &tokens {
+            // 49 + 49 + 2: the default bound of 100 a token, each socket under its own 50.
+            for (s, count) in [49, 49, 2].into_iter().enumerate() {
+                let mut socket = ws::connect(&url, token).await;
+                for id in 0..count {
+                    ws::subscribe(
+                        &mut socket,
+                        &format!("{s}-{id}"),
+                        "subscription { referralEvents { status reasons } }",
+                    )
+                    .await;
+                }
+                // Messages are taken in order: once this answers, the 50 before it run.
+                ws::subscribe(&mut socket, "probe", "{ __typename }").await;
+                let answer = ws::next_message(&mut socket).await.unwrap();
+                if s == 2 {
+                    // The token's 101st operation is refused.
+                    assert_eq!(answer["type"], "error", "{answer}");
+                    assert_eq!(answer["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+                } else {
+                    assert_eq!(answer["type"], "next", "{answer}");
+                }
+                sockets.push(socket);
+            }
+        }
+        held.push(rss_kib(pid));
+        drop(sockets);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after_close.push(rss_kib(pid));
+        eprintln!(
+            "soak round {round}: idle {idle} KiB, holding 400 subscriptions {} KiB, closed {} KiB",
+            held[round], after_close[round]
+        );
+    }
+    let last = *after_close.last().unwrap();
+    assert!(
+        last <= idle + SOAK_GROWTH_BOUND_KIB,
+        "after three rounds the server holds {last} KiB (idle {idle} KiB)"
+    );
+    assert!(
+        held[2] <= held[0] + 16 * 1024,
+        "rounds reuse what the first one took: {held:?}"
+    );
+    child.kill().await.ok();
+}
