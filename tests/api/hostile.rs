@@ -7,7 +7,7 @@ use futures::StreamExt;
 
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, assert_error, data, error_code, hold_customer};
+use crate::common::{TestApp, assert_error, data, error_code, hold_customer, name_of};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
@@ -577,17 +577,6 @@ async fn health_answers_while_the_largest_allowed_queries_run() {
         let response = task.await.unwrap();
         assert!(response.get("errors").is_none(), "{response}");
     }
-}
-
-async fn name_of(app: &TestApp, external_id: &str) -> Value {
-    let response = app
-        .graphql(
-            Some(&app.service_token()),
-            "query($id: String!) { customer(externalId: $id) { name } }",
-            json!({ "id": external_id }),
-        )
-        .await;
-    data(&response)["customer"]["name"].clone()
 }
 
 fn urlencode(text: &str) -> String {

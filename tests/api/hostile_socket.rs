@@ -9,7 +9,7 @@ use chrono::Duration as Span;
 use serde_json::json;
 
 use crate::common::ws::{self, Ended, Socket};
-use crate::common::{TEST_SECRET, TestApp, data, hold_customer, sign_hs256};
+use crate::common::{TEST_SECRET, TestApp, data, hold_customer, name_of, sign_hs256};
 
 const MY_REWARDS: &str = "subscription { myRewards { kind points } }";
 
@@ -246,15 +246,8 @@ async fn a_token_that_expires_while_its_socket_is_open_closes_it_with_4401() {
     .await;
     let (code, _) = close_code(&mut socket).await;
     assert_eq!(code, 4401);
-    let name = app
-        .graphql(
-            Some(&app.service_token()),
-            "{ customer(externalId: \"ann\") { name } }",
-            json!({}),
-        )
-        .await;
     assert_ne!(
-        data(&name)["customer"]["name"],
+        name_of(&app, "ann").await,
         "Late",
         "the expired token changed nothing"
     );
@@ -278,14 +271,7 @@ async fn a_mutation_over_the_socket_runs_under_the_request_timeout_and_leaves_no
     assert!(started.elapsed() < Duration::from_secs(8));
     blocker.rollback().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let name = app
-        .graphql(
-            Some(&app.service_token()),
-            "{ customer(externalId: \"ann\") { name } }",
-            json!({}),
-        )
-        .await;
-    assert_ne!(data(&name)["customer"]["name"], "Changed");
+    assert_ne!(name_of(&app, "ann").await, "Changed");
     // The stopped operation says nothing more, and the socket goes on.
     assert_socket_serves(&mut socket, "after").await;
 }
@@ -341,4 +327,26 @@ async fn a_socket_without_connection_init_cannot_subscribe() {
     ws::subscribe(&mut socket, "early", MY_REWARDS).await;
     let (code, reason) = close_code(&mut socket).await;
     assert_eq!(code, 4401, "{reason}");
+}
+
+#[tokio::test]
+async fn shutting_down_cancels_what_a_socket_still_runs() {
+    let app = TestApp::spawn().await;
+    data(&app.register_customer("ann", "ann@example.com").await);
+    let blocker = hold_customer(&app, "ann").await;
+    let mut socket = ws::connect(&app.address, &app.service_token()).await;
+    ws::subscribe(
+        &mut socket,
+        "waiting",
+        "mutation { updateCustomer(externalId: \"ann\", input: { name: \"Changed\" }) { name } }",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.state.shutdown.begin();
+    let (code, _) = close_code(&mut socket).await;
+    assert_eq!(code, 1001);
+    blocker.rollback().await.unwrap();
+    // Had the mutation gone on, it would now take the lock and commit.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_ne!(name_of(&app, "ann").await, "Changed");
 }

@@ -401,3 +401,15 @@ pub async fn hold_customer(app: &TestApp, external_id: &str) -> sea_orm::Databas
         .unwrap();
     blocker
 }
+
+/// A customer's name, as a service token reads it.
+pub async fn name_of(app: &TestApp, external_id: &str) -> Value {
+    let response = app
+        .graphql(
+            Some(&app.service_token()),
+            "query($id: String!) { customer(externalId: $id) { name } }",
+            json!({ "id": external_id }),
+        )
+        .await;
+    data(&response)["customer"]["name"].clone()
+}
