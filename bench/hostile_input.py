@@ -7,9 +7,17 @@
 For each binary it starts `tandem serve` on a fresh SQLite file and prints:
 - the time to answer a 30-level fragment fan-out (F0 spreads F1 twice, ... 2^30 fields once
   expanded; under 1 KB): median and worst of 20 tries, or the cap when it is not answered;
-- the server's RSS before and after 100 requests with a 2 MB body.
-Only loopback is used; every request has a timeout; the servers are stopped at the end.
+- the server's RSS before and after 100 requests with a 2 MB body;
+- over the WebSocket, with no token: what a 2,000-level nested document gets, and whether the
+  process still answers `/health` after it (the release build's stack is the one that matters);
+- the socket soak: four admin tokens each holding the 100 subscriptions a token may hold
+  (TANDEM_WS_MAX_SUBSCRIPTIONS_PER_TOKEN), in three rounds with every socket closed after each:
+  the server's RSS idle, while holding them, and after closing.
+Only loopback is used; every request and socket read has a timeout; the servers are stopped at
+the end.
 """
+import base64
+import struct
 import json
 import os
 import signal
@@ -23,6 +31,8 @@ import urllib.error
 import urllib.request
 
 FAN_OUT_CAP_S = 20.0
+# The database each started server uses, by its GraphQL URL (for minting its tokens).
+server_database = {}
 
 
 def free_port():
@@ -64,6 +74,7 @@ def start(binary):
                TANDEM_MAIL_DIR=f"{work}/mail", RUST_LOG="error")
     server = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
+    server_database[f"http://127.0.0.1:{port}/graphql"] = env["DATABASE_URL"]
     for _ in range(150):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
@@ -75,6 +86,136 @@ def start(binary):
     for _ in range(20):
         post(url, normal, 5)
     return server, url
+
+
+class Socket:
+    """A minimal graphql-transport-ws client over a plain TCP socket (RFC 6455 framing)."""
+
+    def __init__(self, url, payload):
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise OSError("the upgrade was refused")
+            head += chunk
+        self.buffer = head.split(b"\r\n\r\n", 1)[1]
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise OSError(head.split(b"\r\n", 1)[0].decode())
+        self.send({"type": "connection_init", "payload": payload})
+        ack = self.receive()
+        if ack.get("type") != "connection_ack":
+            raise OSError(f"no connection_ack: {ack}")
+
+    def send(self, message):
+        data = json.dumps(message).encode()
+        mask = os.urandom(4)
+        length = len(data)
+        if length < 126:
+            header = struct.pack("!BB", 0x81, 0x80 | length)
+        elif length < 1 << 16:
+            header = struct.pack("!BBH", 0x81, 0x80 | 126, length)
+        else:
+            header = struct.pack("!BBQ", 0x81, 0x80 | 127, length)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.sock.sendall(header + mask + masked)
+
+    def _read(self, n):
+        while len(self.buffer) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise OSError("the connection was dropped")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def receive(self):
+        """The next JSON message; {"closed": code} for a close frame."""
+        while True:
+            first, second = self._read(2)
+            length = second & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", self._read(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", self._read(8))[0]
+            payload = self._read(length)
+            opcode = first & 0x0F
+            if opcode == 0x8:
+                return {"closed": struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None}
+            if opcode == 0x1:
+                return json.loads(payload)
+
+    def close(self):
+        self.sock.close()
+
+
+def health(url):
+    try:
+        with urllib.request.urlopen(url.replace("/graphql", "/health"), timeout=5) as response:
+            return response.status
+    except OSError as error:
+        return type(error).__name__
+
+
+def deep_socket(binary):
+    server, url = start(binary)
+    try:
+        depth = 2_000
+        document = "{ " + "a { " * depth + "}" * depth + " }"
+        socket_ = Socket(url, {})
+        socket_.send({"id": "deep", "type": "subscribe", "payload": {"query": document}})
+        try:
+            answer = socket_.receive()
+        except OSError as error:
+            answer = {"dropped": str(error)}
+        socket_.close()
+        code = (answer.get("payload") or [{}])[0].get("extensions", {}).get("code", answer)
+        alive = server.poll() is None
+        return (f"{depth}-level document over the socket: {answer.get('type', answer)} {code}; "
+                f"process {'alive' if alive else 'gone'}, /health {health(url)}")
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+def mint(binary, url, subject):
+    env = dict(os.environ, DATABASE_URL=server_database[url], RUST_LOG="error")
+    output = subprocess.run([binary, "token", "--role", "admin", "--sub", subject, "--ttl", "1h"],
+                            env=env, capture_output=True, text=True, timeout=60, check=True)
+    return output.stdout.strip().splitlines()[-1]
+
+
+def socket_soak(binary):
+    server, url = start(binary)
+    try:
+        tokens = [mint(binary, url, f"soak-{n}") for n in range(4)]
+        idle = rss_kib(server.pid)
+        rounds = []
+        for _ in range(3):
+            sockets = []
+            for token in tokens:
+                for s, count in enumerate([49, 49, 2]):
+                    socket_ = Socket(url, {"authorization": f"Bearer {token}"})
+                    for n in range(count):
+                        socket_.send({"id": f"{s}-{n}", "type": "subscribe",
+                                      "payload": {"query": "subscription { referralEvents { status reasons } }"}})
+                    socket_.send({"id": "probe", "type": "subscribe", "payload": {"query": "{ __typename }"}})
+                    socket_.receive()
+                    sockets.append(socket_)
+            holding = rss_kib(server.pid)
+            for socket_ in sockets:
+                socket_.close()
+            time.sleep(0.5)
+            rounds.append((holding, rss_kib(server.pid)))
+        shown = ", ".join(f"{h / 1024:.1f} -> {c / 1024:.1f}" for h, c in rounds)
+        return (f"socket soak (4 tokens x 100 subscriptions, 3 rounds): RSS idle {idle / 1024:.1f} MiB; "
+                f"holding -> closed per round: {shown} MiB")
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
 
 
 def fan_out_time(binary):
@@ -124,6 +265,8 @@ def main():
         print(f"{label} ({binary})")
         print(f"  30-level fragment fan-out: {fan_out_time(binary)}")
         print(f"  {memory(binary)}")
+        print(f"  {deep_socket(binary)}")
+        print(f"  {socket_soak(binary)}")
 
 
 if __name__ == "__main__":
