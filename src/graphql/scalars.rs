@@ -41,13 +41,6 @@ impl ScalarType for Long {
     }
 }
 
-impl Long {
-    /// The value as 64 bits, for an input (inputs are within ±(2^53 - 1)).
-    pub fn get(self) -> i64 {
-        i64::try_from(self.0).unwrap_or(if self.0 < 0 { i64::MIN } else { i64::MAX })
-    }
-}
-
 impl From<i64> for Long {
     fn from(value: i64) -> Self {
         Self(i128::from(value))

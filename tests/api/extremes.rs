@@ -368,7 +368,7 @@ async fn money_at_the_largest_legal_settings_is_exact_and_never_an_error() {
 struct AmountInput {
     at: &'static str,
     role: &'static str,
-    /// An operation taking `$a` (an `Int!`, or a `Long!` where the schema says so) and `$n: String!`.
+    /// An operation taking `$a: Int!` and, where it needs one, `$n: String!`.
     operation: &'static str,
 }
 
@@ -406,7 +406,7 @@ const AMOUNT_INPUTS: &[AmountInput] = &[
     AmountInput {
         at: "RewardRuleInput.amount",
         role: "admin",
-        operation: "mutation($a: Long!, $n: String!) { createCampaign(input: { name: $n, referrerReward: { kind: FIXED_COUPON, amount: $a }, refereeReward: { kind: POINTS, amount: $a } }) { id } }",
+        operation: "mutation($a: Int!, $n: String!) { createCampaign(input: { name: $n, referrerReward: { kind: FIXED_COUPON, amount: $a }, refereeReward: { kind: POINTS, amount: $a } }) { id } }",
     },
     AmountInput {
         at: "CampaignInput.minOrderAmount",
@@ -482,12 +482,12 @@ async fn every_amount_at_zero_one_the_maximum_and_past_it_answers_with_data_or_a
             input.at
         );
     }
-    // A Long past what an input takes is refused as input, not as a fault.
+    // A number past Int's 32 bits is refused as input, not as a fault.
     let response = app
         .graphql(
-            Some(&app.admin_token()),
-            AMOUNT_INPUTS[6].operation,
-            json!({ "a": 1_i64 << 60, "n": "long" }),
+            Some(&app.service_token()),
+            AMOUNT_INPUTS[0].operation,
+            json!({ "a": 1_i64 << 40, "n": "past-32-bits" }),
         )
         .await;
     assert_eq!(error_code(&response), Some("BAD_USER_INPUT"), "{response}");
