@@ -201,8 +201,8 @@ async fn a_database_that_allows_too_few_connections_refuses_the_start_with_the_r
         ),
     ]);
     let settings = tandem::config::Settings::from_sources(&env, None).unwrap();
-    let clock = tandem::clock::ManualClock::new(chrono::Utc::now());
-    let refused = tandem::state::AppState::init(settings, std::sync::Arc::new(clock))
+    let clock = std::sync::Arc::new(tandem::clock::ManualClock::new(chrono::Utc::now()));
+    let refused = tandem::state::AppState::init(settings.clone(), clock.clone())
         .await
         .err()
         .expect("the start is refused");
@@ -210,4 +210,18 @@ async fn a_database_that_allows_too_few_connections_refuses_the_start_with_the_r
     assert!(message.starts_with("DATABASE_URL"), "{message}");
     assert!(message.contains("CONNECTION LIMIT"), "{message}");
     assert!(message.contains("3 connection"), "{message}");
+
+    // At 4 it starts, with a pool of 3 beside its LISTEN connection.
+    let admin = sea_orm::Database::connect(&admin_url).await.unwrap();
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE {name} CONNECTION LIMIT 4"))
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    let state = tandem::state::AppState::init(settings, clock)
+        .await
+        .expect("a limit of 4 is enough");
+    let pool = state.db.get_postgres_connection_pool();
+    assert_eq!(pool.options().get_max_connections(), 3);
+    state.db.clone().close().await.ok();
 }
