@@ -38,8 +38,6 @@ use crate::referrals::links::Visitor;
 use crate::state::AppState;
 
 const PROTOCOL: &str = "graphql-transport-ws";
-/// How long a client has to send `connection_init`.
-const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the closing frame may wait for a client that does not read, once what the socket
 /// held has been dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(30);
@@ -335,7 +333,8 @@ impl Socket {
         // Boxed so that it, and every operation it runs, can be dropped before the close frame
         // waits for a client that may never read it.
         let mut protocol = Box::pin(protocol);
-        let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+        // `connection_init` must come as soon as a request body must: within the time limit.
+        let init_deadline = tokio::time::sleep(self.state.settings.http.request_timeout);
         let mut init_deadline = std::pin::pin!(init_deadline);
         let mut expiry_check = tokio::time::interval(Duration::from_secs(1));
         expiry_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

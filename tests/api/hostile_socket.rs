@@ -316,14 +316,7 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_its_operations_drop
 #[tokio::test]
 async fn a_socket_without_connection_init_cannot_subscribe() {
     let app = TestApp::spawn().await;
-    let url = format!("{}/graphql", app.address.replacen("http://", "ws://", 1));
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut socket = ws::open_without_init(&app.address).await;
     ws::subscribe(&mut socket, "early", MY_REWARDS).await;
     let (code, reason) = close_code(&mut socket).await;
     assert_eq!(code, 4401, "{reason}");
@@ -349,4 +342,12 @@ async fn shutting_down_cancels_what_a_socket_still_runs() {
     // Had the mutation gone on, it would now take the lock and commit.
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_ne!(name_of(&app, "ann").await, "Changed");
+}
+
+#[tokio::test]
+async fn a_socket_that_never_sends_connection_init_is_closed_with_4408() {
+    let app = TestApp::spawn_with(&[("TANDEM_REQUEST_TIMEOUT", "1s")]).await;
+    let mut socket = ws::open_without_init(&app.address).await;
+    let (code, reason) = close_code(&mut socket).await;
+    assert_eq!(code, 4408, "{reason}");
 }

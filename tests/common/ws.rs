@@ -71,6 +71,20 @@ pub async fn send(socket: &mut Socket, message: Value) {
         .unwrap();
 }
 
+/// Opens `ws://…/graphql` with the protocol header and sends nothing.
+pub async fn open_without_init(base: &str) -> Socket {
+    let url = format!("{}/graphql", base.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the WebSocket opens");
+    socket
+}
+
 /// Opens a socket with `token`, with a small receive buffer ([`open_with_receive_buffer`]), and
 /// waits for `connection_ack`.
 pub async fn connect_with_receive_buffer(base: &str, token: &str, bytes: u32) -> Socket {
