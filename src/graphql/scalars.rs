@@ -22,7 +22,7 @@ impl ScalarType for Long {
         match &value {
             Value::Number(number) => number
                 .as_i64()
-                .filter(|n| n.abs() <= MAX_SAFE_INTEGER)
+                .filter(|n| n.unsigned_abs() <= MAX_SAFE_INTEGER.unsigned_abs())
                 .map(Long::from)
                 .ok_or_else(|| {
                     InputValueError::custom(format!(
@@ -35,7 +35,9 @@ impl ScalarType for Long {
 
     fn to_value(&self) -> Value {
         match i64::try_from(self.0) {
-            Ok(exact) if exact.abs() <= MAX_SAFE_INTEGER => Value::Number(Number::from(exact)),
+            Ok(exact) if exact.unsigned_abs() <= MAX_SAFE_INTEGER.unsigned_abs() => {
+                Value::Number(Number::from(exact))
+            }
             _ => Value::String(self.0.to_string()),
         }
     }
