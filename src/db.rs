@@ -48,7 +48,14 @@ async fn postgres_connection_limit(options: &ConnectOptions) -> Result<i64, DbEr
     let row = db
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT LEAST(                COALESCE(NULLIF((SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user), -1), 2147483647),                COALESCE(NULLIF((SELECT datconnlimit FROM pg_database WHERE datname = current_database()), -1), 2147483647),                current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int              )::bigint",
+            "SELECT LEAST( \
+               COALESCE(NULLIF((SELECT rolconnlimit FROM pg_roles \
+                 WHERE rolname = current_user), -1), 2147483647), \
+               COALESCE(NULLIF((SELECT datconnlimit FROM pg_database \
+                 WHERE datname = current_database()), -1), 2147483647), \
+               current_setting('max_connections')::int \
+                 - current_setting('superuser_reserved_connections')::int \
+             )::bigint",
         ))
         .await?;
     db.close().await?;

@@ -122,11 +122,12 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().body("ok")
 }
 
-/// Ready when the database answers and its schema is the one this build expects (an emptied or
-/// older database is not ready, even though it answers).
 /// How long the readiness check waits for a free database connection.
 const READY_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Ready when the workers are up, a database connection is free and answers, and the schema is
+/// the one this build expects (an emptied or older database is not ready, even though it
+/// answers).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let down = state.workers.down();
     if !down.is_empty() {
