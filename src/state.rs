@@ -36,6 +36,9 @@ pub struct AppState {
     pub live: Arc<crate::live::hub::Hub>,
     /// This instance's rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// Statements this process has sent to the database (`BEGIN` and `COMMIT` aside), also
+    /// exported as `tandem_db_statements_total`; the statement budgets are tested against it.
+    pub statements: Arc<std::sync::atomic::AtomicU64>,
     /// The WebSocket operations each caller holds open in this process.
     pub socket_slots: Arc<crate::graphql::socket_slots::SocketSlots>,
     /// `referralMetrics` totals read once for callers asking for the same range together.
@@ -136,7 +139,15 @@ impl AppState {
                 .clamp(Duration::from_millis(100), Duration::from_secs(30)),
             max_connections: settings.db_pool_size,
         };
-        let db = db::connect(settings.database_url.expose(), pool).await?;
+        let mut db = db::connect(settings.database_url.expose(), pool).await?;
+        let statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        db.set_metric_callback({
+            let statements = statements.clone();
+            move |_| {
+                statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ::metrics::counter!("tandem_db_statements_total").increment(1);
+            }
+        });
         match migrations {
             Migrations::Apply => db::migrate(&db).await?,
             Migrations::Require => {
@@ -176,6 +187,7 @@ impl AppState {
                 settings.rate_limit_ipv6_prefix,
             )),
             workers: Arc::default(),
+            statements,
             socket_slots: Arc::new(crate::graphql::socket_slots::SocketSlots::new(
                 settings.http.ws_max_subscriptions_per_token,
             )),

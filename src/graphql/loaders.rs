@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::entities::customer;
 use crate::error::{AppError, DbContext};
+use crate::loyalty::ledger::Account;
 
 /// Customers by id.
 pub struct CustomerLoader {
@@ -32,17 +33,58 @@ impl Loader<Uuid> for CustomerLoader {
     }
 }
 
+/// Customers' points accounts (ledger and consumptions) by customer id: the points fields of
+/// one customer, and of every row of a list, share two reads.
+pub struct AccountLoader {
+    db: DatabaseConnection,
+}
+
+impl Loader<Uuid> for AccountLoader {
+    type Value = Arc<Account>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Arc<Account>>, Self::Error> {
+        let accounts = Account::load_many(&self.db, keys).await.map_err(Arc::new)?;
+        Ok(accounts
+            .into_iter()
+            .map(|(id, account)| (id, Arc::new(account)))
+            .collect())
+    }
+}
+
+/// The loaders of one request (or one socket's operation).
+pub struct Loaders {
+    customers: DataLoader<CustomerLoader>,
+    accounts: DataLoader<AccountLoader>,
+}
+
 /// The loaders of one request.
-pub fn for_request(db: DatabaseConnection) -> DataLoader<CustomerLoader> {
-    DataLoader::new(CustomerLoader { db }, tokio::spawn)
+pub fn for_request(db: DatabaseConnection) -> Loaders {
+    Loaders {
+        customers: DataLoader::new(CustomerLoader { db: db.clone() }, tokio::spawn),
+        accounts: DataLoader::new(AccountLoader { db }, tokio::spawn),
+    }
+}
+
+fn loaders<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders, AppError> {
+    ctx.data::<Loaders>()
+        .map_err(|e| AppError::internal("reading the request's loaders", e.message))
+}
+
+/// A customer's points account, batched with the other accounts the same request reads.
+pub async fn account(ctx: &Context<'_>, customer_id: Uuid) -> Result<Arc<Account>, AppError> {
+    loaders(ctx)?
+        .accounts
+        .load_one(customer_id)
+        .await
+        .map_err(|e| AppError::internal("loading a points account", e.to_string()))
+        .map(Option::unwrap_or_default)
 }
 
 /// The customer with `id`, batched with the other look-ups of the same request.
 pub async fn customer(ctx: &Context<'_>, id: Uuid) -> Result<customer::Model, AppError> {
-    let loader = ctx
-        .data::<DataLoader<CustomerLoader>>()
-        .map_err(|e| AppError::internal("reading the customer loader", e.message))?;
-    loader
+    loaders(ctx)?
+        .customers
         .load_one(id)
         .await
         .map_err(|e| AppError::internal("loading a customer", e.to_string()))?

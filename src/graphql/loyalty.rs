@@ -16,12 +16,12 @@ use crate::entities::{
 };
 use crate::error::AppError;
 use crate::graphql::context::{limit_account, parse_id, require, state};
+use crate::graphql::loaders;
 use crate::graphql::pagination::{PageInfo, PageRequest, encode_cursor, page_info};
 use crate::graphql::rewards::Reward;
 use crate::graphql::scalars::Long;
 use crate::input;
 use crate::loyalty::badges::{self, NewBadge};
-use crate::loyalty::ledger::Account;
 use crate::loyalty::settings::{self, SettingsChanges};
 use crate::loyalty::tiers::{self, TierInput};
 use crate::loyalty::{self, expiry, facts, leaderboard};
@@ -448,18 +448,18 @@ async fn ranked(
 
 pub async fn points_balance(ctx: &Context<'_>, customer: &customer::Model) -> Result<Long> {
     let state = state(ctx)?;
-    let account = Account::load(&state.db, customer.id).await?;
+    let account = loaders::account(ctx, customer.id).await?;
     Ok(Long::from(account.balance(state.clock.now())))
 }
 
 pub async fn pending_points(ctx: &Context<'_>, customer: &customer::Model) -> Result<Long> {
     let state = state(ctx)?;
-    let account = Account::load(&state.db, customer.id).await?;
+    let account = loaders::account(ctx, customer.id).await?;
     Ok(Long::from(account.pending(state.clock.now())))
 }
 
 pub async fn lifetime_points(ctx: &Context<'_>, customer: &customer::Model) -> Result<Long> {
-    let account = Account::load(&state(ctx)?.db, customer.id).await?;
+    let account = loaders::account(ctx, customer.id).await?;
     Ok(Long::from(account.lifetime(None)))
 }
 
@@ -470,7 +470,7 @@ pub async fn points_expiring_soon(
 ) -> Result<Vec<ExpiringPoints>> {
     input::int_in("days", i64::from(days), 1..=i64::from(settings::MAX_DAYS))?;
     let state = state(ctx)?;
-    let account = Account::load(&state.db, customer.id).await?;
+    let account = loaders::account(ctx, customer.id).await?;
     Ok(
         expiry::expiring_soon(&account, state.clock.now(), i64::from(days))
             .into_iter()

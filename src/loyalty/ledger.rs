@@ -106,26 +106,44 @@ pub struct Account {
 
 impl Account {
     pub async fn load(db: &impl ConnectionTrait, customer_id: Uuid) -> Result<Self, AppError> {
+        let mut accounts = Self::load_many(db, &[customer_id]).await?;
+        Ok(accounts.remove(&customer_id).unwrap_or_default())
+    }
+
+    /// The accounts of several customers, in two reads whatever their number; a customer with
+    /// no ledger gets an empty account.
+    pub async fn load_many(
+        db: &impl ConnectionTrait,
+        customer_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Self>, AppError> {
         let entries = entry::Entity::find()
-            .filter(entry::Column::CustomerId.eq(customer_id))
+            .filter(entry::Column::CustomerId.is_in(customer_ids.iter().copied()))
             .order_by_asc(entry::Column::Id)
             .all(db)
             .await
             .context("loading a points ledger")?;
         let consumptions = consumption::Entity::find()
-            .filter(consumption::Column::CustomerId.eq(customer_id))
+            .filter(consumption::Column::CustomerId.is_in(customer_ids.iter().copied()))
             .all(db)
             .await
             .context("loading what consumed a customer's points")?;
-        let mut account = Self {
-            entries,
-            ..Self::default()
-        };
+        let mut accounts: HashMap<Uuid, Self> = customer_ids
+            .iter()
+            .map(|id| (*id, Self::default()))
+            .collect();
+        for entry in entries {
+            accounts
+                .entry(entry.customer_id)
+                .or_default()
+                .entries
+                .push(entry);
+        }
         for row in consumptions {
+            let account = accounts.entry(row.customer_id).or_default();
             *account.consumed_of_lot.entry(row.lot_id).or_default() += row.amount;
             *account.covered_of_debit.entry(row.debit_id).or_default() += row.amount;
         }
-        Ok(account)
+        Ok(accounts)
     }
 
     /// The sum of every delta.

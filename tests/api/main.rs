@@ -27,4 +27,5 @@ mod processes;
 mod rate_limits;
 mod referrals;
 mod schema;
+mod statements;
 mod subscriptions;
