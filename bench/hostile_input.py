@@ -162,24 +162,45 @@ def health(url):
         return type(error).__name__
 
 
+def answer_code(answer):
+    """The code of the first error in a socket's answer, or how the socket ended."""
+    if "closed" in answer or "dropped" in answer:
+        return json.dumps(answer)
+    payload = answer.get("payload")
+    errors = payload if isinstance(payload, list) else (payload or {}).get("errors") or [{}]
+    return f"{answer.get('type')} {errors[0].get('extensions', {}).get('code', 'no code')}"
+
+
 def deep_socket(binary):
-    server, url = start(binary)
-    try:
-        depth = 2_000
-        document = "{ " + "a { " * depth + "}" * depth + " }"
-        socket_ = Socket(url, {})
-        socket_.send({"id": "deep", "type": "subscribe", "payload": {"query": document}})
+    """A 2,000-level document over the socket, nested in each place a document can nest."""
+    depth = 2_000
+    documents = {
+        "selection": "{ " + "a { " * depth + "}" * depth + " }",
+        "input object": "{ referralCode(code: " + "{a:" * depth + "1" + "}" * depth + ") { code } }",
+        "list default": "query($v: String = " + "[" * depth + "]" * depth + ") { __typename }",
+        "directive argument": "{ __typename @include(if: " + "[" * depth + "true" + "]" * depth + ") }",
+    }
+    results = []
+    for place, document in documents.items():
+        server, url = start(binary)
         try:
-            answer = socket_.receive()
-        except OSError as error:
-            answer = {"dropped": str(error)}
-        socket_.close()
-        code = (answer.get("payload") or [{}])[0].get("extensions", {}).get("code", answer)
-        alive = server.poll() is None
-        return (f"{depth}-level document over the socket: {answer.get('type', answer)} {code}; "
-                f"process {'alive' if alive else 'gone'}, /health {health(url)}")
-    finally:
-        os.killpg(server.pid, signal.SIGKILL)
+            try:
+                socket_ = Socket(url, {})
+                socket_.send({"id": "deep", "type": "subscribe", "payload": {"query": document}})
+                answer = socket_.receive()
+                socket_.close()
+            except OSError as error:
+                answer = {"dropped": str(error)}
+            time.sleep(0.5)
+            alive = server.poll() is None
+            results.append(f"{place}: {answer_code(answer)}, process "
+                           f"{'alive' if alive else f'gone (exit {server.returncode})'}")
+        finally:
+            try:
+                os.killpg(server.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return f"{depth}-level documents over the socket, no token: " + "; ".join(results)
 
 
 def mint(binary, url, subject):
