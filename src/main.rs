@@ -127,9 +127,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
         Command::Schema => unreachable!("handled before start-up"),
         Command::Worker { start } => {
             let state = AppState::init_with(settings, clock, start.migrations()).await?;
+            let stop = tandem::server::termination();
             tracing::info!("tandem worker: delivering email and running the scheduler");
             let workers = tandem::jobs::spawn_supervised(&state);
-            tandem::server::termination().await;
+            stop.await;
             tracing::info!("stopping: the workers finish their step");
             state.shutdown.begin();
             tandem::jobs::drain(workers, state.settings.shutdown_grace).await;
@@ -176,6 +177,8 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
         Command::Serve { start, no_workers } => {
             let state = AppState::init_with(settings, clock.clone(), start.migrations()).await?;
             let app = Application::build(state)?;
+            // Listening for SIGTERM before the banner: whoever waits for the banner may stop us.
+            app.stop_on_signals();
             let base = format!("http://{}:{}", app.state().settings.bind.ip(), app.port());
             let mut banner = format!("Tandem is listening on {base}\nGraphiQL: {base}/graphql\n");
             banner.push_str(&token_hint(&app, clock.as_ref())?);
@@ -191,7 +194,6 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
                 tandem::jobs::spawn_supervised(app.state())
             };
             let state = app.state().clone();
-            app.stop_on_signals();
             app.run_until_stopped().await?;
             state.shutdown.begin();
             tandem::jobs::drain(workers, state.settings.shutdown_grace).await;

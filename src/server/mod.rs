@@ -85,8 +85,9 @@ impl Application {
     pub fn stop_on_signals(&self) {
         let handle = self.server.handle();
         let shutdown = self.state.shutdown.clone();
+        let stop = termination();
         tokio::spawn(async move {
-            termination().await;
+            stop.await;
             tracing::info!("stopping: finishing the requests in flight");
             shutdown.begin();
             handle.stop(true).await;
@@ -95,26 +96,36 @@ impl Application {
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).
-pub async fn termination() {
+///
+/// The handlers are installed when this is called, not when the future is first polled: a
+/// signal that arrives between start-up's "ready" line and the first poll must still stop the
+/// process gracefully rather than kill it.
+pub fn termination() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let listeners = signal(SignalKind::terminate())
+            .and_then(|terminate| Ok((terminate, signal(SignalKind::interrupt())?)));
+        async move {
+            match listeners {
+                Ok((mut terminate, mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
-                let _ = tokio::signal::ctrl_c().await;
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
