@@ -1,6 +1,6 @@
 //! The baseline of the `me` load benchmark (bench/load.py): a minimal actix-web + sea-orm
 //! handler doing the same reads as `{ me { referralCode pointsBalance tier { name } } }`
-//! (the customer by the token's `sub`, their ledger, their tier) through the same rule functions,
+//! (the customer by the token's `sub`, their kept points, their tier) through the same rule functions,
 //! so the ratio between the two is what the GraphQL server adds: parsing and validating the
 //! query, the schema's limits, middleware, the request span and metrics.
 //!
@@ -16,7 +16,7 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::json;
 use tandem::customers::service::get_by_external_id;
-use tandem::loyalty::{ledger::Account, tiers};
+use tandem::loyalty::{balance, tiers};
 
 struct Shared {
     db: DatabaseConnection,
@@ -50,11 +50,11 @@ async fn me(request: HttpRequest, shared: web::Data<Shared>, _body: web::Bytes) 
     };
     let read = async {
         let customer = get_by_external_id(&shared.db, &claims.sub).await?;
-        let account = Account::load(&shared.db, customer.id).await?;
+        let points = balance::of_customer(&shared.db, customer.id, chrono::Utc::now()).await?;
         let tier = tiers::of_customer(&shared.db, &customer).await?;
         Ok::<_, tandem::error::AppError>(json!({ "data": { "me": {
             "referralCode": customer.referral_code,
-            "pointsBalance": account.balance(chrono::Utc::now()),
+            "pointsBalance": points.balance(),
             "tier": tier.map(|t| json!({ "name": t.name })),
         } } }))
     };

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""recordOrder latency for one customer as their ledger grows (a tier, a badge and expiry on):
-the p50 of orders 0-50 and of orders 450-500, one request at a time.
+"""recordOrder and `me` latency for one customer as their history grows (a tier, a badge and
+expiry on, nothing redeemed, so every lot stays open): after each order the customer reads their
+app screen. Prints the p50 of both over orders 0-50 and over the last 50, one request at a time.
 
     cargo build --release
-    python3 bench/record_order.py target/release/tandem postgres://postgres@127.0.0.1:5432/rob
-    python3 bench/record_order.py target/release/tandem sqlite:///tmp/rob.db
+    python3 bench/record_order.py target/release/tandem postgres://postgres@127.0.0.1:5432/rob [orders]
+    python3 bench/record_order.py target/release/tandem sqlite:///tmp/rob.db [orders]
 
-The database must be empty (a new one). Loopback only; this is a benchmark, not a test."""
+`orders` defaults to 5,000. The database must be empty (a new one). Loopback only; this is a
+benchmark, not a test."""
 import json, os, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 binary, database = sys.argv[1], sys.argv[2]
+orders = int(sys.argv[3]) if len(sys.argv) > 3 else 5000
+ME = ("{ me { pointsBalance pendingPoints lifetimePoints tier { name } nextTier { remaining } "
+      "badges { badge { key } } pointsExpiringSoon { amount } } }")
 secret = "bench-secret-that-is-at-least-32-characters"
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
@@ -20,8 +25,8 @@ server = subprocess.Popen([binary, "serve", "--no-workers"], env=env, stdout=sub
                           stderr=subprocess.DEVNULL, text=True)
 for line in server.stdout:
     if line.startswith("Tandem is listening"): break
-def token(role):
-    return subprocess.run([binary, "token", "--role", role, "--sub", "bench"], env=env, check=True,
+def token(role, sub="bench"):
+    return subprocess.run([binary, "token", "--role", role, "--sub", sub], env=env, check=True,
                           capture_output=True, text=True).stdout.strip().splitlines()[-1]
 admin, service = token("admin"), token("service")
 def call(tok, query, variables=None):
@@ -37,13 +42,20 @@ try:
     call(admin, 'mutation { createTier(input: { name: "Gold", threshold: 1000 }) { id } }')
     call(admin, 'mutation { createBadge(input: { key: "ten", name: "Ten", rule: ORDERS, threshold: 10 }) { id } }')
     call(service, 'mutation { registerCustomer(input: { externalId: "c1", email: "c1@example.com" }) { customer { id } } }')
-    times = []
-    for i in range(500):
+    customer = token("customer", "c1")
+    order_ms, me_ms = [], []
+    for i in range(orders):
         started = time.perf_counter()
         call(service, "mutation($i: OrderInput!) { recordOrder(input: $i) { id } }",
              {"i": {"externalId": f"o{i}", "customerExternalId": "c1", "amount": 2500, "currency": "USD"}})
-        times.append((time.perf_counter() - started) * 1000)
-    print(f"{database.split(':')[0]}: p50 orders 0-50 {statistics.median(times[:50]):.1f} ms, "
-          f"450-500 {statistics.median(times[450:]):.1f} ms")
+        order_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        call(customer, ME)
+        me_ms.append((time.perf_counter() - started) * 1000)
+    first = lambda xs: statistics.median(xs[:50])
+    last = lambda xs: statistics.median(xs[-50:])
+    print(f"{database.split(':')[0]}: recordOrder p50 orders 0-50 {first(order_ms):.2f} ms, "
+          f"{orders - 50}-{orders} {last(order_ms):.2f} ms ({last(order_ms) / first(order_ms):.2f}x); "
+          f"me p50 {first(me_ms):.2f} ms, {last(me_ms):.2f} ms ({last(me_ms) / first(me_ms):.2f}x)")
 finally:
     server.terminate()

@@ -13,6 +13,7 @@ mod m20261130_000007_loyalty;
 mod m20261130_000008_marketing_spend;
 mod m20261130_000009_metrics_rollups;
 mod m20261130_000010_live_events;
+pub mod m20261202_000011_kept_points;
 pub mod rollups;
 
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_marketing_spend::Migration),
             Box::new(m20261130_000009_metrics_rollups::Migration),
             Box::new(m20261130_000010_live_events::Migration),
+            Box::new(m20261202_000011_kept_points::Migration),
         ]
     }
 }

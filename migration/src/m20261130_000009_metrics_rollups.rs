@@ -84,7 +84,7 @@ impl MigrationTrait for Migration {
             false,
         )
         .await?;
-        crate::rollups::rebuild(manager.get_connection()).await
+        crate::rollups::rebuild_before_kept_points(manager.get_connection()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

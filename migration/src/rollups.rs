@@ -25,18 +25,34 @@ pub fn month_number(backend: DbBackend, column: &str) -> String {
     }
 }
 
-/// Recomputes every customer's rollup row and every order's `previous_placed_at`.
+/// Recomputes every customer's rollup row, every order's `previous_placed_at` and every ledger
+/// entry's `remaining`.
 pub async fn rebuild(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     rebuild_where(db, "SELECT id FROM customers", Vec::new()).await
 }
 
 /// Recomputes the rollup rows of the customers `customers` selects (a subquery of their ids,
-/// with placeholders in the backend's own style bound to `values`), and their orders'
-/// `previous_placed_at`.
+/// with placeholders in the backend's own style bound to `values`), their orders'
+/// `previous_placed_at` and what is still open of each of their ledger entries.
 pub async fn rebuild_where(
     db: &impl ConnectionTrait,
     customers: &str,
     values: Vec<Value>,
+) -> Result<(), DbErr> {
+    run(db, customers, values, true).await
+}
+
+/// The rebuild as migration 9 knew it, before migration 11 added the kept points (which fills
+/// them itself).
+pub(crate) async fn rebuild_before_kept_points(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    run(db, "SELECT id FROM customers", Vec::new(), false).await
+}
+
+async fn run(
+    db: &impl ConnectionTrait,
+    customers: &str,
+    values: Vec<Value>,
+    kept_points: bool,
 ) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let offset = format!(
@@ -73,12 +89,6 @@ pub async fn rebuild_where(
                    GROUP BY o.customer_id) s \
              WHERE s.customer_id = customer_rollups.customer_id"
         ),
-        format!(
-            "UPDATE customer_rollups SET points_balance = s.held \
-             FROM (SELECT customer_id, SUM(delta) AS held FROM points_ledger \
-                   WHERE customer_id IN ({customers}) GROUP BY customer_id) s \
-             WHERE s.customer_id = customer_rollups.customer_id"
-        ),
         // The same order as the application's: by time, then id.
         format!(
             "UPDATE orders SET previous_placed_at = s.previous \
@@ -88,7 +98,28 @@ pub async fn rebuild_where(
              WHERE s.id = orders.id"
         ),
     ];
-    for sql in statements {
+    let points = if kept_points {
+        vec![
+            format!(
+                "UPDATE customer_rollups SET points_balance = s.held, points_lifetime = s.lifetime \
+                 FROM (SELECT customer_id, SUM(delta) AS held, \
+                         SUM(CASE WHEN reason IN ('REDEMPTION', 'EXPIRY') THEN 0 ELSE delta END) \
+                           AS lifetime \
+                       FROM points_ledger \
+                       WHERE customer_id IN ({customers}) GROUP BY customer_id) s \
+                 WHERE s.customer_id = customer_rollups.customer_id"
+            ),
+            crate::m20261202_000011_kept_points::remaining_from_consumptions(customers),
+        ]
+    } else {
+        vec![format!(
+            "UPDATE customer_rollups SET points_balance = s.held \
+             FROM (SELECT customer_id, SUM(delta) AS held FROM points_ledger \
+                   WHERE customer_id IN ({customers}) GROUP BY customer_id) s \
+             WHERE s.customer_id = customer_rollups.customer_id"
+        )]
+    };
+    for sql in statements.into_iter().chain(points) {
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values.clone()))
             .await?;
     }

@@ -27,7 +27,7 @@ use crate::entities::email_outbox as outbox;
 use crate::entities::enums::{CartStatus, EmailStatus, SuppressionReason};
 use crate::entities::{cart, customer, order};
 use crate::error::{AppError, DbContext};
-use crate::loyalty::ledger;
+use crate::loyalty::balance;
 
 /// What delivery works with: the database and clock, the transport, the templates and the
 /// settings the messages are built from.
@@ -433,9 +433,9 @@ async fn context(worker: &Deliverer<'_>, row: &outbox::Model) -> Result<Value, A
         context.insert(
             "points_balance".into(),
             Value::from(
-                ledger::Account::load(worker.db, customer.id)
+                balance::of_customer(worker.db, customer.id, worker.clock.now())
                     .await?
-                    .balance(worker.clock.now()),
+                    .balance(),
             ),
         );
     }

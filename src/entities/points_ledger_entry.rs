@@ -4,7 +4,7 @@ use super::enums::PointsReason;
 
 /// One line of the append-only points ledger. A credit (positive delta) is a lot: it is earned at
 /// `earned_at`, spendable from `available_at` and expires at `expires_at`; debits consume lots,
-/// as `points_consumptions` records.
+/// as `points_consumptions` records, and each entry keeps what is still open of it.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "points_ledger")]
 pub struct Model {
@@ -26,6 +26,9 @@ pub struct Model {
     /// The operator (token `sub`) behind an adjustment.
     pub actor: Option<String>,
     pub created_at: DateTimeUtc,
+    /// What is still open: of a lot, the points left in it; of a debit, what it still owes.
+    /// Kept by every ledger write, so reads of what a customer holds touch only open entries.
+    pub remaining: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,17 +1,19 @@
 //! DataLoaders: one per request, so a list that resolves the same kind of record for every row
 //! asks the database once per batch instead of once per row.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, Loader};
+use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::entities::customer;
 use crate::error::{AppError, DbContext};
-use crate::loyalty::ledger::Account;
+use crate::loyalty::balance::{self, Points};
 
 /// Customers by id.
 pub struct CustomerLoader {
@@ -33,36 +35,79 @@ impl Loader<Uuid> for CustomerLoader {
     }
 }
 
-/// Customers' points accounts (ledger and consumptions) by customer id: the points fields of
-/// one customer, and of every row of a list, share two reads.
-pub struct AccountLoader {
+/// Customers' points (kept values and the open lots time has moved) by customer id: the points
+/// fields of one customer, and of every row of a list, share one read.
+pub struct PointsLoader {
     db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
 }
 
-impl Loader<Uuid> for AccountLoader {
-    type Value = Arc<Account>;
+impl Loader<Uuid> for PointsLoader {
+    type Value = Points;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Arc<Account>>, Self::Error> {
-        let accounts = Account::load_many(&self.db, keys).await.map_err(Arc::new)?;
-        Ok(accounts
-            .into_iter()
-            .map(|(id, account)| (id, Arc::new(account)))
-            .collect())
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Points>, Self::Error> {
+        balance::of_customers(&self.db, keys, self.clock.now())
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// What expires of customers' points within a number of days, by (customer, days): a list asks
+/// once per distinct number of days.
+pub struct ExpiringLoader {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+}
+
+/// One customer's points by expiry date.
+pub type Expiring = Arc<Vec<(DateTime<Utc>, i64)>>;
+
+impl Loader<(Uuid, i32)> for ExpiringLoader {
+    type Value = Expiring;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, i32)],
+    ) -> Result<HashMap<(Uuid, i32), Expiring>, Self::Error> {
+        let now = self.clock.now();
+        let mut by_days: BTreeMap<i32, Vec<Uuid>> = BTreeMap::new();
+        for (customer_id, days) in keys {
+            by_days.entry(*days).or_default().push(*customer_id);
+        }
+        let mut found = HashMap::with_capacity(keys.len());
+        for (days, customer_ids) in by_days {
+            let soon = balance::expiring_soon(&self.db, &customer_ids, now, i64::from(days))
+                .await
+                .map_err(Arc::new)?;
+            for (customer_id, dates) in soon {
+                found.insert((customer_id, days), Arc::new(dates));
+            }
+        }
+        Ok(found)
     }
 }
 
 /// The loaders of one request (or one socket's operation).
 pub struct Loaders {
     customers: DataLoader<CustomerLoader>,
-    accounts: DataLoader<AccountLoader>,
+    points: DataLoader<PointsLoader>,
+    expiring: DataLoader<ExpiringLoader>,
 }
 
 /// The loaders of one request.
-pub fn for_request(db: DatabaseConnection) -> Loaders {
+pub fn for_request(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Loaders {
     Loaders {
         customers: DataLoader::new(CustomerLoader { db: db.clone() }, tokio::spawn),
-        accounts: DataLoader::new(AccountLoader { db }, tokio::spawn),
+        points: DataLoader::new(
+            PointsLoader {
+                db: db.clone(),
+                clock: clock.clone(),
+            },
+            tokio::spawn,
+        ),
+        expiring: DataLoader::new(ExpiringLoader { db, clock }, tokio::spawn),
     }
 }
 
@@ -71,13 +116,28 @@ fn loaders<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders, AppError> {
         .map_err(|e| AppError::internal("reading the request's loaders", e.message))
 }
 
-/// A customer's points account, batched with the other accounts the same request reads.
-pub async fn account(ctx: &Context<'_>, customer_id: Uuid) -> Result<Arc<Account>, AppError> {
+/// A customer's points, batched with the other customers' the same request reads.
+pub async fn points(ctx: &Context<'_>, customer_id: Uuid) -> Result<Points, AppError> {
     loaders(ctx)?
-        .accounts
+        .points
         .load_one(customer_id)
         .await
-        .map_err(|e| AppError::internal("loading a points account", e.to_string()))
+        .map_err(|e| AppError::internal("loading a customer's points", e.to_string()))
+        .map(Option::unwrap_or_default)
+}
+
+/// A customer's points that expire within `days`, batched with the other customers' the same
+/// request reads.
+pub async fn expiring(
+    ctx: &Context<'_>,
+    customer_id: Uuid,
+    days: i32,
+) -> Result<Expiring, AppError> {
+    loaders(ctx)?
+        .expiring
+        .load_one((customer_id, days))
+        .await
+        .map_err(|e| AppError::internal("loading points about to expire", e.to_string()))
         .map(Option::unwrap_or_default)
 }
 

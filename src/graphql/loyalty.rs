@@ -24,7 +24,7 @@ use crate::input;
 use crate::loyalty::badges::{self, NewBadge};
 use crate::loyalty::settings::{self, SettingsChanges};
 use crate::loyalty::tiers::{self, TierInput};
-use crate::loyalty::{self, expiry, facts, leaderboard};
+use crate::loyalty::{self, facts, leaderboard};
 use crate::rewards::catalog::{self, OptionInput};
 
 pub struct ProgramSettings(pub program_settings::Model);
@@ -447,20 +447,19 @@ async fn ranked(
 // The loyalty fields of `Customer`, kept here with the types they return.
 
 pub async fn points_balance(ctx: &Context<'_>, customer: &customer::Model) -> Result<Long> {
-    let state = state(ctx)?;
-    let account = loaders::account(ctx, customer.id).await?;
-    Ok(Long::from(account.balance(state.clock.now())))
+    Ok(Long::from(
+        loaders::points(ctx, customer.id).await?.balance(),
+    ))
 }
 
 pub async fn pending_points(ctx: &Context<'_>, customer: &customer::Model) -> Result<Long> {
-    let state = state(ctx)?;
-    let account = loaders::account(ctx, customer.id).await?;
-    Ok(Long::from(account.pending(state.clock.now())))
+    Ok(Long::from(loaders::points(ctx, customer.id).await?.pending))
 }
 
 pub async fn lifetime_points(ctx: &Context<'_>, customer: &customer::Model) -> Result<Long> {
-    let account = loaders::account(ctx, customer.id).await?;
-    Ok(Long::from(account.lifetime(None)))
+    Ok(Long::from(
+        loaders::points(ctx, customer.id).await?.lifetime,
+    ))
 }
 
 pub async fn points_expiring_soon(
@@ -469,17 +468,14 @@ pub async fn points_expiring_soon(
     days: i32,
 ) -> Result<Vec<ExpiringPoints>> {
     input::int_in("days", i64::from(days), 1..=i64::from(settings::MAX_DAYS))?;
-    let state = state(ctx)?;
-    let account = loaders::account(ctx, customer.id).await?;
-    Ok(
-        expiry::expiring_soon(&account, state.clock.now(), i64::from(days))
-            .into_iter()
-            .map(|(expires_at, amount)| ExpiringPoints {
-                amount: Long::from(amount),
-                expires_at,
-            })
-            .collect(),
-    )
+    Ok(loaders::expiring(ctx, customer.id, days)
+        .await?
+        .iter()
+        .map(|(expires_at, amount)| ExpiringPoints {
+            amount: Long::from(*amount),
+            expires_at: *expires_at,
+        })
+        .collect())
 }
 
 pub async fn points_history(

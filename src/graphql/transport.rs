@@ -460,7 +460,10 @@ impl Call<'_> {
             .variables(operation.variables)
             .data(self.viewer.clone())
             .data(self.visitor.clone())
-            .data(loaders::for_request(self.state.db.clone()));
+            .data(loaders::for_request(
+                self.state.db.clone(),
+                self.state.clock.clone(),
+            ));
         if let Some(name) = operation.operation_name {
             request = request.operation_name(name);
         }

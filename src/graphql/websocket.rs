@@ -316,7 +316,10 @@ impl Socket {
         let mut data = Data::default();
         data.insert(self.visitor.clone());
         data.insert(slow.clone());
-        data.insert(loaders::for_request(self.state.db.clone()));
+        data.insert(loaders::for_request(
+            self.state.db.clone(),
+            self.state.clock.clone(),
+        ));
         let handed_over = viewer_for_protocol.clone();
         let protocol = WebSocket::new(schema, from_client, WebSocketProtocols::GraphQLWS)
             .connection_data(data)

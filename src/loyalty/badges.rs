@@ -87,8 +87,21 @@ pub async fn evaluate(
     now: DateTime<Utc>,
     customer_id: Uuid,
 ) -> Result<(), AppError> {
-    for badge in all(txn).await? {
-        check(txn, now, customer_id, &badge).await?;
+    let badges = all(txn).await?;
+    if badges.is_empty() {
+        return Ok(());
+    }
+    // A badge once held is never re-measured: the facts behind it grow with history.
+    let held: Vec<Uuid> = customer_badge::Entity::find()
+        .select_only()
+        .column(customer_badge::Column::BadgeId)
+        .filter(customer_badge::Column::CustomerId.eq(customer_id))
+        .into_tuple()
+        .all(txn)
+        .await
+        .context("loading the badges a customer holds")?;
+    for badge in badges.iter().filter(|b| !held.contains(&b.id)) {
+        check(txn, now, customer_id, badge).await?;
     }
     Ok(())
 }

@@ -19,7 +19,8 @@ use crate::entities::email_outbox;
 use crate::entities::enums::PointsReason;
 use crate::entities::points_ledger_entry as entry;
 use crate::error::{AppError, DbContext};
-use crate::loyalty::ledger::{self, Account, Consume, Debit};
+use crate::loyalty::balance;
+use crate::loyalty::ledger::{self, Consume, Debit};
 use crate::loyalty::settings;
 
 /// How many lots one pass looks at.
@@ -30,10 +31,7 @@ fn open_lots_where(when: sea_orm::Condition) -> sea_orm::Select<entry::Entity> {
     entry::Entity::find()
         .filter(entry::Column::Delta.gt(0))
         .filter(when)
-        .filter(Expr::cust(
-            "points_ledger.delta > COALESCE((SELECT SUM(c.amount) FROM points_consumptions c \
-             WHERE c.lot_id = points_ledger.id), 0)",
-        ))
+        .filter(Expr::cust(ledger::OPEN_LOT))
         .order_by_asc(entry::Column::ExpiresAt)
         .order_by_asc(entry::Column::Id)
 }
@@ -104,27 +102,6 @@ fn notice_key(customer_id: Uuid, date: NaiveDate) -> String {
     format!("points_expiring:{customer_id}:{date}")
 }
 
-/// A customer's points that expire within `days`: one row per expiry date.
-pub fn expiring_soon(
-    account: &Account,
-    now: DateTime<Utc>,
-    days: i64,
-) -> Vec<(DateTime<Utc>, i64)> {
-    let until = now + Duration::days(days);
-    let mut by_date: BTreeMap<NaiveDate, (DateTime<Utc>, i64)> = BTreeMap::new();
-    for lot in account.open_lots() {
-        let Some(at) = lot.entry.expires_at else {
-            continue;
-        };
-        if at > now && at <= until {
-            let row = by_date.entry(at.date_naive()).or_insert((at, 0));
-            row.0 = row.0.min(at);
-            row.1 += lot.remaining;
-        }
-    }
-    by_date.into_values().collect()
-}
-
 /// Writes a `points_expiring` email for each customer and date with points expiring within the
 /// notice period. Marketing: consent and the suppression list apply. Returns emails written.
 pub async fn notify_expiring(
@@ -168,8 +145,12 @@ pub async fn notify_expiring(
         let Some(customer) = customers::find_by_id(db, customer_id).await? else {
             continue;
         };
-        let account = Account::load(db, customer_id).await?;
-        for (at, amount) in expiring_soon(&account, now, i64::from(settings.expiry_notice_days)) {
+        let days = i64::from(settings.expiry_notice_days);
+        let soon = balance::expiring_soon(db, &[customer_id], now, days)
+            .await?
+            .remove(&customer_id)
+            .unwrap_or_default();
+        for (at, amount) in soon {
             let date = at.date_naive();
             let data = serde_json::json!({
                 "amount": amount,

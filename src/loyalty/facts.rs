@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::entities::enums::{BadgeRule, ReferralStatus, TierMetric};
 use crate::entities::{order, referral};
 use crate::error::{AppError, DbContext};
-use crate::loyalty::ledger::Account;
+use crate::loyalty::balance;
 
 /// Friends referred whose first order qualified, and whose referral was not reversed.
 pub async fn successful_referrals(
@@ -43,6 +43,22 @@ pub async fn spend(
     customer_id: Uuid,
     since: Option<DateTime<Utc>>,
 ) -> Result<i64, AppError> {
+    if since.is_none() {
+        // Ever: the rollup keeps it (amounts less refunds), so it costs a key read.
+        let kept = db
+            .query_one_raw(crate::db::statement(
+                db.get_database_backend(),
+                "SELECT net FROM customer_rollups WHERE customer_id = ?",
+                vec![customer_id.into()],
+            ))
+            .await
+            .context("reading a customer's spend")?;
+        if let Some(row) = kept {
+            return row
+                .try_get_by_index(0)
+                .context("reading a customer's spend");
+        }
+    }
     let mut query = order::Entity::find()
         .select_only()
         // SUM of a BIGINT is NUMERIC on PostgreSQL; the cast keeps one type on both databases.
@@ -105,7 +121,7 @@ pub async fn tier_metric(
     since: Option<DateTime<Utc>>,
 ) -> Result<i64, AppError> {
     match metric {
-        TierMetric::LifetimePoints => Ok(Account::load(db, customer_id).await?.lifetime(since)),
+        TierMetric::LifetimePoints => balance::lifetime_since(db, customer_id, since).await,
         TierMetric::SuccessfulReferrals => successful_referrals(db, customer_id, since).await,
         TierMetric::Spend => spend(db, customer_id, since).await,
     }
@@ -121,7 +137,7 @@ pub async fn badge_value(
         BadgeRule::SuccessfulReferrals => successful_referrals(db, customer_id, None).await,
         BadgeRule::Orders => Ok(kept_order_dates(db, customer_id).await?.len() as i64),
         BadgeRule::LifetimeSpend => spend(db, customer_id, None).await,
-        BadgeRule::LifetimePoints => Ok(Account::load(db, customer_id).await?.lifetime(None)),
+        BadgeRule::LifetimePoints => balance::lifetime_since(db, customer_id, None).await,
         BadgeRule::OrderStreakMonths => Ok(longest_month_streak(
             &kept_order_dates(db, customer_id).await?,
         )),

@@ -6,21 +6,25 @@
 //! of all deltas always equals the lots' remainders less the debts, each lot's remainder is
 //! known, and expiry takes exactly a lot's remainder, never more.
 //!
+//! Each entry keeps what is still open of it (`remaining`), and the customer's rollup keeps the
+//! points held and earned, all in the writing transaction: a write reads only the open lots it
+//! consumes and the debts it pays, never the customer's history (`audit` recomputes the same
+//! values from the history, and the property tests hold the two equal).
+//!
 //! Each entry names its source and a source writes at most one entry (a unique index), so a
 //! replayed or concurrent event cannot write twice. Writers lock the customer's row first, so two
 //! debits never consume the same remainder.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Value,
 };
 use uuid::Uuid;
 
 use crate::customers::service as customers;
+use crate::db::statement;
 use crate::entities::enums::{LeaderboardMetric, PointsReason};
 use crate::entities::points_consumption as consumption;
 use crate::entities::points_ledger_entry as entry;
@@ -71,165 +75,23 @@ pub struct Debit {
     pub consume: Consume,
 }
 
-/// A lot and what is left of it.
-#[derive(Debug, Clone)]
-pub struct Lot {
-    pub entry: entry::Model,
-    pub remaining: i64,
-}
-
-impl Lot {
-    pub fn earned_at(&self) -> DateTime<Utc> {
-        self.entry.earned_at.unwrap_or(self.entry.created_at)
-    }
-
-    pub fn is_pending(&self, now: DateTime<Utc>) -> bool {
-        self.entry.available_at.is_some_and(|at| at > now)
-    }
-
-    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
-        self.entry.expires_at.is_some_and(|at| at <= now)
-    }
-
-    pub fn is_spendable(&self, now: DateTime<Utc>) -> bool {
-        !self.is_pending(now) && !self.is_expired(now)
-    }
-}
-
-/// Everything a customer's ledger holds, read at once.
-#[derive(Debug, Clone, Default)]
-pub struct Account {
-    pub entries: Vec<entry::Model>,
-    consumed_of_lot: HashMap<Uuid, i64>,
-    covered_of_debit: HashMap<Uuid, i64>,
-}
-
-impl Account {
-    pub async fn load(db: &impl ConnectionTrait, customer_id: Uuid) -> Result<Self, AppError> {
-        let mut accounts = Self::load_many(db, &[customer_id]).await?;
-        Ok(accounts.remove(&customer_id).unwrap_or_default())
-    }
-
-    /// The accounts of several customers, in two reads whatever their number; a customer with
-    /// no ledger gets an empty account.
-    pub async fn load_many(
-        db: &impl ConnectionTrait,
-        customer_ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, Self>, AppError> {
-        let entries = entry::Entity::find()
-            .filter(entry::Column::CustomerId.is_in(customer_ids.iter().copied()))
-            .order_by_asc(entry::Column::Id)
-            .all(db)
-            .await
-            .context("loading a points ledger")?;
-        let consumptions = consumption::Entity::find()
-            .filter(consumption::Column::CustomerId.is_in(customer_ids.iter().copied()))
-            .all(db)
-            .await
-            .context("loading what consumed a customer's points")?;
-        let mut accounts: HashMap<Uuid, Self> = customer_ids
-            .iter()
-            .map(|id| (*id, Self::default()))
-            .collect();
-        for entry in entries {
-            accounts
-                .entry(entry.customer_id)
-                .or_default()
-                .entries
-                .push(entry);
-        }
-        for row in consumptions {
-            let account = accounts.entry(row.customer_id).or_default();
-            *account.consumed_of_lot.entry(row.lot_id).or_default() += row.amount;
-            *account.covered_of_debit.entry(row.debit_id).or_default() += row.amount;
-        }
-        Ok(accounts)
-    }
-
-    /// The sum of every delta.
-    pub fn total(&self) -> i64 {
-        self.entries.iter().map(|e| e.delta).sum()
-    }
-
-    /// Every lot with something left, oldest earned first.
-    pub fn open_lots(&self) -> Vec<Lot> {
-        let mut lots: Vec<Lot> = self
-            .entries
-            .iter()
-            .filter(|e| e.delta > 0)
-            .map(|e| Lot {
-                entry: e.clone(),
-                remaining: e.delta - self.consumed_of_lot.get(&e.id).copied().unwrap_or(0),
-            })
-            .filter(|lot| lot.remaining > 0)
-            .collect();
-        lots.sort_by_key(|lot| (lot.earned_at(), lot.entry.id));
-        lots
-    }
-
-    /// What is left of one lot.
-    pub fn remaining_of(&self, lot_id: Uuid) -> i64 {
-        self.entries
-            .iter()
-            .find(|e| e.id == lot_id && e.delta > 0)
-            .map_or(0, |e| {
-                e.delta - self.consumed_of_lot.get(&lot_id).copied().unwrap_or(0)
-            })
-    }
-
-    /// Debits not yet covered by lots, oldest first, with what each still owes.
-    pub fn debts(&self) -> Vec<(Uuid, i64)> {
-        self.entries
-            .iter()
-            .filter(|e| e.delta < 0)
-            .map(|e| {
-                (
-                    e.id,
-                    -e.delta - self.covered_of_debit.get(&e.id).copied().unwrap_or(0),
-                )
-            })
-            .filter(|(_, owed)| *owed > 0)
-            .collect()
-    }
-
-    /// Points that can be spent now: spendable lots less debts. Negative while a debt is larger.
-    pub fn balance(&self, now: DateTime<Utc>) -> i64 {
-        let spendable: i64 = self
-            .open_lots()
-            .iter()
-            .filter(|lot| lot.is_spendable(now))
-            .map(|lot| lot.remaining)
-            .sum();
-        let owed: i64 = self.debts().iter().map(|(_, owed)| owed).sum();
-        spendable - owed
-    }
-
-    /// Points earned but not yet spendable.
-    pub fn pending(&self, now: DateTime<Utc>) -> i64 {
-        self.open_lots()
-            .iter()
-            .filter(|lot| lot.is_pending(now) && !lot.is_expired(now))
-            .map(|lot| lot.remaining)
-            .sum()
-    }
-
-    /// Points earned less those taken back, with each entry on its own date; spending and expiry
-    /// do not lower it. `since` limits it to a period.
-    pub fn lifetime(&self, since: Option<DateTime<Utc>>) -> i64 {
-        self.entries
-            .iter()
-            .filter(|e| counts_toward_lifetime(e.reason))
-            .filter(|e| since.is_none_or(|since| e.earned_at.unwrap_or(e.created_at) >= since))
-            .map(|e| e.delta)
-            .sum()
-    }
-}
-
 /// Whether entries for this reason change what a customer has earned (as opposed to what they
 /// hold): spending and expiry do not.
 pub fn counts_toward_lifetime(reason: PointsReason) -> bool {
     !matches!(reason, PointsReason::Redemption | PointsReason::Expiry)
 }
+
+/// The condition the partial indexes of open lots hold, written out so that both planners match
+/// it (a bound parameter would not prove the index's predicate).
+pub const OPEN_LOT: &str = "points_ledger.remaining > 0 AND points_ledger.delta > 0";
+/// The same for debits that still owe.
+pub const OPEN_DEBT: &str = "points_ledger.remaining > 0 AND points_ledger.delta < 0";
+
+/// How many open lots a debit reads at a time; most are covered by the first page.
+const LOT_PAGE: u64 = 100;
+
+/// What a debit or a credit takes from open entries: (entry, amount) pairs.
+type Plan = Vec<(Uuid, i64)>;
 
 /// Writes a credit unless its source already wrote one, then lets it pay any debt. Returns the
 /// entry written, or `None` for a replay.
@@ -255,20 +117,41 @@ pub async fn credit(
         expires_at: credit.expires_at,
         actor: credit.actor,
         created_at: now,
+        remaining: credit.amount,
     };
     if !insert(txn, &model).await? {
         return Ok(None);
     }
     rank(txn, &model, now).await?;
-    let account = Account::load(txn, credit.customer_id).await?;
+    let debts: Vec<(Uuid, i64)> = entry::Entity::find()
+        .select_only()
+        .column(entry::Column::Id)
+        .column(entry::Column::Remaining)
+        .filter(entry::Column::CustomerId.eq(credit.customer_id))
+        .filter(Expr::cust(OPEN_DEBT))
+        .order_by_asc(entry::Column::Id)
+        .into_tuple()
+        .all(txn)
+        .await
+        .context("loading what a customer owes")?;
     let mut left = credit.amount;
-    for (debit_id, owed) in account.debts() {
+    let mut paid: Plan = Vec::new();
+    for (debit_id, owed) in debts {
         if left == 0 {
             break;
         }
-        let paid = owed.min(left);
-        consume(txn, now, credit.customer_id, debit_id, model.id, paid).await?;
-        left -= paid;
+        let part = owed.min(left);
+        paid.push((debit_id, part));
+        left -= part;
+    }
+    if !paid.is_empty() {
+        let consumptions = paid
+            .iter()
+            .map(|(debit_id, amount)| (*debit_id, model.id, *amount))
+            .collect::<Vec<_>>();
+        let mut closed = paid.clone();
+        closed.push((model.id, credit.amount - left));
+        consume(txn, now, credit.customer_id, &consumptions, &closed).await?;
     }
     Ok(Some(model))
 }
@@ -283,19 +166,11 @@ pub async fn debit(
     debit: Debit,
 ) -> Result<Option<entry::Model>, AppError> {
     customers::lock(txn, debit.customer_id).await?;
-    let account = Account::load(txn, debit.customer_id).await?;
-    let mut plan: Vec<(Uuid, i64)> = Vec::new();
+    let mut plan: Plan = Vec::new();
     let mut wanted = debit.amount;
-    let take = |lot_id: Uuid, available: i64, wanted: &mut i64, plan: &mut Vec<(Uuid, i64)>| {
-        let taken = available.min(*wanted);
-        if taken > 0 {
-            plan.push((lot_id, taken));
-            *wanted -= taken;
-        }
-    };
     match debit.consume {
         Consume::LotOnly(lot_id) => {
-            wanted = wanted.min(account.remaining_of(lot_id));
+            wanted = wanted.min(open_of_lot(txn, debit.customer_id, lot_id).await?);
             if wanted <= 0 {
                 return Ok(None);
             }
@@ -303,24 +178,46 @@ pub async fn debit(
             wanted = 0;
         }
         Consume::LotFirst(lot_id) => {
-            take(lot_id, account.remaining_of(lot_id), &mut wanted, &mut plan);
-            for lot in account.open_lots() {
-                if lot.entry.id != lot_id && lot.is_spendable(now) {
-                    take(lot.entry.id, lot.remaining, &mut wanted, &mut plan);
-                }
+            let first = open_of_lot(txn, debit.customer_id, lot_id)
+                .await?
+                .min(wanted);
+            if first > 0 {
+                plan.push((lot_id, first));
+                wanted -= first;
             }
+            take_spendable(
+                txn,
+                debit.customer_id,
+                now,
+                Some(lot_id),
+                &mut wanted,
+                &mut plan,
+            )
+            .await?;
         }
         Consume::Fifo { debt } => {
-            if !debt && account.balance(now) < debit.amount {
+            let owed = if debt {
+                0
+            } else {
+                owed(txn, debit.customer_id).await?
+            };
+            // Reading on past the amount by what is owed tells whether the balance covers it.
+            let mut reach = debit.amount + owed;
+            let mut reached: Plan = Vec::new();
+            take_spendable(txn, debit.customer_id, now, None, &mut reach, &mut reached).await?;
+            if !debt && reach > 0 {
+                let balance = debit.amount - reach;
                 return Err(AppError::InsufficientPoints(format!(
                     "this needs {} points and {} can be spent now",
                     debit.amount,
-                    account.balance(now).max(0)
+                    balance.max(0)
                 )));
             }
-            for lot in account.open_lots() {
-                if lot.is_spendable(now) {
-                    take(lot.entry.id, lot.remaining, &mut wanted, &mut plan);
+            for (lot_id, available) in reached {
+                let taken = available.min(wanted);
+                if taken > 0 {
+                    plan.push((lot_id, taken));
+                    wanted -= taken;
                 }
             }
         }
@@ -329,7 +226,6 @@ pub async fn debit(
         Consume::LotOnly(_) => plan.iter().map(|(_, amount)| amount).sum(),
         _ => debit.amount,
     };
-    debug_assert!(wanted == 0 || !matches!(debit.consume, Consume::LotOnly(_)));
     let model = entry::Model {
         id: Uuid::now_v7(),
         customer_id: debit.customer_id,
@@ -343,15 +239,109 @@ pub async fn debit(
         expires_at: None,
         actor: debit.actor,
         created_at: now,
+        remaining: wanted,
     };
     if !insert(txn, &model).await? {
         return Ok(None);
     }
     rank(txn, &model, now).await?;
-    for (lot_id, amount) in plan {
-        consume(txn, now, debit.customer_id, model.id, lot_id, amount).await?;
-    }
+    let consumptions = plan
+        .iter()
+        .map(|(lot_id, amount)| (model.id, *lot_id, *amount))
+        .collect::<Vec<_>>();
+    consume(txn, now, debit.customer_id, &consumptions, &plan).await?;
     Ok(Some(model))
+}
+
+/// What is left of one of the customer's lots (0 for anything else).
+async fn open_of_lot(
+    txn: &impl ConnectionTrait,
+    customer_id: Uuid,
+    lot_id: Uuid,
+) -> Result<i64, AppError> {
+    let remaining: Option<i64> = entry::Entity::find_by_id(lot_id)
+        .select_only()
+        .column(entry::Column::Remaining)
+        .filter(entry::Column::CustomerId.eq(customer_id))
+        .filter(entry::Column::Delta.gt(0))
+        .into_tuple()
+        .one(txn)
+        .await
+        .context("loading what is left of a lot")?;
+    Ok(remaining.unwrap_or(0).max(0))
+}
+
+/// What the customer's debits still owe.
+async fn owed(txn: &impl ConnectionTrait, customer_id: Uuid) -> Result<i64, AppError> {
+    let owed: Vec<i64> = entry::Entity::find()
+        .select_only()
+        .column(entry::Column::Remaining)
+        .filter(entry::Column::CustomerId.eq(customer_id))
+        .filter(Expr::cust(OPEN_DEBT))
+        .into_tuple()
+        .all(txn)
+        .await
+        .context("loading what a customer owes")?;
+    Ok(owed.into_iter().sum())
+}
+
+/// Adds spendable open lots, oldest earned first (skipping `except`), to `plan` until `wanted`
+/// is covered or none is left; each lot is planned for what it can give, up to what is wanted.
+async fn take_spendable(
+    txn: &impl ConnectionTrait,
+    customer_id: Uuid,
+    now: DateTime<Utc>,
+    except: Option<Uuid>,
+    wanted: &mut i64,
+    plan: &mut Plan,
+) -> Result<(), AppError> {
+    let mut offset = 0;
+    while *wanted > 0 {
+        let mut page = entry::Entity::find()
+            .select_only()
+            .column(entry::Column::Id)
+            .column(entry::Column::Remaining)
+            .filter(entry::Column::CustomerId.eq(customer_id))
+            .filter(Expr::cust(OPEN_LOT))
+            .filter(
+                Condition::any()
+                    .add(entry::Column::AvailableAt.is_null())
+                    .add(entry::Column::AvailableAt.lte(now)),
+            )
+            .filter(
+                Condition::any()
+                    .add(entry::Column::ExpiresAt.is_null())
+                    .add(entry::Column::ExpiresAt.gt(now)),
+            );
+        if let Some(except) = except {
+            page = page.filter(entry::Column::Id.ne(except));
+        }
+        let lots: Vec<(Uuid, i64)> = page
+            .order_by_asc(entry::Column::EarnedAt)
+            .order_by_asc(entry::Column::Id)
+            .offset(offset)
+            .limit(LOT_PAGE)
+            .into_tuple()
+            .all(txn)
+            .await
+            .context("loading the lots a debit consumes")?;
+        let last_page = (lots.len() as u64) < LOT_PAGE;
+        for (lot_id, remaining) in lots {
+            let taken = remaining.min(*wanted);
+            if taken > 0 {
+                plan.push((lot_id, taken));
+                *wanted -= taken;
+            }
+            if *wanted == 0 {
+                break;
+            }
+        }
+        if last_page {
+            break;
+        }
+        offset += LOT_PAGE;
+    }
+    Ok(())
 }
 
 /// Points earned (or taken back) move the POINTS_EARNED leaderboard on the entry's own date.
@@ -385,7 +375,12 @@ async fn insert(txn: &impl ConnectionTrait, model: &entry::Model) -> Result<bool
         .await
         .context("writing a points ledger entry")?;
     if written > 0 {
-        rollups::points_written(txn, model.customer_id, model.delta).await?;
+        let lifetime = if counts_toward_lifetime(model.reason) {
+            model.delta
+        } else {
+            0
+        };
+        rollups::points_written(txn, model.customer_id, model.delta, lifetime).await?;
         if model.delta > 0 {
             live::publish(
                 txn,
@@ -402,25 +397,47 @@ async fn insert(txn: &impl ConnectionTrait, model: &entry::Model) -> Result<bool
     Ok(written > 0)
 }
 
+/// Records what debits consumed of lots (`(debit, lot, amount)`) and closes that much of each
+/// entry in `closed` (`(entry, amount)`), each in one statement whatever their number.
 async fn consume(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     customer_id: Uuid,
-    debit_id: Uuid,
-    lot_id: Uuid,
-    amount: i64,
+    consumptions: &[(Uuid, Uuid, i64)],
+    closed: &[(Uuid, i64)],
 ) -> Result<(), AppError> {
-    consumption::Entity::insert(consumption::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        customer_id: Set(customer_id),
-        debit_id: Set(debit_id),
-        lot_id: Set(lot_id),
-        amount: Set(amount),
-        created_at: Set(now),
-    })
+    if consumptions.is_empty() {
+        return Ok(());
+    }
+    consumption::Entity::insert_many(consumptions.iter().map(|(debit_id, lot_id, amount)| {
+        consumption::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            customer_id: Set(customer_id),
+            debit_id: Set(*debit_id),
+            lot_id: Set(*lot_id),
+            amount: Set(*amount),
+            created_at: Set(now),
+        }
+    }))
     .exec_without_returning(txn)
     .await
     .context("recording what a debit consumed")?;
+    let mut sql = String::from("UPDATE points_ledger SET remaining = remaining - CASE id");
+    let mut values: Vec<Value> = Vec::with_capacity(closed.len() * 3);
+    for (id, amount) in closed {
+        sql.push_str(" WHEN ? THEN ?");
+        values.push((*id).into());
+        values.push((*amount).into());
+    }
+    sql.push_str(" ELSE 0 END WHERE id IN (");
+    for (i, (id, _)) in closed.iter().enumerate() {
+        sql.push_str(if i == 0 { "?" } else { ", ?" });
+        values.push((*id).into());
+    }
+    sql.push(')');
+    txn.execute_raw(statement(txn.get_database_backend(), &sql, values))
+        .await
+        .context("closing what a debit consumed")?;
     Ok(())
 }
 

@@ -2,7 +2,9 @@
 //! settings, tiers, badges and the leaderboard. Referrals and rewards sit above it and call it;
 //! order effects reach it through `crate::reactions`.
 
+pub mod audit;
 pub mod badges;
+pub mod balance;
 pub mod earning;
 pub mod expiry;
 pub mod facts;

@@ -159,16 +159,19 @@ pub async fn order_refunded(
     .await
 }
 
-/// A points ledger entry of `delta` was written for the customer.
+/// A points ledger entry of `delta` was written for the customer, `lifetime` of it counting
+/// toward what they have earned.
 pub async fn points_written(
     txn: &impl ConnectionTrait,
     customer_id: Uuid,
     delta: i64,
+    lifetime: i64,
 ) -> Result<(), AppError> {
     execute(
         txn,
-        "UPDATE customer_rollups SET points_balance = points_balance + ? WHERE customer_id = ?",
-        vec![delta.into(), customer_id.into()],
+        "UPDATE customer_rollups SET points_balance = points_balance + ?, \
+           points_lifetime = points_lifetime + ? WHERE customer_id = ?",
+        vec![delta.into(), lifetime.into(), customer_id.into()],
         "updating a customer's points in the rollup",
     )
     .await

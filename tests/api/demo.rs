@@ -9,7 +9,7 @@ use serde_json::json;
 use tandem::entities::enums::RewardSide;
 use tandem::entities::{cart, email_outbox, marketing_spend, order, referral, reward};
 use tandem::jobs::demo::{DemoSize, seed};
-use tandem::loyalty::ledger::Account;
+use tandem::loyalty::audit::Account;
 
 use crate::common::{TestApp, data};
 

@@ -1,13 +1,16 @@
 //! The ledger-equals-balance property: random sequences of orders, refunds, redemptions,
 //! adjustments, clock moves and expiry passes, run through the API and through a small model of
 //! the policy written here from the rules in docs/loyalty.md. After every step the balance and the
-//! pending points the API reports equal the model's, and the ledger's sum equals the lots'
-//! remainders less the debt.
+//! pending points the API reports equal the model's, the ledger's sum equals the lots'
+//! remainders less the debt, and every kept value (each entry's `remaining`, the rollup's points
+//! held and lifetime points) equals its recomputation from the whole ledger.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use tandem::entities::points_ledger_entry;
+use tandem::loyalty::audit::Account;
+use tandem::loyalty::balance;
 
 use crate::common::{TestApp, data};
 
@@ -244,6 +247,43 @@ async fn the_balance_always_equals_what_the_ledger_and_the_policy_say() {
                 .sum();
             let remainders: i64 = model.lots.iter().map(|l| l.remaining).sum();
             assert_eq!(ledger, remainders - model.debt, "{context}");
+            assert_kept_values_equal_the_history(&app, customer_id, &context).await;
         }
     }
+}
+
+/// Each entry's `remaining` and the customer's kept points equal what the whole ledger and its
+/// consumptions say.
+async fn assert_kept_values_equal_the_history(
+    app: &TestApp,
+    customer_id: uuid::Uuid,
+    context: &str,
+) {
+    let db = &app.state.db;
+    let now = app.clock_now();
+    let account = Account::load(db, customer_id).await.unwrap();
+    let lots: std::collections::HashMap<uuid::Uuid, i64> = account
+        .open_lots()
+        .into_iter()
+        .map(|lot| (lot.entry.id, lot.remaining))
+        .collect();
+    let debts: std::collections::HashMap<uuid::Uuid, i64> = account.debts().into_iter().collect();
+    for entry in &account.entries {
+        let recomputed = if entry.delta > 0 {
+            lots.get(&entry.id).copied().unwrap_or(0)
+        } else {
+            debts.get(&entry.id).copied().unwrap_or(0)
+        };
+        assert_eq!(
+            entry.remaining, recomputed,
+            "{context}: what is open of entry {} ({:?} {})",
+            entry.id, entry.reason, entry.delta
+        );
+    }
+    let kept = balance::of_customer(db, customer_id, now).await.unwrap();
+    assert_eq!(
+        kept,
+        balance::recomputed(&account, now),
+        "{context}: kept points"
+    );
 }
