@@ -2,6 +2,7 @@
 
 pub mod code;
 pub mod email;
+pub mod locks;
 pub mod service;
 
 pub use code::ReferralCode;

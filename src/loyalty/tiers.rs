@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, SqlErr,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 use uuid::Uuid;
 
@@ -117,13 +117,15 @@ pub async fn delete(
         .await?
         .into_iter()
         .rfind(|t| t.threshold < doomed.threshold);
-    let members: Vec<customer::Model> = customer::Entity::find()
+    let member_ids: Vec<Uuid> = customer::Entity::find()
+        .select_only()
+        .column(customer::Column::Id)
         .filter(customer::Column::TierId.eq(id))
+        .into_tuple()
         .all(db)
         .await
         .context("loading a tier's members")?;
-    for member in members {
-        let member = customers::lock(db, member.id).await?;
+    for member in crate::customers::locks::all_of(db, &member_ids).await? {
         let reason = format!("the {} tier was removed", doomed.name);
         move_to(db, now, &member, below.as_ref(), &reason, None).await?;
     }

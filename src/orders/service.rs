@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::customers::locks;
 use crate::customers::service as customers;
 use crate::db::begin_write;
 use crate::entities::{order, order_line, refund};
@@ -161,8 +162,8 @@ pub async fn record(
         }
         let txn = begin_write(db).await.context("starting an order")?;
         let customer = customers::get_by_external_id(&txn, &input.customer_external_id).await?;
-        // Every writer of a customer's rollup and points takes this lock first.
-        let customer = customers::lock(&txn, customer.id).await?;
+        // The buyer and whoever referred them: the order may pay that referrer.
+        let customer = locks::customer_and_referrer(&txn, customer.id).await?;
         let items = serde_json::to_value(&input.items)
             .map_err(|e| AppError::internal("encoding order items", e))?;
         let id = Uuid::now_v7();
@@ -196,18 +197,20 @@ pub async fn record(
         };
         relink_next(&txn, &order).await?;
         rollups::order_recorded(&txn, &customer, order.amount, order.placed_at).await?;
-        for item in &input.items {
-            order_line::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                order_id: Set(order.id),
-                product_id: Set(item.product_id.clone()),
-                name: Set(item.name.clone()),
-                unit_price: Set(item.unit_price),
-                quantity: Set(item.quantity),
-            }
-            .insert(&txn)
+        if !input.items.is_empty() {
+            order_line::Entity::insert_many(input.items.iter().map(|item| {
+                order_line::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    order_id: Set(order.id),
+                    product_id: Set(item.product_id.clone()),
+                    name: Set(item.name.clone()),
+                    unit_price: Set(item.unit_price),
+                    quantity: Set(item.quantity),
+                }
+            }))
+            .exec_without_returning(&txn)
             .await
-            .context("recording an order line")?;
+            .context("recording an order's lines")?;
         }
         reactions
             .order_recorded(&txn, OrderRecorded { order: &order, now })
@@ -317,9 +320,10 @@ pub async fn refund(
         .await
         .context("loading an order to refund")?
         .ok_or_else(|| AppError::NotFound(format!("no order has externalId '{external_id}'")))?;
-    // The customer first, as every writer of their points and rollup does; then the order,
-    // which serializes concurrent refunds of it on PostgreSQL.
-    customers::lock(&txn, customer_id).await?;
+    // The customers first (the buyer, and their referrer, whose reward a refund may take
+    // back), as every writer of points and rollups does; then the order, which serializes
+    // concurrent refunds of it on PostgreSQL.
+    locks::customer_and_referrer(&txn, customer_id).await?;
     let order = order::Entity::find()
         .filter(order::Column::ExternalId.eq(external_id))
         .lock_exclusive()

@@ -6,6 +6,7 @@ use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::clock::Clock;
+use crate::customers::locks;
 use crate::db::begin_write;
 use crate::entities::enums::{DecisionOutcome, RewardStatus};
 use crate::entities::{referral, reward};
@@ -57,6 +58,24 @@ async fn release(
     reactions: &impl Reactions,
 ) -> Result<bool, AppError> {
     let txn = begin_write(db).await.context("starting a hold release")?;
+    // The customers the reward's referral names (or its holder) before the reward's row, in the
+    // one lock order (customers::locks).
+    let Some(due) = reward::Entity::find_by_id(id)
+        .one(&txn)
+        .await
+        .context("loading a held reward")?
+    else {
+        return Ok(false);
+    };
+    let sides = match due.referral_id {
+        Some(referral_id) => referral::Entity::find_by_id(referral_id)
+            .one(&txn)
+            .await
+            .context("loading a held reward's referral")?
+            .map(|r| vec![r.referee_id, r.referrer_id]),
+        None => None,
+    };
+    locks::all_of(&txn, &sides.unwrap_or_else(|| vec![due.customer_id])).await?;
     let claimed = reward::Entity::find_by_id(id)
         .filter(reward::Column::Status.eq(RewardStatus::Pending))
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::campaigns::service as campaigns;
 use crate::clock::Clock;
-use crate::customers::service as customers;
+use crate::customers::locks;
 use crate::db::{begin_write, keyset_page};
 use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
 use crate::entities::referral;
@@ -101,8 +101,8 @@ pub async fn review(
     let found = find(&txn, id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no referral has id {id}")))?;
-    // The friend's order takes their lock before the referral's row; so does a review.
-    customers::lock(&txn, found.referee_id).await?;
+    // Both sides before the referral's row, as the friend's order and refunds take them.
+    locks::both_sides(&txn, found.referee_id, found.referrer_id).await?;
     let waiting = found.flagged
         && found.reviewed_at.is_none()
         && matches!(

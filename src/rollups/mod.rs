@@ -18,7 +18,8 @@ pub use migration::rollups::{LATE_ACTIVITY_BIT, rebuild};
 pub const REBUILD_BATCH: u64 = 1_000;
 
 /// Recomputes every customer's rollups while the API may be writing: a batch of customers at a
-/// time, each batch in its own transaction that first locks its customers, as every writer does.
+/// time, each batch in its own transaction that first locks its customers, ascending by id as
+/// every writer does (`customers::locks`).
 /// A write to one of them either committed before the batch reads, or waits for the batch and
 /// then updates the rebuilt row; none is lost. Returns how many customers were rebuilt.
 pub async fn rebuild_beside_writes(

@@ -1,8 +1,11 @@
-//! One lock order, tested: orders, refunds, hold releases, reviews, redemptions and adjustments
-//! for the same two customers (a referrer and the friend she referred, each also referring
-//! friends of their own) run in parallel for ten seconds. None may deadlock (PostgreSQL's own
-//! count of deadlocks in the database stays where it was) and none may answer `UNAVAILABLE` or
-//! `INTERNAL`: each either succeeds or refuses for a reason of the program.
+//! One lock order, tested. Orders, refunds, hold releases, reviews, redemptions and
+//! adjustments for the same two customers (a referrer and the friend she referred, each also
+//! referring friends of their own), and rebuilds of the rollups beside them, run in parallel for
+//! ten seconds. None may deadlock (PostgreSQL's own count of deadlocks in the database stays
+//! where it was) and none may answer `UNAVAILABLE` or `INTERNAL`: each either succeeds or
+//! refuses for a reason of the program. And each path that writes for both sides, while it
+//! waits for the referrer (the older, lower id), holds nothing of the friend: the one lock
+//! order of `customers::locks`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -214,5 +217,91 @@ async fn writers_of_the_same_two_customers_in_parallel_never_deadlock() {
         deadlocks(&app).await,
         before,
         "deadlocks PostgreSQL detected"
+    );
+}
+
+/// Whether another transaction can lock this customer's row at once (PostgreSQL).
+async fn lockable_now(app: &TestApp, external_id: &str) -> bool {
+    let txn = tandem::db::begin_write(&app.state.db).await.unwrap();
+    txn.execute_unprepared("SET LOCAL lock_timeout = '200ms'")
+        .await
+        .unwrap();
+    let locked = txn
+        .execute_unprepared(&format!(
+            "SELECT id FROM customers WHERE external_id = '{external_id}' FOR NO KEY UPDATE"
+        ))
+        .await
+        .is_ok();
+    txn.rollback().await.unwrap();
+    locked
+}
+
+/// Runs `operation` while Amy's row is held, and tells whether Ben's row could be locked while
+/// the operation waited.
+async fn friend_free_while_waiting_for_amy(
+    app: &TestApp,
+    operation: impl std::future::Future<Output = Value>,
+) -> bool {
+    let amy = crate::common::hold_customer(app, "amy").await;
+    let probe = async {
+        // Long enough for the operation to reach its first lock and wait there.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let free = lockable_now(app, "ben").await;
+        amy.commit().await.unwrap();
+        free
+    };
+    let (response, ben_was_free) = tokio::join!(operation, probe);
+    data(&response);
+    ben_was_free
+}
+
+const WAITED_HOLDING_THE_FRIEND: &str = "waiting for the referrer's lock, it held the friend's: \
+    a transaction locking the two the other way round would deadlock with it";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_friends_order_refund_and_review_lock_the_referrer_first() {
+    let app = TestApp::spawn().await;
+    if app.state.db.get_database_backend() != DbBackend::Postgres {
+        // SQLite has one write lock for the whole database: there is no order to get wrong.
+        return;
+    }
+    data(
+        &app.create_campaign(crate::campaigns::points_campaign("Both sides"))
+            .await,
+    );
+    // Amy registers first, so her id is the lower: every path must lock her before Ben. They
+    // share an address, so the referral waits for a review.
+    data(
+        &app.register(
+            json!({ "externalId": "amy", "email": "amy@example.com", "ip": "198.51.100.7" }),
+        )
+        .await,
+    );
+    let referral = data(
+        &app.refer("amy", "ben", json!({ "ip": "198.51.100.7" }))
+            .await,
+    )["registerCustomer"]["referral"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let order = app.record_order("ben-1", "ben", 5_000);
+    assert!(
+        friend_free_while_waiting_for_amy(&app, order).await,
+        "an order {WAITED_HOLDING_THE_FRIEND}"
+    );
+    let admin = app.admin_token();
+    let review = app.graphql(
+        Some(&admin),
+        "mutation($id: ID!) { reviewReferral(id: $id, approve: true) { status } }",
+        json!({ "id": referral }),
+    );
+    assert!(
+        friend_free_while_waiting_for_amy(&app, review).await,
+        "a review {WAITED_HOLDING_THE_FRIEND}"
+    );
+    let refund = app.refund_order("ben-1", 5_000);
+    assert!(
+        friend_free_while_waiting_for_amy(&app, refund).await,
+        "a refund {WAITED_HOLDING_THE_FRIEND}"
     );
 }
