@@ -10,6 +10,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 
+use crate::customers::locks::Held;
 use crate::entities::{customer, order, reward};
 use crate::error::AppError;
 
@@ -27,6 +28,8 @@ pub struct CustomerRegistered<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct OrderRecorded<'a> {
     pub order: &'a order::Model,
+    /// The buyer and their referrer, locked.
+    pub held: &'a Held,
     pub now: DateTime<Utc>,
 }
 
@@ -38,6 +41,8 @@ pub struct OrderRefunded<'a> {
     pub amount: i64,
     /// The refund's own row id: the natural key of whatever it causes.
     pub refund_id: uuid::Uuid,
+    /// The buyer and their referrer, locked.
+    pub held: &'a Held,
     pub now: DateTime<Utc>,
 }
 
@@ -46,6 +51,8 @@ pub struct OrderRefunded<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct ReferralRewarded<'a> {
     pub reward: &'a reward::Model,
+    /// The customers of the reward's referral (or its holder), locked.
+    pub held: &'a Held,
     pub now: DateTime<Utc>,
 }
 

@@ -7,10 +7,12 @@ use chrono::Duration;
 use sea_orm::DatabaseTransaction;
 
 use crate::carts::service as carts;
+use crate::customers::locks::Held;
 use crate::error::AppError;
 use crate::events::{
     CustomerRegistered, OrderRecorded, OrderRefunded, Reactions, ReferralRewarded,
 };
+use crate::loyalty::program::{Program, ProgramCache};
 use crate::loyalty::{self, earning};
 use crate::referrals::attribution::{self, FraudLimits};
 use crate::referrals::service as referrals;
@@ -24,6 +26,8 @@ pub struct ProgramReactions<'a> {
     pub clock_skew: Duration,
     /// The program currency, for the sentences in points history.
     pub currency: &'a str,
+    /// The program's configuration as this process last read it.
+    pub program: &'a ProgramCache,
 }
 
 impl Reactions for ProgramReactions<'_> {
@@ -58,13 +62,19 @@ impl Reactions for ProgramReactions<'_> {
         // the tier and badge re-evaluation then see them. The settings are read once, and each
         // customer is re-evaluated once, at the end: the buyer and the referrer whose referral
         // this order qualified (who gets any reward it paid).
-        let settings = loyalty::settings::load(txn).await?;
-        earning::on_order(txn, &settings, self.currency, event.now, order).await?;
-        for reward in qualification::on_order(txn, event.now, self.clock_skew, order).await? {
-            earning::on_reward(txn, &settings, event.now, &reward).await?;
+        let program = self.program.current(txn).await?;
+        earning::on_order(txn, event.held, &program, self.currency, event.now, order).await?;
+        let referral =
+            qualification::on_order(txn, event.held, event.now, self.clock_skew, order).await?;
+        for reward in &referral.rewards {
+            earning::on_reward(txn, event.held, &program.settings, event.now, reward).await?;
         }
         carts::convert_on_order(txn, event.now, self.clock_skew, order).await?;
-        self.reevaluate(txn, &settings, event.now, order).await
+        loyalty::activity_under(txn, event.held, &program, event.now, order.customer_id).await?;
+        if let Some(referrer_id) = referral.qualified_for {
+            loyalty::activity_under(txn, event.held, &program, event.now, referrer_id).await?;
+        }
+        Ok(())
     }
 
     async fn order_refunded(
@@ -75,9 +85,10 @@ impl Reactions for ProgramReactions<'_> {
         let order = event.order;
         // The referral first: the hold release locks rewards, the referral and then customers,
         // and so does a reversal; taking the buyer's row first here could deadlock with it.
-        reversal::on_refund(txn, event.now, order).await?;
+        reversal::on_refund(txn, event.held, event.now, order).await?;
         earning::on_refund(
             txn,
+            event.held,
             self.currency,
             event.now,
             order,
@@ -85,8 +96,9 @@ impl Reactions for ProgramReactions<'_> {
             event.refund_id,
         )
         .await?;
-        let settings = loyalty::settings::load(txn).await?;
-        self.reevaluate(txn, &settings, event.now, order).await
+        let program = self.program.current(txn).await?;
+        self.reevaluate(txn, event.held, &program, event.now, order)
+            .await
     }
 
     async fn referral_rewarded(
@@ -95,9 +107,16 @@ impl Reactions for ProgramReactions<'_> {
         event: ReferralRewarded<'_>,
     ) -> Result<(), AppError> {
         // Loyalty's part: the points credited, then tiers and badges.
-        let settings = loyalty::settings::load(txn).await?;
-        earning::on_reward(txn, &settings, event.now, event.reward).await?;
-        loyalty::activity(txn, event.now, event.reward.customer_id).await
+        let program = self.program.current(txn).await?;
+        earning::on_reward(txn, event.held, &program.settings, event.now, event.reward).await?;
+        loyalty::activity_under(
+            txn,
+            event.held,
+            &program,
+            event.now,
+            event.reward.customer_id,
+        )
+        .await
     }
 }
 
@@ -106,13 +125,14 @@ impl ProgramReactions<'_> {
     async fn reevaluate(
         &self,
         txn: &DatabaseTransaction,
-        settings: &loyalty::settings::ProgramSettings,
+        held: &Held,
+        program: &Program,
         now: chrono::DateTime<chrono::Utc>,
         order: &crate::entities::order::Model,
     ) -> Result<(), AppError> {
-        loyalty::activity_under(txn, settings, now, order.customer_id).await?;
+        loyalty::activity_under(txn, held, program, now, order.customer_id).await?;
         if let Some(referral) = referrals::qualified_by(txn, order.id).await? {
-            loyalty::activity_under(txn, settings, now, referral.referrer_id).await?;
+            loyalty::activity_under(txn, held, program, now, referral.referrer_id).await?;
         }
         Ok(())
     }

@@ -43,6 +43,10 @@ pub struct AppState {
     pub socket_slots: Arc<crate::graphql::socket_slots::SocketSlots>,
     /// `referralMetrics` totals read once for callers asking for the same range together.
     pub referral_totals: Arc<SharedReads<Range, ReferralFigures>>,
+    /// The program's configuration as this process last read it, by version.
+    pub program: Arc<crate::loyalty::program::ProgramCache>,
+    /// The GraphQL documents this process has parsed, by the hash of their text.
+    pub documents: Arc<crate::graphql::documents::Documents>,
 }
 
 /// Why the server could not start.
@@ -96,6 +100,7 @@ impl AppState {
             fraud_limits: self.fraud_limits(),
             clock_skew: self.clock_skew(),
             currency: &self.settings.currency,
+            program: &self.program,
         }
     }
 
@@ -192,6 +197,8 @@ impl AppState {
                 settings.http.ws_max_subscriptions_per_token,
             )),
             referral_totals: Arc::default(),
+            program: Arc::default(),
+            documents: Arc::default(),
             templates,
             mailer,
             unsubscribe,

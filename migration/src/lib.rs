@@ -14,6 +14,7 @@ mod m20261130_000008_marketing_spend;
 mod m20261130_000009_metrics_rollups;
 mod m20261130_000010_live_events;
 pub mod m20261202_000011_kept_points;
+mod m20261202_000012_program_version;
 pub mod rollups;
 
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_metrics_rollups::Migration),
             Box::new(m20261130_000010_live_events::Migration),
             Box::new(m20261202_000011_kept_points::Migration),
+            Box::new(m20261202_000012_program_version::Migration),
         ]
     }
 }

@@ -11,30 +11,68 @@
 //! Two transactions that lock sets of customers this way cannot wait for each other in a
 //! cycle: each waits only for a row with a higher id than every row it holds.
 
-use sea_orm::sea_query::{LockType, Query};
+use sea_orm::sea_query::{LockType, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
+use crate::customers::service::not_found;
 use crate::entities::{customer, referral};
 use crate::error::{AppError, DbContext};
 
-/// Locks these customers, ascending by id, in one statement.
-pub async fn all_of(
-    txn: &impl ConnectionTrait,
-    ids: &[Uuid],
-) -> Result<Vec<customer::Model>, AppError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+/// The customers whose row locks a transaction holds, as their rows read when locked: what the
+/// functions here return, and what every writer of a customer's points, tier or badges asks
+/// for instead of locking again. Only this module makes one.
+#[derive(Debug)]
+pub struct Held {
+    rows: Vec<customer::Model>,
+}
+
+impl Held {
+    /// The held row of customer `id`; an internal error when this transaction does not hold it
+    /// (a writer reached without taking the lock first is a bug, not a race to lose).
+    pub fn customer(&self, id: Uuid) -> Result<&customer::Model, AppError> {
+        self.rows.iter().find(|c| c.id == id).ok_or_else(|| {
+            AppError::internal(
+                "writing for a customer",
+                format!("customer {id} is not locked by this transaction"),
+            )
+        })
     }
-    customer::Entity::find()
+
+    /// Every held row, ascending by id.
+    pub fn rows(&self) -> &[customer::Model] {
+        &self.rows
+    }
+}
+
+/// Locks these customers, ascending by id, in one statement.
+pub async fn all_of(txn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Held, AppError> {
+    if ids.is_empty() {
+        return Ok(Held { rows: Vec::new() });
+    }
+    let rows = customer::Entity::find()
         .filter(customer::Column::Id.is_in(ids.iter().copied()))
         .order_by_asc(customer::Column::Id)
         .lock(LockType::NoKeyUpdate)
         .all(txn)
         .await
-        .context("locking customers")
+        .context("locking customers")?;
+    for id in ids {
+        if !rows.iter().any(|c| c.id == *id) {
+            return Err(AppError::internal(
+                "locking a customer",
+                format!("customer {id} is missing"),
+            ));
+        }
+    }
+    Ok(Held { rows })
+}
+
+/// Locks one customer.
+pub async fn one(txn: &impl ConnectionTrait, id: Uuid) -> Result<Held, AppError> {
+    all_of(txn, &[id]).await
 }
 
 /// Locks both sides of a referral.
@@ -42,39 +80,79 @@ pub async fn both_sides(
     txn: &impl ConnectionTrait,
     referee_id: Uuid,
     referrer_id: Uuid,
-) -> Result<(), AppError> {
-    all_of(txn, &[referee_id, referrer_id]).await?;
-    Ok(())
+) -> Result<Held, AppError> {
+    all_of(txn, &[referee_id, referrer_id]).await
+}
+
+/// Locks the customer with this external id and the friend who referred them, in one
+/// statement; NOT_FOUND when there is no such customer. Returns the locks and the customer.
+pub async fn customer_and_referrer_by_external_id(
+    txn: &impl ConnectionTrait,
+    external_id: &str,
+) -> Result<(Held, Uuid), AppError> {
+    let customer = Query::select()
+        .column(customer::Column::Id)
+        .from(customer::Entity)
+        .and_where(customer::Column::ExternalId.eq(external_id))
+        .to_owned();
+    let held = with_referrer(
+        txn,
+        customer::Column::ExternalId.eq(external_id),
+        referral::Column::RefereeId.in_subquery(customer),
+    )
+    .await?;
+    let id = held
+        .rows
+        .iter()
+        .find(|c| c.external_id == external_id)
+        .map(|c| c.id)
+        .ok_or_else(|| not_found(external_id))?;
+    Ok((held, id))
 }
 
 /// Locks a customer and, when they came through a referral, the friend who referred them (whom
-/// their order or refund may pay or take back from), in one statement. Returns the customer.
+/// their order or refund may pay or take back from), in one statement.
 pub async fn customer_and_referrer(
     txn: &impl ConnectionTrait,
     customer_id: Uuid,
-) -> Result<customer::Model, AppError> {
+) -> Result<Held, AppError> {
+    let held = with_referrer(
+        txn,
+        customer::Column::Id.eq(customer_id),
+        referral::Column::RefereeId.eq(customer_id),
+    )
+    .await?;
+    held.customer(customer_id).map_err(|_| {
+        AppError::internal(
+            "locking a customer",
+            format!("customer {customer_id} is missing"),
+        )
+    })?;
+    Ok(held)
+}
+
+/// Locks the customers `customer` selects and whoever referred them (the referrals `referee`
+/// selects), ascending by id, in one statement.
+async fn with_referrer(
+    txn: &impl ConnectionTrait,
+    customer: SimpleExpr,
+    referee: SimpleExpr,
+) -> Result<Held, AppError> {
     let referrer = Query::select()
         .column(referral::Column::ReferrerId)
         .from(referral::Entity)
-        .and_where(referral::Column::RefereeId.eq(customer_id))
+        .and_where(referee)
         .to_owned();
-    customer::Entity::find()
+    let rows = customer::Entity::find()
         .filter(
             Condition::any()
-                .add(customer::Column::Id.eq(customer_id))
+                .add(customer)
                 .add(customer::Column::Id.in_subquery(referrer)),
         )
         .order_by_asc(customer::Column::Id)
         .lock(LockType::NoKeyUpdate)
         .all(txn)
         .await
-        .context("locking a customer and their referrer")?
-        .into_iter()
-        .find(|c| c.id == customer_id)
-        .ok_or_else(|| {
-            AppError::internal(
-                "locking a customer",
-                format!("customer {customer_id} is missing"),
-            )
-        })
+        .context("locking a customer and their referrer")?;
+    Ok(Held { rows })
 }

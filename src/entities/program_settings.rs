@@ -21,6 +21,8 @@ pub struct Model {
     pub gross_margin: f64,
     pub updated_by: Option<String>,
     pub updated_at: Option<DateTimeUtc>,
+    /// Raised by every change to the settings, a tier or a badge (`loyalty::program`).
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

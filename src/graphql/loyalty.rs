@@ -502,24 +502,25 @@ pub async fn points_history(
 }
 
 pub async fn tier(ctx: &Context<'_>, customer: &customer::Model) -> Result<Option<Tier>> {
-    Ok(tiers::of_customer(&state(ctx)?.db, customer)
-        .await?
-        .map(Tier))
+    let program = loaders::program(ctx).await?;
+    Ok(program.tier(customer.tier_id).cloned().map(Tier))
 }
 
 pub async fn next_tier(ctx: &Context<'_>, customer: &customer::Model) -> Result<Option<NextTier>> {
     let state = state(ctx)?;
-    let current = tiers::of_customer(&state.db, customer).await?;
-    let floor = current.as_ref().map_or(-1, |t| t.threshold);
-    let Some(next) = tiers::all(&state.db)
-        .await?
-        .into_iter()
-        .find(|t| t.threshold > floor)
-    else {
+    let program = loaders::program(ctx).await?;
+    let Some(next) = program.tier_above(program.tier(customer.tier_id)).cloned() else {
         return Ok(None);
     };
-    let program = settings::load(&state.db).await?;
-    let metric = tiers::metric_of(&state.db, &program, state.clock.now(), customer.id).await?;
+    let lifetime = loaders::points(ctx, customer.id).await?.lifetime;
+    let metric = tiers::metric_given(
+        &state.db,
+        &program.settings,
+        state.clock.now(),
+        customer.id,
+        lifetime,
+    )
+    .await?;
     let progress = if next.threshold == 0 {
         1.0
     } else {
@@ -541,13 +542,14 @@ pub async fn tier_history(ctx: &Context<'_>, customer: &customer::Model) -> Resu
 }
 
 pub async fn badges_of(ctx: &Context<'_>, customer: &customer::Model) -> Result<Vec<AwardedBadge>> {
-    let db = &state(ctx)?.db;
-    let all = badges::all(db).await?;
-    Ok(badges::awards_of(db, customer.id)
+    let program = loaders::program(ctx).await?;
+    Ok(loaders::held_badges(ctx, customer.id)
         .await?
-        .into_iter()
+        .iter()
         .filter_map(|award| {
-            all.iter()
+            program
+                .badges
+                .iter()
                 .find(|b| b.id == award.badge_id)
                 .map(|b| AwardedBadge {
                     badge: Badge(b.clone()),
@@ -562,9 +564,10 @@ pub async fn badge_progress(
     customer: &customer::Model,
 ) -> Result<Vec<BadgeProgress>> {
     let db = &state(ctx)?.db;
-    let awards = badges::awards_of(db, customer.id).await?;
+    let program = loaders::program(ctx).await?;
+    let awards = loaders::held_badges(ctx, customer.id).await?;
     let mut progress = Vec::new();
-    for badge in badges::all(db).await? {
+    for badge in program.badges.iter().cloned() {
         let current = facts::badge_value(db, customer.id, badge.rule).await?;
         progress.push(BadgeProgress {
             achieved: awards.iter().any(|a| a.badge_id == badge.id),

@@ -4,6 +4,7 @@ pub mod campaigns;
 pub mod carts;
 pub mod context;
 pub mod customers;
+pub mod documents;
 pub mod email;
 pub mod limits;
 pub mod loaders;

@@ -17,7 +17,7 @@ use serde_json::{Map, json};
 use crate::auth::Viewer;
 use crate::config::HttpLimits;
 use crate::graphql::limits::{self, Syntax};
-use crate::graphql::{TandemSchema, loaders};
+use crate::graphql::{TandemSchema, documents, loaders};
 use crate::referrals::links::Visitor;
 use crate::state::AppState;
 
@@ -86,7 +86,10 @@ impl Refusal {
 
 /// One operation as the client sent it.
 struct Operation {
-    query: String,
+    /// The document's text; absent when a persisted query names it by its hash alone.
+    query: Option<String>,
+    /// `extensions.persistedQuery.sha256Hash` (Apollo's automatic persisted queries).
+    persisted: Option<documents::Hash>,
     operation_name: Option<String>,
     variables: Variables,
 }
@@ -333,7 +336,8 @@ fn parse_post_body(body: &[u8], limits: &HttpLimits) -> Result<Body, Refusal> {
     }
 }
 
-/// The parameters of one operation: `query` (a string, required), `operationName` (a string or
+/// The parameters of one operation: `query` (a string, required unless
+/// `extensions.persistedQuery` names the document by its hash), `operationName` (a string or
 /// null), `variables` and `extensions` (objects or null; JSON text when `encoded`, as in a URL).
 /// Other keys are ignored.
 fn parse_params(
@@ -341,12 +345,8 @@ fn parse_params(
     encoded: bool,
 ) -> Result<Operation, Refusal> {
     let query = match params.remove("query") {
-        Some(serde_json::Value::String(query)) => query,
-        None | Some(serde_json::Value::Null) => {
-            return Err(Refusal::bad_request(
-                "The request has no query: send {\"query\": \"{ … }\"}",
-            ));
-        }
+        Some(serde_json::Value::String(query)) => Some(query),
+        None | Some(serde_json::Value::Null) => None,
         Some(_) => return Err(Refusal::bad_request("The query parameter must be a string")),
     };
     let operation_name = match params.remove("operationName") {
@@ -381,12 +381,51 @@ fn parse_params(
     let variables = object("variables")?
         .map(|map| Variables::from_json(serde_json::Value::Object(map)))
         .unwrap_or_default();
-    object("extensions")?;
+    let persisted = match object("extensions")?.and_then(|mut e| e.remove("persistedQuery")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(persisted) => Some(persisted_hash(&persisted)?),
+    };
+    if query.is_none() && persisted.is_none() {
+        return Err(Refusal::bad_request(
+            "The request has no query: send {\"query\": \"{ … }\"}",
+        ));
+    }
     Ok(Operation {
         query,
+        persisted,
         operation_name,
         variables,
     })
+}
+
+/// `extensions.persistedQuery`: `{"version": 1, "sha256Hash": "<64 hex digits>"}`.
+fn persisted_hash(persisted: &serde_json::Value) -> Result<documents::Hash, Refusal> {
+    let version = persisted.get("version").and_then(serde_json::Value::as_i64);
+    if version != Some(1) {
+        return Err(Refusal::bad_request(
+            "extensions.persistedQuery.version must be 1 (Apollo's automatic persisted queries)",
+        ));
+    }
+    persisted
+        .get("sha256Hash")
+        .and_then(serde_json::Value::as_str)
+        .and_then(documents::parse_hash)
+        .ok_or_else(|| {
+            Refusal::bad_request(
+                "extensions.persistedQuery.sha256Hash must be the SHA-256 of the query, as 64 \
+                 hex digits",
+            )
+        })
+}
+
+/// A GraphQL error with `extensions.code`, for what is wrong before the document runs.
+fn coded_error(message: &str, code: &str) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    error
 }
 
 impl Call<'_> {
@@ -435,39 +474,73 @@ impl Call<'_> {
     ) -> Result<(String, Outcome), Refusal> {
         let limits = self.state.settings.http;
         let invalid = |outcome| Ok(("invalid".to_owned(), outcome));
-        if let Err(message) = limits::check_nesting(&operation.query, Syntax::GraphQl, "The query")
-        {
-            return invalid(Outcome::NotRun(vec![ServerError::new(message, None)]));
-        }
-        let document = match async_graphql::parser::parse_query(&operation.query) {
-            Ok(document) => document,
-            Err(error) => return invalid(Outcome::NotRun(vec![error.into()])),
+        let hash = match (&operation.query, operation.persisted) {
+            (Some(query), claimed) => {
+                let hash = documents::hash_of(query);
+                if claimed.is_some_and(|claimed| claimed != hash) {
+                    return invalid(Outcome::NotRun(vec![coded_error(
+                        "extensions.persistedQuery.sha256Hash is not the SHA-256 of the query \
+                         sent with it",
+                        "PERSISTED_QUERY_HASH_MISMATCH",
+                    )]));
+                }
+                hash
+            }
+            (None, Some(claimed)) => claimed,
+            (None, None) => {
+                return Err(Refusal::bad_request(
+                    "The request has no query: send {\"query\": \"{ … }\"}",
+                ));
+            }
         };
-        if let Err(message) = limits::check_document(&document, limits.query) {
-            return invalid(Outcome::NotRun(vec![ServerError::new(message, None)]));
-        }
-        let label = operation_label(&document, operation.operation_name.as_deref());
-        if method == Method::GET
-            && operation_type(&document, operation.operation_name.as_deref())
-                != Some(OperationType::Query)
-        {
+        // A text seen before passed the limits then: they depend on the text alone.
+        let parsed = match (self.state.documents.get(&hash), &operation.query) {
+            (Some(parsed), _) => parsed,
+            (None, None) => {
+                // Apollo's clients match this message and send the text with the hash next.
+                return invalid(Outcome::NotRun(vec![coded_error(
+                    "PersistedQueryNotFound",
+                    "PERSISTED_QUERY_NOT_FOUND",
+                )]));
+            }
+            (None, Some(query)) => {
+                if let Err(message) = limits::check_nesting(query, Syntax::GraphQl, "The query") {
+                    return invalid(Outcome::NotRun(vec![ServerError::new(message, None)]));
+                }
+                let document = match async_graphql::parser::parse_query(query) {
+                    Ok(document) => document,
+                    Err(error) => return invalid(Outcome::NotRun(vec![error.into()])),
+                };
+                if let Err(message) = limits::check_document(&document, limits.query) {
+                    return invalid(Outcome::NotRun(vec![ServerError::new(message, None)]));
+                }
+                self.state.documents.keep(hash, document, query.len())
+            }
+        };
+        let document = &parsed.document;
+        let label = operation_label(document, operation.operation_name.as_deref());
+        let keep_reads = operation_type(document, operation.operation_name.as_deref())
+            == Some(OperationType::Query);
+        if method == Method::GET && !keep_reads {
             return Err(Refusal {
                 status: StatusCode::METHOD_NOT_ALLOWED,
                 message: "Only queries can be sent with GET; send mutations with POST".into(),
             });
         }
-        let mut request = Request::new(operation.query)
+        let mut request = Request::new(operation.query.unwrap_or_default())
             .variables(operation.variables)
             .data(self.viewer.clone())
             .data(self.visitor.clone())
             .data(loaders::for_request(
                 self.state.db.clone(),
                 self.state.clock.clone(),
+                self.state.program.clone(),
+                keep_reads,
             ));
         if let Some(name) = operation.operation_name {
             request = request.operation_name(name);
         }
-        request.set_parsed_query(document);
+        request.set_parsed_query(document.clone());
         let Ok(response) =
             tokio::time::timeout_at(self.deadline, self.schema.execute(request)).await
         else {

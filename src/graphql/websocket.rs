@@ -319,6 +319,8 @@ impl Socket {
         data.insert(loaders::for_request(
             self.state.db.clone(),
             self.state.clock.clone(),
+            self.state.program.clone(),
+            false,
         ));
         let handed_over = viewer_for_protocol.clone();
         let protocol = WebSocket::new(schema, from_client, WebSocketProtocols::GraphQLWS)

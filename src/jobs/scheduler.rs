@@ -2,7 +2,7 @@
 
 use crate::carts::abandonment;
 use crate::email::outbox;
-use crate::loyalty::{badges, expiry, settings, tiers};
+use crate::loyalty::{badges, expiry, tiers};
 use crate::referrals::holds;
 use crate::state::AppState;
 
@@ -98,15 +98,17 @@ async fn daily_tier_check(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, crate::error::AppError> {
     use crate::error::DbContext;
-    let program = settings::load(db).await?;
-    let due = tiers::due_for_daily_check(db, &program, now, TIER_CHECKS_PER_PASS).await?;
+    let program = crate::loyalty::program::Program::load(db).await?;
+    let due = tiers::due_for_daily_check(db, &program.settings, now, TIER_CHECKS_PER_PASS).await?;
     let mut checked = 0;
     for customer_id in due {
         let result = async {
             let txn = crate::db::begin_write(db)
                 .await
                 .context("starting a tier check")?;
-            tiers::evaluate(&txn, &program, now, customer_id).await?;
+            let held = crate::customers::locks::one(&txn, customer_id).await?;
+            let measures = crate::loyalty::facts::Measures::new(&txn, customer_id);
+            tiers::evaluate(&txn, &program, now, held.customer(customer_id)?, &measures).await?;
             txn.commit().await.context("committing a tier check")
         }
         .await;

@@ -15,7 +15,7 @@ use crate::entities::enums::BadgeRule;
 use crate::entities::{badge, customer, customer_badge};
 use crate::error::{AppError, DbContext};
 use crate::input;
-use crate::loyalty::facts;
+use crate::loyalty::facts::{self, Measures};
 
 /// A badge to create.
 #[derive(Debug, Clone)]
@@ -27,8 +27,9 @@ pub struct NewBadge {
     pub threshold: i64,
 }
 
+/// Creates a badge and raises the program's version, in one transaction.
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     now: DateTime<Utc>,
     new: NewBadge,
 ) -> Result<badge::Model, AppError> {
@@ -36,7 +37,8 @@ pub async fn create(
     let name = input::name("name", &new.name)?;
     let description = input::optional_message("description", new.description.as_deref())?;
     let threshold = input::int_in("threshold", new.threshold, 1..=input::MAX_AMOUNT)?;
-    badge::ActiveModel {
+    let txn = begin_write(db).await.context("starting a badge change")?;
+    let created = badge::ActiveModel {
         id: Set(Uuid::now_v7()),
         key: Set(key.clone()),
         name: Set(name),
@@ -47,7 +49,7 @@ pub async fn create(
         backfilled_at: Set(None),
         created_at: Set(now),
     }
-    .insert(db)
+    .insert(&txn)
     .await
     .map_err(|e| {
         if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
@@ -55,7 +57,10 @@ pub async fn create(
         } else {
             AppError::internal("creating a badge", e)
         }
-    })
+    })?;
+    crate::loyalty::program::changed(&txn).await?;
+    txn.commit().await.context("committing a badge change")?;
+    Ok(created)
 }
 
 /// Every badge, oldest first.
@@ -67,27 +72,28 @@ pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<badge::Model>, AppErro
         .context("loading badges")
 }
 
-/// The badges a customer holds, oldest award first.
-pub async fn awards_of(
+/// The badges each of these customers holds, oldest award first, in one statement.
+pub async fn awards_of_customers(
     db: &impl ConnectionTrait,
-    customer_id: Uuid,
+    customer_ids: &[Uuid],
 ) -> Result<Vec<customer_badge::Model>, AppError> {
     customer_badge::Entity::find()
-        .filter(customer_badge::Column::CustomerId.eq(customer_id))
+        .filter(customer_badge::Column::CustomerId.is_in(customer_ids.iter().copied()))
         .order_by_asc(customer_badge::Column::AwardedAt)
         .order_by_asc(customer_badge::Column::Id)
         .all(db)
         .await
-        .context("loading a customer's badges")
+        .context("loading customers' badges")
 }
 
 /// Awards every badge whose rule the customer now meets, once each.
-pub async fn evaluate(
-    txn: &impl ConnectionTrait,
+pub async fn evaluate<C: ConnectionTrait>(
+    txn: &C,
+    badges: &[badge::Model],
     now: DateTime<Utc>,
+    measures: &Measures<'_, C>,
     customer_id: Uuid,
 ) -> Result<(), AppError> {
-    let badges = all(txn).await?;
     if badges.is_empty() {
         return Ok(());
     }
@@ -101,7 +107,9 @@ pub async fn evaluate(
         .await
         .context("loading the badges a customer holds")?;
     for badge in badges.iter().filter(|b| !held.contains(&b.id)) {
-        check(txn, now, customer_id, badge).await?;
+        if measures.badge_value(badge.rule).await? >= badge.threshold {
+            award(txn, now, customer_id, badge).await?;
+        }
     }
     Ok(())
 }
@@ -116,6 +124,16 @@ async fn check(
     if facts::badge_value(txn, customer_id, badge.rule).await? < badge.threshold {
         return Ok(false);
     }
+    award(txn, now, customer_id, badge).await
+}
+
+/// Awards `badge` to the customer, once. Returns whether an award was written.
+async fn award(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    customer_id: Uuid,
+    badge: &badge::Model,
+) -> Result<bool, AppError> {
     let written = customer_badge::Entity::insert(customer_badge::ActiveModel {
         id: Set(Uuid::now_v7()),
         customer_id: Set(customer_id),

@@ -6,13 +6,14 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::ConnectionTrait;
 
+use crate::customers::locks::Held;
 use crate::display::money;
 use crate::entities::enums::{PointsReason, RewardKind, RewardSide};
 use crate::entities::{order, reward};
 use crate::error::AppError;
 use crate::loyalty::ledger::{self, Consume, Credit, Debit};
+use crate::loyalty::program::Program;
 use crate::loyalty::settings::{ProgramSettings, expiry_of};
-use crate::loyalty::tiers;
 
 /// The points an amount earns at a multiplier (in thousandths).
 pub fn points_for(amount: i64, points_per_unit: i64, multiplier_milli: i64) -> i64 {
@@ -24,18 +25,21 @@ pub fn points_for(amount: i64, points_per_unit: i64, multiplier_milli: i64) -> i
 /// Credits the points a newly recorded order earns.
 pub async fn on_order(
     txn: &impl ConnectionTrait,
-    settings: &ProgramSettings,
+    held: &Held,
+    program: &Program,
     currency: &str,
     now: DateTime<Utc>,
     order: &order::Model,
 ) -> Result<(), AppError> {
-    let customer = crate::customers::service::lock(txn, order.customer_id).await?;
-    let (multiplier, tier) = tiers::multiplier_milli_of(txn, &customer).await?;
+    let settings = &program.settings;
+    let customer = held.customer(order.customer_id)?;
+    let tier = program.tier(customer.tier_id);
+    let multiplier = program.multiplier_milli(customer.tier_id);
     let points = points_for(order.amount, settings.points_per_unit, multiplier);
     if points <= 0 {
         return Ok(());
     }
-    let at = match &tier {
+    let at = match tier {
         Some(tier) if multiplier != 1000 => {
             format!(" at {}× for {}", multiplier as f64 / 1000.0, tier.name)
         }
@@ -44,6 +48,7 @@ pub async fn on_order(
     let earned_at = order.placed_at;
     ledger::credit(
         txn,
+        held,
         now,
         Credit {
             customer_id: order.customer_id,
@@ -71,6 +76,7 @@ pub async fn on_order(
 /// goes below zero and later credits pay it back.
 pub async fn on_refund(
     txn: &impl ConnectionTrait,
+    held: &Held,
     currency: &str,
     now: DateTime<Utc>,
     order: &order::Model,
@@ -93,6 +99,7 @@ pub async fn on_refund(
     }
     ledger::debit(
         txn,
+        held,
         now,
         Debit {
             customer_id: order.customer_id,
@@ -118,6 +125,7 @@ pub async fn on_refund(
 /// whose source is the reward (so it is credited once however often the event comes).
 pub async fn on_reward(
     txn: &impl ConnectionTrait,
+    held: &Held,
     settings: &ProgramSettings,
     now: DateTime<Utc>,
     reward: &reward::Model,
@@ -144,6 +152,7 @@ pub async fn on_reward(
     };
     ledger::credit(
         txn,
+        held,
         now,
         Credit {
             customer_id: reward.customer_id,

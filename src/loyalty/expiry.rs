@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::customers::locks;
 use crate::customers::service as customers;
 use crate::db::begin_write;
 use crate::email::outbox::{self, OutgoingEmail};
@@ -62,8 +63,10 @@ async fn expire(
 ) -> Result<bool, AppError> {
     let txn = begin_write(db).await.context("starting an expiry")?;
     let earned = lot.earned_at.unwrap_or(lot.created_at);
+    let held = locks::one(&txn, lot.customer_id).await?;
     let written = ledger::debit(
         &txn,
+        &held,
         now,
         Debit {
             customer_id: lot.customer_id,

@@ -127,6 +127,84 @@ pub async fn tier_metric(
     }
 }
 
+/// One customer's measures for one evaluation of their tier and badges: the kept ones (lifetime
+/// points and lifetime spend, from the rollup) are read at most once, in one statement, however
+/// many of the tier metric and the badges ask for them; the others are read as asked.
+pub struct Measures<'a, C> {
+    db: &'a C,
+    customer_id: Uuid,
+    /// (lifetime points, lifetime spend); `None` without a rollup row.
+    kept: tokio::sync::OnceCell<Option<(i64, i64)>>,
+}
+
+impl<'a, C: ConnectionTrait> Measures<'a, C> {
+    pub fn new(db: &'a C, customer_id: Uuid) -> Self {
+        Self {
+            db,
+            customer_id,
+            kept: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn kept(&self) -> Result<Option<(i64, i64)>, AppError> {
+        self.kept
+            .get_or_try_init(|| async {
+                let row = self
+                    .db
+                    .query_one_raw(crate::db::statement(
+                        self.db.get_database_backend(),
+                        "SELECT points_lifetime, net FROM customer_rollups WHERE customer_id = ?",
+                        vec![self.customer_id.into()],
+                    ))
+                    .await
+                    .context("reading a customer's kept measures")?;
+                row.map(|row| {
+                    Ok::<_, AppError>((
+                        row.try_get_by_index(0)
+                            .context("reading a customer's lifetime points")?,
+                        row.try_get_by_index(1)
+                            .context("reading a customer's spend")?,
+                    ))
+                })
+                .transpose()
+            })
+            .await
+            .copied()
+    }
+
+    /// [`tier_metric`] of this customer.
+    pub async fn tier_metric(
+        &self,
+        metric: TierMetric,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<i64, AppError> {
+        if since.is_none()
+            && let Some((points, spend)) = self.kept().await?
+        {
+            match metric {
+                TierMetric::LifetimePoints => return Ok(points),
+                TierMetric::Spend => return Ok(spend),
+                TierMetric::SuccessfulReferrals => {}
+            }
+        }
+        tier_metric(self.db, self.customer_id, metric, since).await
+    }
+
+    /// [`badge_value`] of this customer.
+    pub async fn badge_value(&self, rule: BadgeRule) -> Result<i64, AppError> {
+        if matches!(rule, BadgeRule::LifetimePoints | BadgeRule::LifetimeSpend)
+            && let Some((points, spend)) = self.kept().await?
+        {
+            return Ok(if rule == BadgeRule::LifetimePoints {
+                points
+            } else {
+                spend
+            });
+        }
+        badge_value(self.db, self.customer_id, rule).await
+    }
+}
+
 /// Where a customer stands on a badge's rule, ever.
 pub async fn badge_value(
     db: &impl ConnectionTrait,

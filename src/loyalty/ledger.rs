@@ -12,8 +12,9 @@
 //! values from the history, and the property tests hold the two equal).
 //!
 //! Each entry names its source and a source writes at most one entry (a unique index), so a
-//! replayed or concurrent event cannot write twice. Writers lock the customer's row first, so two
-//! debits never consume the same remainder.
+//! replayed or concurrent event cannot write twice. Writers hold the customer's row lock
+//! (`customers::locks::Held`, asked for by every write here), so two debits never consume the
+//! same remainder.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -23,7 +24,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::customers::service as customers;
+use crate::customers::locks::Held;
 use crate::db::statement;
 use crate::entities::enums::{LeaderboardMetric, PointsReason};
 use crate::entities::points_consumption as consumption;
@@ -97,13 +98,14 @@ type Plan = Vec<(Uuid, i64)>;
 /// entry written, or `None` for a replay.
 pub async fn credit(
     txn: &impl ConnectionTrait,
+    held: &Held,
     now: DateTime<Utc>,
     credit: Credit,
 ) -> Result<Option<entry::Model>, AppError> {
+    held.customer(credit.customer_id)?;
     if credit.amount <= 0 {
         return Ok(None);
     }
-    customers::lock(txn, credit.customer_id).await?;
     let model = entry::Model {
         id: Uuid::now_v7(),
         customer_id: credit.customer_id,
@@ -162,10 +164,11 @@ pub async fn credit(
 /// the spendable balance is short.
 pub async fn debit(
     txn: &impl ConnectionTrait,
+    held: &Held,
     now: DateTime<Utc>,
     debit: Debit,
 ) -> Result<Option<entry::Model>, AppError> {
-    customers::lock(txn, debit.customer_id).await?;
+    held.customer(debit.customer_id)?;
     let mut plan: Plan = Vec::new();
     let mut wanted = debit.amount;
     match debit.consume {

@@ -10,6 +10,7 @@ pub mod expiry;
 pub mod facts;
 pub mod leaderboard;
 pub mod ledger;
+pub mod program;
 pub mod settings;
 pub mod tiers;
 
@@ -18,6 +19,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::customers::locks::{self, Held};
 use crate::customers::service as customers;
 use crate::db::begin_write;
 use crate::entities::enums::PointsReason;
@@ -30,22 +32,25 @@ use ledger::{Consume, Credit, Debit};
 /// and their badges. Runs in the transaction of the change.
 pub async fn activity(
     txn: &impl ConnectionTrait,
+    held: &Held,
     now: DateTime<Utc>,
     customer_id: Uuid,
 ) -> Result<(), AppError> {
-    let settings = settings::load(txn).await?;
-    activity_under(txn, &settings, now, customer_id).await
+    let program = program::Program::load(txn).await?;
+    activity_under(txn, held, &program, now, customer_id).await
 }
 
-/// [`activity`] with the program settings the caller has already read in this transaction.
-pub async fn activity_under(
-    txn: &impl ConnectionTrait,
-    settings: &settings::ProgramSettings,
+/// [`activity`] under the configuration the caller has already read in this transaction.
+pub async fn activity_under<C: ConnectionTrait>(
+    txn: &C,
+    held: &Held,
+    program: &program::Program,
     now: DateTime<Utc>,
     customer_id: Uuid,
 ) -> Result<(), AppError> {
-    tiers::evaluate(txn, settings, now, customer_id).await?;
-    badges::evaluate(txn, now, customer_id).await
+    let measures = facts::Measures::new(txn, customer_id);
+    tiers::evaluate(txn, program, now, held.customer(customer_id)?, &measures).await?;
+    badges::evaluate(txn, &program.badges, now, &measures, customer_id).await
 }
 
 /// The most points one adjustment may move.
@@ -71,11 +76,13 @@ pub async fn adjust(
     let now = clock.now();
     let txn = begin_write(db).await.context("starting an adjustment")?;
     let customer = customers::get_by_external_id(&txn, &external_id).await?;
+    let held = locks::one(&txn, customer.id).await?;
     let settings = settings::load(&txn).await?;
     let source_id = Uuid::now_v7().to_string();
     let written = if delta > 0 {
         ledger::credit(
             &txn,
+            &held,
             now,
             Credit {
                 customer_id: customer.id,
@@ -94,6 +101,7 @@ pub async fn adjust(
     } else {
         ledger::debit(
             &txn,
+            &held,
             now,
             Debit {
                 customer_id: customer.id,
@@ -111,7 +119,7 @@ pub async fn adjust(
     };
     let written =
         written.ok_or_else(|| AppError::internal("adjusting points", "nothing was written"))?;
-    activity(&txn, now, customer.id).await?;
+    activity(&txn, &held, now, customer.id).await?;
     txn.commit().await.context("committing an adjustment")?;
     Ok(written)
 }

@@ -1,7 +1,12 @@
 //! The program's settings: one row, read inside the transaction that applies them.
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, IntoActiveModel};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel,
+};
+
+use crate::db::begin_write;
 
 use crate::entities::enums::{TierDowngrade, TierMetric, TierPeriod};
 use crate::entities::program_settings as settings;
@@ -39,8 +44,9 @@ pub struct SettingsChanges {
     pub gross_margin: Option<f64>,
 }
 
+/// Saves the changes and raises the program's version, in one transaction.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     now: DateTime<Utc>,
     actor: &str,
     changes: SettingsChanges,
@@ -78,7 +84,10 @@ pub async fn update(
             "grossMargin must be between 0 and 1",
         ));
     }
-    let current = load(db).await?;
+    let txn = begin_write(db)
+        .await
+        .context("starting a settings change")?;
+    let current = load(&txn).await?;
     let mut row = current.into_active_model();
     if let Some(value) = changes.points_per_unit {
         row.points_per_unit = Set(value);
@@ -112,7 +121,16 @@ pub async fn update(
     }
     row.updated_by = Set(Some(actor.to_owned()));
     row.updated_at = Set(Some(now));
-    row.update(db).await.context("saving the program settings")
+    let saved = row
+        .update(&txn)
+        .await
+        .context("saving the program settings")?;
+    crate::loyalty::program::changed(&txn).await?;
+    txn.commit().await.context("committing a settings change")?;
+    Ok(ProgramSettings {
+        version: saved.version + 1,
+        ..saved
+    })
 }
 
 /// When points earned at `earned_at` expire under these settings.

@@ -6,18 +6,19 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 use uuid::Uuid;
 
-use crate::customers::service as customers;
+use crate::db::begin_write;
 use crate::email::outbox::{self, OutgoingEmail};
 use crate::entities::enums::{TierDowngrade, TierMetric};
 use crate::entities::{customer, tier, tier_period};
 use crate::error::{AppError, DbContext};
 use crate::input;
-use crate::loyalty::facts;
+use crate::loyalty::facts::{self, Measures};
+use crate::loyalty::program::{self, Program};
 use crate::loyalty::settings::{ProgramSettings, period_start};
 
 /// The largest multiplier a tier may give.
@@ -66,13 +67,15 @@ fn taken(error: &sea_orm::DbErr) -> Option<AppError> {
     })
 }
 
+/// Creates a tier and raises the program's version, in one transaction.
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     now: DateTime<Utc>,
     input: TierInput,
 ) -> Result<tier::Model, AppError> {
     let (name, threshold, multiplier_milli, perks) = checked(input)?;
-    tier::ActiveModel {
+    let txn = begin_write(db).await.context("starting a tier change")?;
+    let created = tier::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),
         threshold: Set(threshold),
@@ -81,29 +84,37 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db)
+    .insert(&txn)
     .await
-    .map_err(|e| taken(&e).unwrap_or_else(|| AppError::internal("creating a tier", e)))
+    .map_err(|e| taken(&e).unwrap_or_else(|| AppError::internal("creating a tier", e)))?;
+    program::changed(&txn).await?;
+    txn.commit().await.context("committing a tier change")?;
+    Ok(created)
 }
 
 /// Replaces a tier's values. Customers move on their next evaluation (an event or the daily
 /// pass), so a raised threshold follows the downgrade policy like any other drop.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     now: DateTime<Utc>,
     id: Uuid,
     input: TierInput,
 ) -> Result<tier::Model, AppError> {
     let (name, threshold, multiplier_milli, perks) = checked(input)?;
-    let mut row = get(db, id).await?.into_active_model();
+    let txn = begin_write(db).await.context("starting a tier change")?;
+    let mut row = get(&txn, id).await?.into_active_model();
     row.name = Set(name);
     row.threshold = Set(threshold);
     row.multiplier_milli = Set(multiplier_milli);
     row.perks = Set(perks);
     row.updated_at = Set(now);
-    row.update(db)
+    let updated = row
+        .update(&txn)
         .await
-        .map_err(|e| taken(&e).unwrap_or_else(|| AppError::internal("updating a tier", e)))
+        .map_err(|e| taken(&e).unwrap_or_else(|| AppError::internal("updating a tier", e)))?;
+    program::changed(&txn).await?;
+    txn.commit().await.context("committing a tier change")?;
+    Ok(updated)
 }
 
 /// Deletes a tier. Its members move to the tier below it at once (their history says why).
@@ -125,14 +136,18 @@ pub async fn delete(
         .all(db)
         .await
         .context("loading a tier's members")?;
-    for member in crate::customers::locks::all_of(db, &member_ids).await? {
+    for member in crate::customers::locks::all_of(db, &member_ids)
+        .await?
+        .rows()
+    {
         let reason = format!("the {} tier was removed", doomed.name);
-        move_to(db, now, &member, below.as_ref(), &reason, None).await?;
+        move_to(db, now, member, below.as_ref(), &reason, None).await?;
     }
     tier::Entity::delete_by_id(id)
         .exec(db)
         .await
         .context("deleting a tier")?;
+    program::changed(db).await?;
     Ok(doomed)
 }
 
@@ -167,15 +182,6 @@ pub async fn of_customer(
     }
 }
 
-/// The points multiplier of the customer's tier, in thousandths (1000 without a tier).
-pub async fn multiplier_milli_of(
-    db: &impl ConnectionTrait,
-    customer: &customer::Model,
-) -> Result<(i64, Option<tier::Model>), AppError> {
-    let tier = of_customer(db, customer).await?;
-    Ok((tier.as_ref().map_or(1000, |t| t.multiplier_milli), tier))
-}
-
 /// The customer's metric in the current period, under the program's settings.
 pub async fn metric_of(
     db: &impl ConnectionTrait,
@@ -187,6 +193,23 @@ pub async fn metric_of(
     facts::tier_metric(db, customer_id, settings.tier_metric, since).await
 }
 
+/// [`metric_of`], from `lifetime_points` (the customer's kept lifetime points, read already) when
+/// the program measures lifetime points over a customer's whole life.
+pub async fn metric_given(
+    db: &impl ConnectionTrait,
+    settings: &ProgramSettings,
+    now: DateTime<Utc>,
+    customer_id: Uuid,
+    lifetime_points: i64,
+) -> Result<i64, AppError> {
+    if settings.tier_metric == TierMetric::LifetimePoints
+        && period_start(settings.tier_period, now).is_none()
+    {
+        return Ok(lifetime_points);
+    }
+    metric_of(db, settings, now, customer_id).await
+}
+
 fn unit(metric: TierMetric) -> &'static str {
     match metric {
         TierMetric::LifetimePoints => "points",
@@ -195,26 +218,39 @@ fn unit(metric: TierMetric) -> &'static str {
     }
 }
 
-/// Re-evaluates one customer's tier; locks the customer's row.
-pub async fn evaluate(
-    txn: &impl ConnectionTrait,
-    settings: &ProgramSettings,
+/// Re-evaluates one customer's tier: `customer` is their row as locked by the caller.
+pub async fn evaluate<C: ConnectionTrait>(
+    txn: &C,
+    program: &Program,
     now: DateTime<Utc>,
-    customer_id: Uuid,
+    customer: &customer::Model,
+    measures: &Measures<'_, C>,
 ) -> Result<(), AppError> {
-    let tiers = all(txn).await?;
-    let customer = customers::lock(txn, customer_id).await?;
+    let (settings, tiers) = (&program.settings, &program.tiers);
+    let customer_id = customer.id;
     if tiers.is_empty() && customer.tier_id.is_none() {
         // Nothing to evaluate, and nothing the daily check would look at: no write on this path.
         return Ok(());
     }
-    customer::Entity::update_many()
-        .col_expr(customer::Column::TierCheckedAt, Expr::value(now))
-        .filter(customer::Column::Id.eq(customer_id))
-        .exec(txn)
-        .await
-        .context("recording a tier evaluation")?;
-    let metric = metric_of(txn, settings, now, customer_id).await?;
+    // The stamp only keeps the daily pass off customers evaluated lately: within the hour is
+    // recent enough, and saves a write on every order.
+    if customer
+        .tier_checked_at
+        .is_none_or(|at| now - at >= Duration::hours(1) || at > now)
+    {
+        customer::Entity::update_many()
+            .col_expr(customer::Column::TierCheckedAt, Expr::value(now))
+            .filter(customer::Column::Id.eq(customer_id))
+            .exec(txn)
+            .await
+            .context("recording a tier evaluation")?;
+    }
+    let metric = measures
+        .tier_metric(
+            settings.tier_metric,
+            period_start(settings.tier_period, now),
+        )
+        .await?;
     let target = tiers.iter().rev().find(|t| t.threshold <= metric);
     let current = customer
         .tier_id
@@ -223,9 +259,9 @@ pub async fn evaluate(
     let (target_rank, current_rank) = (rank(target), rank(current));
     if target_rank > current_rank {
         let reason = format!("reached {metric} {}", unit(settings.tier_metric));
-        move_to(txn, now, &customer, target, &reason, None).await?;
+        move_to(txn, now, customer, target, &reason, None).await?;
         if let Some(reached) = target {
-            announce(txn, now, &customer, reached).await?;
+            announce(txn, now, customer, reached).await?;
         }
         return Ok(());
     }
@@ -257,15 +293,7 @@ pub async fn evaluate(
     );
     // Still above what the metric supports: the next drop waits for another grace period.
     let still_above = rank(new) > target_rank;
-    move_to(
-        txn,
-        now,
-        &customer,
-        new,
-        &reason,
-        still_above.then_some(now),
-    )
-    .await?;
+    move_to(txn, now, customer, new, &reason, still_above.then_some(now)).await?;
     Ok(())
 }
 

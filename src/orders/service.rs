@@ -14,7 +14,6 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::customers::locks;
-use crate::customers::service as customers;
 use crate::db::begin_write;
 use crate::entities::{order, order_line, refund};
 use crate::error::{AppError, DbContext};
@@ -161,13 +160,24 @@ pub async fn record(
             return replay(existing, &fingerprint);
         }
         let txn = begin_write(db).await.context("starting an order")?;
-        let customer = customers::get_by_external_id(&txn, &input.customer_external_id).await?;
         // The buyer and whoever referred them: the order may pay that referrer.
-        let customer = locks::customer_and_referrer(&txn, customer.id).await?;
+        let (held, customer_id) =
+            locks::customer_and_referrer_by_external_id(&txn, &input.customer_external_id).await?;
+        let customer = held.customer(customer_id)?;
         let items = serde_json::to_value(&input.items)
             .map_err(|e| AppError::internal("encoding order items", e))?;
         let id = Uuid::now_v7();
         let placed_at = input.placed_at.unwrap_or(now);
+        // Most orders are the customer's latest: then the latest before it is its previous one
+        // and no order follows it. One placed earlier than another is linked both ways.
+        let (previous, relink) = match latest_order(&txn, customer.id).await? {
+            None => (None, false),
+            Some((at, latest_id)) if (at, latest_id) < (placed_at, id) => (Some(at), false),
+            Some(_) => (
+                previous_placed_at(&txn, customer.id, placed_at, id).await?,
+                true,
+            ),
+        };
         let inserted = order::ActiveModel {
             id: Set(id),
             external_id: Set(input.external_id.clone()),
@@ -179,7 +189,7 @@ pub async fn record(
             cart_external_id: Set(input.cart_external_id.clone()),
             fingerprint: Set(fingerprint.clone()),
             placed_at: Set(placed_at),
-            previous_placed_at: Set(previous_placed_at(&txn, customer.id, placed_at, id).await?),
+            previous_placed_at: Set(previous),
             created_at: Set(now),
         }
         .insert(&txn)
@@ -195,8 +205,10 @@ pub async fn record(
                 return Err(AppError::internal("recording an order", error));
             }
         };
-        relink_next(&txn, &order).await?;
-        rollups::order_recorded(&txn, &customer, order.amount, order.placed_at).await?;
+        if relink {
+            relink_next(&txn, &order).await?;
+        }
+        rollups::order_recorded(&txn, customer, order.amount, order.placed_at).await?;
         if !input.items.is_empty() {
             order_line::Entity::insert_many(input.items.iter().map(|item| {
                 order_line::ActiveModel {
@@ -213,7 +225,14 @@ pub async fn record(
             .context("recording an order's lines")?;
         }
         reactions
-            .order_recorded(&txn, OrderRecorded { order: &order, now })
+            .order_recorded(
+                &txn,
+                OrderRecorded {
+                    order: &order,
+                    held: &held,
+                    now,
+                },
+            )
             .await?;
         txn.commit().await.context("committing an order")?;
         return Ok(order);
@@ -233,6 +252,24 @@ fn before(placed_at: DateTime<Utc>, id: Uuid) -> Condition {
                 .add(order::Column::PlacedAt.eq(placed_at))
                 .add(order::Column::Id.lt(id)),
         )
+}
+
+/// When the customer's latest order was placed, and its id.
+async fn latest_order(
+    txn: &impl ConnectionTrait,
+    customer_id: Uuid,
+) -> Result<Option<(DateTime<Utc>, Uuid)>, AppError> {
+    order::Entity::find()
+        .select_only()
+        .column(order::Column::PlacedAt)
+        .column(order::Column::Id)
+        .filter(order::Column::CustomerId.eq(customer_id))
+        .order_by_desc(order::Column::PlacedAt)
+        .order_by_desc(order::Column::Id)
+        .into_tuple()
+        .one(txn)
+        .await
+        .context("finding a customer's latest order")
 }
 
 /// When the customer's order just before `(placed_at, id)` was placed.
@@ -323,7 +360,7 @@ pub async fn refund(
     // The customers first (the buyer, and their referrer, whose reward a refund may take
     // back), as every writer of points and rollups does; then the order, which serializes
     // concurrent refunds of it on PostgreSQL.
-    locks::customer_and_referrer(&txn, customer_id).await?;
+    let held = locks::customer_and_referrer(&txn, customer_id).await?;
     let order = order::Entity::find()
         .filter(order::Column::ExternalId.eq(external_id))
         .lock_exclusive()
@@ -395,6 +432,7 @@ pub async fn refund(
                 order: &refunded,
                 amount,
                 refund_id: refund_row_id,
+                held: &held,
                 now,
             },
         )

@@ -75,7 +75,7 @@ async fn release(
             .map(|r| vec![r.referee_id, r.referrer_id]),
         None => None,
     };
-    locks::all_of(&txn, &sides.unwrap_or_else(|| vec![due.customer_id])).await?;
+    let sides = locks::all_of(&txn, &sides.unwrap_or_else(|| vec![due.customer_id])).await?;
     let claimed = reward::Entity::find_by_id(id)
         .filter(reward::Column::Status.eq(RewardStatus::Pending))
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
@@ -130,6 +130,7 @@ async fn release(
             &txn,
             ReferralRewarded {
                 reward: &issued,
+                held: &sides,
                 now,
             },
         )

@@ -10,11 +10,11 @@ use sea_orm::{
 };
 
 use crate::campaigns::service as campaigns;
-use crate::customers::service as customers;
+use crate::customers::locks::Held;
 use crate::entities::enums::{
     DecisionOutcome, LeaderboardMetric, ReferralStatus, RejectionReason, RewardSide, RewardStatus,
 };
-use crate::entities::{campaign, customer, order, referral, reward};
+use crate::entities::{campaign, order, referral, reward};
 use crate::error::{AppError, DbContext};
 use crate::live;
 use crate::loyalty::leaderboard;
@@ -22,15 +22,26 @@ use crate::referrals::attribution::self_referral;
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::rewards::service::{self as rewards, Grant};
 use crate::rollups;
+use uuid::Uuid;
 
-/// Applies a newly recorded order to the buyer's referral, if they have a pending one. Returns the
-/// rewards issued at once, for the caller to announce as ReferralRewarded.
+/// What an order did to the buyer's referral.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The referrer, when this order qualified their referral.
+    pub qualified_for: Option<Uuid>,
+    /// The rewards issued at once, for the caller to announce as ReferralRewarded.
+    pub rewards: Vec<reward::Model>,
+}
+
+/// Applies a newly recorded order to the buyer's referral, if they have a pending one. `held`
+/// holds the buyer and their referrer.
 pub async fn on_order(
     txn: &impl ConnectionTrait,
+    held: &Held,
     now: DateTime<Utc>,
     clock_skew: Duration,
     order: &order::Model,
-) -> Result<Vec<reward::Model>, AppError> {
+) -> Result<Outcome, AppError> {
     let Some(referral) = referral::Entity::find()
         .filter(referral::Column::RefereeId.eq(order.customer_id))
         .filter(referral::Column::Status.eq(ReferralStatus::Pending))
@@ -38,17 +49,20 @@ pub async fn on_order(
         .await
         .context("loading a friend's pending referral")?
     else {
-        return Ok(Vec::new());
+        return Ok(Outcome::default());
     };
     let Some(campaign_id) = referral.campaign_id else {
-        return Ok(Vec::new());
+        return Ok(Outcome::default());
     };
     let campaign = campaigns::find(txn, campaign_id)
         .await?
         .ok_or_else(|| AppError::internal("qualifying a referral", "its campaign is missing"))?;
-    let (referrer, referee) = parties(txn, &referral).await?;
+    let (referrer, referee) = (
+        held.customer(referral.referrer_id)?,
+        held.customer(referral.referee_id)?,
+    );
 
-    if let Some(why) = self_referral(txn, &referrer, &referee).await? {
+    if let Some(why) = self_referral(txn, referrer, referee).await? {
         let detail = format!("checked again at order {}: {why}", order.external_id);
         reject(
             txn,
@@ -59,7 +73,7 @@ pub async fn on_order(
             detail,
         )
         .await?;
-        return Ok(Vec::new());
+        return Ok(Outcome::default());
     }
     // The merchant's clock may lag Tandem's: an order stamped a little before the signup is
     // still the friend's first.
@@ -77,7 +91,7 @@ pub async fn on_order(
             detail,
         )
         .await?;
-        return Ok(Vec::new());
+        return Ok(Outcome::default());
     }
     if order.amount < campaign.min_order_amount {
         let detail = format!(
@@ -86,7 +100,7 @@ pub async fn on_order(
         );
         let decision = Decision::new(rule::MIN_ORDER_AMOUNT, DecisionOutcome::Skipped, detail);
         decisions::record(txn, referral.id, decision, now).await?;
-        return Ok(Vec::new());
+        return Ok(Outcome::default());
     }
     let deadline = referral.created_at + Duration::days(i64::from(campaign.qualify_within_days));
     if order.placed_at > deadline {
@@ -105,7 +119,7 @@ pub async fn on_order(
             detail,
         )
         .await?;
-        return Ok(Vec::new());
+        return Ok(Outcome::default());
     }
 
     let won = referral::Entity::update_many()
@@ -125,8 +139,9 @@ pub async fn on_order(
         == 1;
     if !won {
         // Another order qualified it first.
-        return Ok(Vec::new());
+        return Ok(Outcome::default());
     }
+    let qualified_for = Some(referral.referrer_id);
     live::referral_changed(txn, referral.id, now).await?;
     leaderboard::add(
         txn,
@@ -158,26 +173,15 @@ pub async fn on_order(
         );
         let decision = Decision::new(rule::REVIEW, DecisionOutcome::Flagged, detail);
         decisions::record(txn, referral.id, decision, now).await?;
-        return Ok(Vec::new());
+        return Ok(Outcome {
+            qualified_for,
+            rewards: Vec::new(),
+        });
     }
-    pay(txn, now, &referral, &campaign).await
-}
-
-async fn parties(
-    txn: &impl ConnectionTrait,
-    referral: &referral::Model,
-) -> Result<(customer::Model, customer::Model), AppError> {
-    let load = |id| async move {
-        customer::Entity::find_by_id(id)
-            .one(txn)
-            .await
-            .context("loading a referral's customer")?
-            .ok_or_else(|| AppError::internal("loading a referral", "a customer is missing"))
-    };
-    Ok((
-        load(referral.referrer_id).await?,
-        load(referral.referee_id).await?,
-    ))
+    Ok(Outcome {
+        qualified_for,
+        rewards: pay(txn, held, now, &referral, &campaign).await?,
+    })
 }
 
 async fn reject(
@@ -216,13 +220,14 @@ async fn reject(
 /// ReferralRewarded.
 pub async fn pay(
     txn: &impl ConnectionTrait,
+    held: &Held,
     now: DateTime<Utc>,
     referral: &referral::Model,
     campaign: &campaign::Model,
 ) -> Result<Vec<reward::Model>, AppError> {
     // The referrer's row is the lock that serializes the cap and milestone counts of one
     // referrer's referrals qualifying at the same time.
-    customers::lock(txn, referral.referrer_id).await?;
+    held.customer(referral.referrer_id)?;
     let release_at =
         (campaign.hold_days > 0).then(|| now + Duration::days(i64::from(campaign.hold_days)));
     let mut notes = Vec::new();

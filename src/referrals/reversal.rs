@@ -7,6 +7,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::campaigns::service as campaigns;
+use crate::customers::locks::Held;
 use crate::entities::enums::{DecisionOutcome, LeaderboardMetric, ReferralStatus, RewardStatus};
 use crate::entities::{order, referral, reward};
 use crate::error::{AppError, DbContext};
@@ -18,6 +19,7 @@ use crate::rewards::service as rewards;
 /// Applies a refund of `order` (already updated) to the referral it qualified, if any.
 pub async fn on_refund(
     txn: &impl ConnectionTrait,
+    held: &Held,
     now: DateTime<Utc>,
     order: &order::Model,
 ) -> Result<(), AppError> {
@@ -94,7 +96,7 @@ pub async fn on_refund(
     for reward in held_rewards {
         match reward.status {
             RewardStatus::Pending | RewardStatus::Issued => {
-                rewards::reverse(txn, now, &reward).await?;
+                rewards::reverse(txn, held, now, &reward).await?;
             }
             RewardStatus::Redeemed => notes.push(Decision::new(
                 rule::REFUND,

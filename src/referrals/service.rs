@@ -102,7 +102,7 @@ pub async fn review(
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no referral has id {id}")))?;
     // Both sides before the referral's row, as the friend's order and refunds take them.
-    locks::both_sides(&txn, found.referee_id, found.referrer_id).await?;
+    let held = locks::both_sides(&txn, found.referee_id, found.referrer_id).await?;
     let waiting = found.flagged
         && found.reviewed_at.is_none()
         && matches!(
@@ -171,12 +171,13 @@ pub async fn review(
         && reviewed.status == ReferralStatus::Qualified
         && let Some(campaign) = campaign
     {
-        for reward in qualification::pay(&txn, now, &reviewed, &campaign).await? {
+        for reward in qualification::pay(&txn, &held, now, &reviewed, &campaign).await? {
             reactions
                 .referral_rewarded(
                     &txn,
                     ReferralRewarded {
                         reward: &reward,
+                        held: &held,
                         now,
                     },
                 )

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::campaigns::RewardRule;
 use crate::clock::Clock;
+use crate::customers::locks;
 use crate::customers::service as customers;
 use crate::db::begin_write;
 use crate::entities::enums::{PointsReason, RewardKind, RewardSide};
@@ -138,7 +139,8 @@ pub async fn redeem(
     let now = clock.now();
     let txn = begin_write(db).await.context("starting a redemption")?;
     let customer = customers::get_by_external_id(&txn, customer_external_id).await?;
-    let customer = customers::lock(&txn, customer.id).await?;
+    let held = locks::one(&txn, customer.id).await?;
+    let customer = held.customer(customer.id)?;
     // Read under the customer's lock, and held: a price change waits for the redemptions that
     // read the old price, and the ones after it read the new one.
     let option = get_held(&txn, option_id).await?;
@@ -150,7 +152,7 @@ pub async fn redeem(
     }
     if let Some(min_tier_id) = option.min_tier_id {
         let needed = tiers::get(&txn, min_tier_id).await?;
-        let held = tiers::of_customer(&txn, &customer).await?;
+        let held = tiers::of_customer(&txn, customer).await?;
         if held.as_ref().is_none_or(|t| t.threshold < needed.threshold) {
             return Err(AppError::Forbidden(format!(
                 "'{}' needs the {} tier or higher",
@@ -161,6 +163,7 @@ pub async fn redeem(
     let reward_id = Uuid::now_v7();
     ledger::debit(
         &txn,
+        &held,
         now,
         Debit {
             customer_id: customer.id,

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::campaigns::RewardRule;
 use crate::clock::Clock;
+use crate::customers::locks::Held;
 use crate::db::begin_write;
 use crate::email::outbox::{self, OutgoingEmail};
 use crate::entities::enums::PointsReason;
@@ -19,10 +20,7 @@ use crate::entities::enums::{RewardKind, RewardSide, RewardStatus};
 use crate::entities::{customer, reward};
 use crate::error::{AppError, DbContext};
 use crate::live;
-use crate::loyalty::{
-    self,
-    ledger::{self, Consume, Debit},
-};
+use crate::loyalty::ledger::{self, Consume, Debit};
 use crate::rewards::coupon;
 
 /// A reward to create.
@@ -192,9 +190,13 @@ pub async fn issue(
 }
 
 /// Takes a PENDING or ISSUED reward back; issued points are debited (the balance may go below
-/// zero if they were spent). `false` when it was already redeemed or reversed.
+/// zero if they were spent). `false` when it was already redeemed or reversed. The caller
+/// re-evaluates the holder's tier and badges once it has written everything (a refund's
+/// reactions do, for both sides), so each customer is evaluated once per transaction, from the
+/// row it locked.
 pub async fn reverse(
     txn: &impl ConnectionTrait,
+    held: &Held,
     now: DateTime<Utc>,
     reward: &reward::Model,
 ) -> Result<bool, AppError> {
@@ -212,6 +214,7 @@ pub async fn reverse(
         let lot = ledger::by_source(txn, "reward", &reward.id.to_string()).await?;
         ledger::debit(
             txn,
+            held,
             now,
             Debit {
                 customer_id: reward.customer_id,
@@ -233,7 +236,6 @@ pub async fn reverse(
             },
         )
         .await?;
-        loyalty::activity(txn, now, reward.customer_id).await?;
     }
     if changed == 1 && reward.side != RewardSide::Cart {
         // Held rewards are listed to the customer too, so their loss is told as well; the

@@ -746,3 +746,47 @@ async fn catalog_and_tier_inputs_out_of_range_are_refused() {
         .await;
     assert_error(&unknown, "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn a_change_to_the_program_on_one_instance_applies_to_the_next_order_and_screen_on_another() {
+    let first = TestApp::spawn().await;
+    let second = first.second_instance().await;
+    let admin = first.admin_token();
+    data(&first.register_customer("kim", "kim@example.com").await);
+    // The second instance reads the configuration and keeps it.
+    data(&second.record_order("kim-1", "kim", 1_000).await);
+    assert_eq!(second.me("kim").await["pointsBalance"], 10);
+    // Changed through the first instance only.
+    data(
+        &first
+            .graphql(
+                Some(&admin),
+                "mutation { updateProgramSettings(input: { pointsPerUnit: 5 }) { pointsPerUnit } }",
+                json!({}),
+            )
+            .await,
+    );
+    data(
+        &first
+            .graphql(
+                Some(&admin),
+                "mutation { createTier(input: { name: \"Silver\", threshold: 20, pointsMultiplier: 2 }) { id } }",
+                json!({}),
+            )
+            .await,
+    );
+    // 5 points a unit: 50 more, and 60 reaches Silver.
+    data(&second.record_order("kim-2", "kim", 1_000).await);
+    let me = second
+        .graphql(
+            Some(&second.customer_token("kim")),
+            "{ me { pointsBalance tier { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data(&me)["me"]["pointsBalance"], 60);
+    assert_eq!(data(&me)["me"]["tier"]["name"], "Silver");
+    // And Silver's multiplier on the order after: 10 units × 5 × 2.
+    data(&second.record_order("kim-3", "kim", 1_000).await);
+    assert_eq!(second.me("kim").await["pointsBalance"], 160);
+}

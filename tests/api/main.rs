@@ -23,6 +23,7 @@ mod lock_order;
 mod loyalty;
 mod metrics;
 mod operations;
+mod persisted_queries;
 mod points_property;
 mod processes;
 mod rate_limits;

@@ -29,8 +29,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub client: reqwest::Client,
     pub state: AppState,
-    /// Dropped last: removes the test's database.
-    _database: TestDatabase,
+    /// Dropped with the last instance: removes the test's database.
+    _database: Arc<TestDatabase>,
 }
 
 impl TestApp {
@@ -77,7 +77,26 @@ impl TestApp {
                 .build()
                 .expect("an HTTP client"),
             state,
-            _database: database,
+            _database: Arc::new(database),
+        }
+    }
+
+    /// A second server on the same database with its own process-local state (its own copy of
+    /// the program's configuration), as another instance behind a load balancer would be.
+    pub async fn second_instance(&self) -> TestApp {
+        let state = AppState {
+            program: Arc::default(),
+            ..self.state.clone()
+        };
+        let app = Application::build(state.clone()).expect("the app binds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            address,
+            clock: self.clock.clone(),
+            client: self.client.clone(),
+            state,
+            _database: self._database.clone(),
         }
     }
 
