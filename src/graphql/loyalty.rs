@@ -502,6 +502,10 @@ pub async fn points_history(
 }
 
 pub async fn tier(ctx: &Context<'_>, customer: &customer::Model) -> Result<Option<Tier>> {
+    // Most customers hold no tier: they need no configuration to say so.
+    if customer.tier_id.is_none() {
+        return Ok(None);
+    }
     let program = loaders::program(ctx).await?;
     Ok(program.tier(customer.tier_id).cloned().map(Tier))
 }
@@ -542,9 +546,12 @@ pub async fn tier_history(ctx: &Context<'_>, customer: &customer::Model) -> Resu
 }
 
 pub async fn badges_of(ctx: &Context<'_>, customer: &customer::Model) -> Result<Vec<AwardedBadge>> {
+    let held = loaders::held_badges(ctx, customer.id).await?;
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
     let program = loaders::program(ctx).await?;
-    Ok(loaders::held_badges(ctx, customer.id)
-        .await?
+    Ok(held
         .iter()
         .filter_map(|award| {
             program
