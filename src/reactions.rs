@@ -131,6 +131,9 @@ impl ProgramReactions<'_> {
         order: &crate::entities::order::Model,
     ) -> Result<(), AppError> {
         loyalty::activity_under(txn, held, program, now, order.customer_id).await?;
+        if held.has_referrer(order.customer_id) == Some(false) {
+            return Ok(());
+        }
         if let Some(referral) = referrals::qualified_by(txn, order.id).await? {
             loyalty::activity_under(txn, held, program, now, referral.referrer_id).await?;
         }

@@ -27,6 +27,8 @@ use crate::error::{AppError, DbContext};
 #[derive(Debug)]
 pub struct Held {
     rows: Vec<customer::Model>,
+    /// Whether the lock took the referrers of the customers it names too.
+    with_referrers: bool,
 }
 
 impl Held {
@@ -41,6 +43,15 @@ impl Held {
         })
     }
 
+    /// Whether another customer referred customer `id`, when the lock took referrers too
+    /// (`None` when it did not). A referral that can still qualify or be reversed always has
+    /// another customer as its referrer (a self-referral is rejected when it is made), and that
+    /// customer's row is locked with the friend's.
+    pub fn has_referrer(&self, id: Uuid) -> Option<bool> {
+        self.with_referrers
+            .then(|| self.rows.iter().any(|c| c.id != id))
+    }
+
     /// Every held row, ascending by id.
     pub fn rows(&self) -> &[customer::Model] {
         &self.rows
@@ -50,7 +61,10 @@ impl Held {
 /// Locks these customers, ascending by id, in one statement.
 pub async fn all_of(txn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Held, AppError> {
     if ids.is_empty() {
-        return Ok(Held { rows: Vec::new() });
+        return Ok(Held {
+            rows: Vec::new(),
+            with_referrers: false,
+        });
     }
     let rows = customer::Entity::find()
         .filter(customer::Column::Id.is_in(ids.iter().copied()))
@@ -67,7 +81,10 @@ pub async fn all_of(txn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Held, Ap
             ));
         }
     }
-    Ok(Held { rows })
+    Ok(Held {
+        rows,
+        with_referrers: false,
+    })
 }
 
 /// Locks one customer.
@@ -154,5 +171,8 @@ async fn with_referrer(
         .all(txn)
         .await
         .context("locking a customer and their referrer")?;
-    Ok(Held { rows })
+    Ok(Held {
+        rows,
+        with_referrers: true,
+    })
 }

@@ -42,6 +42,10 @@ pub async fn on_order(
     clock_skew: Duration,
     order: &order::Model,
 ) -> Result<Outcome, AppError> {
+    if held.has_referrer(order.customer_id) == Some(false) {
+        // Nobody referred the buyer: no referral to read.
+        return Ok(Outcome::default());
+    }
     let Some(referral) = referral::Entity::find()
         .filter(referral::Column::RefereeId.eq(order.customer_id))
         .filter(referral::Column::Status.eq(ReferralStatus::Pending))

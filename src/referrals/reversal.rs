@@ -23,6 +23,10 @@ pub async fn on_refund(
     now: DateTime<Utc>,
     order: &order::Model,
 ) -> Result<(), AppError> {
+    if held.has_referrer(order.customer_id) == Some(false) {
+        // Nobody referred the buyer: their order qualified no referral.
+        return Ok(());
+    }
     let Some(referral) = referral::Entity::find()
         .filter(referral::Column::QualifyingOrderId.eq(order.id))
         .filter(

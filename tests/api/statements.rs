@@ -105,6 +105,8 @@ async fn a_customers_300th_order_and_app_screen_send_no_more_than_their_2nd() {
     }
     let three_hundredth = measure(299).await;
     eprintln!("statements: 2nd order and me {second:?}, 300th {three_hundredth:?}");
+    // A customer nobody referred reads no referral (the lock shows there is none).
+    assert!(second.0 <= 21, "the 2nd order sent {}", second.0);
     // Fewer, if anything: a badge once held is not measured again.
     assert!(
         three_hundredth.0 <= second.0,
