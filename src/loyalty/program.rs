@@ -10,13 +10,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, QuerySelect};
+use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
 use uuid::Uuid;
 
 use crate::db::statement;
 use crate::entities::{badge, program_settings, tier};
 use crate::error::{AppError, DbContext};
 use crate::loyalty::settings::{self, ProgramSettings};
+use crate::loyalty::{badges, tiers};
 
 /// The settings, the tiers (lowest threshold first) and the badges (oldest first) at one version.
 #[derive(Debug, Clone)]
@@ -30,21 +31,10 @@ impl Program {
     /// Reads the configuration: the settings first, so the version it is labelled with is never
     /// newer than the tiers and badges read after it.
     pub async fn load(db: &impl ConnectionTrait) -> Result<Self, AppError> {
-        let settings = settings::load(db).await?;
-        let tiers = tier::Entity::find()
-            .order_by_asc(tier::Column::Threshold)
-            .all(db)
-            .await
-            .context("loading tiers")?;
-        let badges = badge::Entity::find()
-            .order_by_asc(badge::Column::Id)
-            .all(db)
-            .await
-            .context("loading badges")?;
         Ok(Self {
-            settings,
-            tiers,
-            badges,
+            settings: settings::load(db).await?,
+            tiers: tiers::all(db).await?,
+            badges: badges::all(db).await?,
         })
     }
 
