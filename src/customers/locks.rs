@@ -15,11 +15,15 @@ use sea_orm::sea_query::{LockType, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use uuid::Uuid;
 
 use crate::customers::service::not_found;
 use crate::entities::{customer, referral};
 use crate::error::{AppError, DbContext};
+use crate::rollups::Kept;
 
 /// The customers whose row locks a transaction holds, as their rows read when locked: what the
 /// functions here return, and what every writer of a customer's points, tier or badges asks
@@ -29,6 +33,10 @@ pub struct Held {
     rows: Vec<customer::Model>,
     /// Whether the lock took the referrers of the customers it names too.
     with_referrers: bool,
+    /// The rollup's kept measures of held customers as this transaction's last write of them
+    /// returned them: while the lock is held nobody else writes them, so they stay true until
+    /// this transaction writes them again (and that write returns them anew).
+    kept: Mutex<HashMap<Uuid, Kept>>,
 }
 
 impl Held {
@@ -56,15 +64,43 @@ impl Held {
     pub fn rows(&self) -> &[customer::Model] {
         &self.rows
     }
+
+    /// Records what a write of customer `id`'s rollup returned.
+    pub fn keep(&self, id: Uuid, kept: Option<Kept>) {
+        let mut map = self
+            .kept
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match kept {
+            Some(kept) => map.insert(id, kept),
+            None => map.remove(&id),
+        };
+    }
+
+    /// The kept measures of customer `id` as this transaction last wrote them, if it did.
+    pub fn kept(&self, id: Uuid) -> Option<Kept> {
+        self.kept
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&id)
+            .copied()
+    }
+}
+
+impl Held {
+    fn new(rows: Vec<customer::Model>, with_referrers: bool) -> Self {
+        Self {
+            rows,
+            with_referrers,
+            kept: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// Locks these customers, ascending by id, in one statement.
 pub async fn all_of(txn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Held, AppError> {
     if ids.is_empty() {
-        return Ok(Held {
-            rows: Vec::new(),
-            with_referrers: false,
-        });
+        return Ok(Held::new(Vec::new(), false));
     }
     let rows = customer::Entity::find()
         .filter(customer::Column::Id.is_in(ids.iter().copied()))
@@ -81,10 +117,7 @@ pub async fn all_of(txn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Held, Ap
             ));
         }
     }
-    Ok(Held {
-        rows,
-        with_referrers: false,
-    })
+    Ok(Held::new(rows, false))
 }
 
 /// Locks one customer.
@@ -171,8 +204,5 @@ async fn with_referrer(
         .all(txn)
         .await
         .context("locking a customer and their referrer")?;
-    Ok(Held {
-        rows,
-        with_referrers: true,
-    })
+    Ok(Held::new(rows, true))
 }

@@ -107,7 +107,7 @@ async fn daily_tier_check(
                 .await
                 .context("starting a tier check")?;
             let held = crate::customers::locks::one(&txn, customer_id).await?;
-            let measures = crate::loyalty::facts::Measures::new(&txn, customer_id);
+            let measures = crate::loyalty::facts::Measures::new(&txn, customer_id, None);
             tiers::evaluate(&txn, &program, now, held.customer(customer_id)?, &measures).await?;
             txn.commit().await.context("committing a tier check")
         }

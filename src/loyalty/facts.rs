@@ -138,11 +138,17 @@ pub struct Measures<'a, C> {
 }
 
 impl<'a, C: ConnectionTrait> Measures<'a, C> {
-    pub fn new(db: &'a C, customer_id: Uuid) -> Self {
+    /// The measures of customer `customer_id`; `known` is the kept pair when the caller has it
+    /// (a writer holding the customer's lock knows what its last rollup write returned).
+    pub fn new(db: &'a C, customer_id: Uuid, known: Option<crate::rollups::Kept>) -> Self {
+        let kept = tokio::sync::OnceCell::new();
+        if let Some(known) = known {
+            let _ = kept.set(Some((known.points_lifetime, known.net)));
+        }
         Self {
             db,
             customer_id,
-            kept: tokio::sync::OnceCell::new(),
+            kept,
         }
     }
 

@@ -121,7 +121,7 @@ pub async fn credit(
         created_at: now,
         remaining: credit.amount,
     };
-    if !insert(txn, &model).await? {
+    if !insert(txn, held, &model).await? {
         return Ok(None);
     }
     rank(txn, &model, now).await?;
@@ -244,7 +244,7 @@ pub async fn debit(
         created_at: now,
         remaining: wanted,
     };
-    if !insert(txn, &model).await? {
+    if !insert(txn, held, &model).await? {
         return Ok(None);
     }
     rank(txn, &model, now).await?;
@@ -367,7 +367,11 @@ async fn rank(
     .await
 }
 
-async fn insert(txn: &impl ConnectionTrait, model: &entry::Model) -> Result<bool, AppError> {
+async fn insert(
+    txn: &impl ConnectionTrait,
+    held: &Held,
+    model: &entry::Model,
+) -> Result<bool, AppError> {
     let written = entry::Entity::insert(model.clone().into_active_model())
         .on_conflict(
             OnConflict::columns([entry::Column::SourceKind, entry::Column::SourceId])
@@ -383,7 +387,8 @@ async fn insert(txn: &impl ConnectionTrait, model: &entry::Model) -> Result<bool
         } else {
             0
         };
-        rollups::points_written(txn, model.customer_id, model.delta, lifetime).await?;
+        let kept = rollups::points_written(txn, model.customer_id, model.delta, lifetime).await?;
+        held.keep(model.customer_id, kept);
         if model.delta > 0 {
             live::publish(
                 txn,

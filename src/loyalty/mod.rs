@@ -48,7 +48,7 @@ pub async fn activity_under<C: ConnectionTrait>(
     now: DateTime<Utc>,
     customer_id: Uuid,
 ) -> Result<(), AppError> {
-    let measures = facts::Measures::new(txn, customer_id);
+    let measures = facts::Measures::new(txn, customer_id, held.kept(customer_id));
     tiers::evaluate(txn, program, now, held.customer(customer_id)?, &measures).await?;
     badges::evaluate(txn, &program.badges, now, &measures, customer_id).await
 }

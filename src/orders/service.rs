@@ -208,7 +208,8 @@ pub async fn record(
         if relink {
             relink_next(&txn, &order).await?;
         }
-        rollups::order_recorded(&txn, customer, order.amount, order.placed_at).await?;
+        let kept = rollups::order_recorded(&txn, customer, order.amount, order.placed_at).await?;
+        held.keep(customer.id, kept);
         if !input.items.is_empty() {
             order_line::Entity::insert_many(input.items.iter().map(|item| {
                 order_line::ActiveModel {
@@ -420,7 +421,8 @@ pub async fn refund(
             "order '{external_id}' was refunded by another request at the same time; try again"
         )));
     }
-    rollups::order_refunded(&txn, order.customer_id, amount).await?;
+    let kept = rollups::order_refunded(&txn, order.customer_id, amount).await?;
+    held.keep(order.customer_id, kept);
     let refunded = order::Model {
         refunded_amount: order.refunded_amount + amount,
         ..order

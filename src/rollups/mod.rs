@@ -122,18 +122,29 @@ pub async fn referral_changed(
     .await
 }
 
+/// What a customer's tier and badges are measured by that the rollup keeps: each write below
+/// returns it as the write left it, so that the writer, who holds the customer's lock, knows it
+/// without reading it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kept {
+    /// Points earned, ever (less take-backs).
+    pub points_lifetime: i64,
+    /// Order amounts less refunds, ever.
+    pub net: i64,
+}
+
 /// An order of `amount` placed at `placed_at` by `customer`.
 pub async fn order_recorded(
     txn: &impl ConnectionTrait,
     customer: &customer::Model,
     amount: i64,
     placed_at: DateTime<Utc>,
-) -> Result<(), AppError> {
-    execute(
+) -> Result<Option<Kept>, AppError> {
+    execute_returning(
         txn,
         "UPDATE customer_rollups SET orders = orders + 1, gross = gross + ?, net = net + ?, \
            active_months = active_months | ? \
-         WHERE customer_id = ?",
+         WHERE customer_id = ? RETURNING points_lifetime, net",
         vec![
             amount.into(),
             amount.into(),
@@ -150,10 +161,11 @@ pub async fn order_refunded(
     txn: &impl ConnectionTrait,
     customer_id: Uuid,
     amount: i64,
-) -> Result<(), AppError> {
-    execute(
+) -> Result<Option<Kept>, AppError> {
+    execute_returning(
         txn,
-        "UPDATE customer_rollups SET net = net - ? WHERE customer_id = ?",
+        "UPDATE customer_rollups SET net = net - ? WHERE customer_id = ? \
+         RETURNING points_lifetime, net",
         vec![amount.into(), customer_id.into()],
         "taking a refund from a customer's rollup",
     )
@@ -167,11 +179,12 @@ pub async fn points_written(
     customer_id: Uuid,
     delta: i64,
     lifetime: i64,
-) -> Result<(), AppError> {
-    execute(
+) -> Result<Option<Kept>, AppError> {
+    execute_returning(
         txn,
         "UPDATE customer_rollups SET points_balance = points_balance + ?, \
-           points_lifetime = points_lifetime + ? WHERE customer_id = ?",
+           points_lifetime = points_lifetime + ? WHERE customer_id = ? \
+         RETURNING points_lifetime, net",
         vec![delta.into(), lifetime.into(), customer_id.into()],
         "updating a customer's points in the rollup",
     )
@@ -190,14 +203,39 @@ async fn execute(
         .context(what)?
         .rows_affected();
     if written == 0 {
-        // Only data loaded around the API (and not followed by `tandem rollups rebuild`) lacks
-        // its row; the write itself must not fail for that.
-        tracing::warn!(
-            what,
-            "a customer has no rollup row; run `tandem rollups rebuild`"
-        );
+        missing_row(what);
     }
     Ok(())
+}
+
+/// Runs a write that returns `points_lifetime, net` of the row it wrote.
+async fn execute_returning(
+    txn: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+    what: &'static str,
+) -> Result<Option<Kept>, AppError> {
+    let written = txn
+        .query_one_raw(statement(txn.get_database_backend(), sql, values))
+        .await
+        .context(what)?;
+    let Some(row) = written else {
+        missing_row(what);
+        return Ok(None);
+    };
+    Ok(Some(Kept {
+        points_lifetime: row.try_get_by_index(0).context(what)?,
+        net: row.try_get_by_index(1).context(what)?,
+    }))
+}
+
+fn missing_row(what: &'static str) {
+    // Only data loaded around the API (and not followed by `tandem rollups rebuild`) lacks its
+    // row; the write itself must not fail for that.
+    tracing::warn!(
+        what,
+        "a customer has no rollup row; run `tandem rollups rebuild`"
+    );
 }
 
 #[cfg(test)]
