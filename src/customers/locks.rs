@@ -85,9 +85,7 @@ impl Held {
             .get(&id)
             .copied()
     }
-}
 
-impl Held {
     fn new(rows: Vec<customer::Model>, with_referrers: bool) -> Self {
         Self {
             rows,

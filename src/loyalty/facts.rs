@@ -15,6 +15,7 @@ use crate::entities::enums::{BadgeRule, ReferralStatus, TierMetric};
 use crate::entities::{order, referral};
 use crate::error::{AppError, DbContext};
 use crate::loyalty::balance;
+use crate::rollups::{self, Kept};
 
 /// Friends referred whose first order qualified, and whose referral was not reversed.
 pub async fn successful_referrals(
@@ -133,17 +134,17 @@ pub async fn tier_metric(
 pub struct Measures<'a, C> {
     db: &'a C,
     customer_id: Uuid,
-    /// (lifetime points, lifetime spend); `None` without a rollup row.
-    kept: tokio::sync::OnceCell<Option<(i64, i64)>>,
+    /// The rollup's kept measures; `None` without a rollup row.
+    kept: tokio::sync::OnceCell<Option<Kept>>,
 }
 
 impl<'a, C: ConnectionTrait> Measures<'a, C> {
     /// The measures of customer `customer_id`; `known` is the kept pair when the caller has it
     /// (a writer holding the customer's lock knows what its last rollup write returned).
-    pub fn new(db: &'a C, customer_id: Uuid, known: Option<crate::rollups::Kept>) -> Self {
+    pub fn new(db: &'a C, customer_id: Uuid, known: Option<Kept>) -> Self {
         let kept = tokio::sync::OnceCell::new();
-        if let Some(known) = known {
-            let _ = kept.set(Some((known.points_lifetime, known.net)));
+        if known.is_some() {
+            let _ = kept.set(known);
         }
         Self {
             db,
@@ -153,29 +154,11 @@ impl<'a, C: ConnectionTrait> Measures<'a, C> {
     }
 
     async fn kept(&self) -> Result<Option<(i64, i64)>, AppError> {
-        self.kept
-            .get_or_try_init(|| async {
-                let row = self
-                    .db
-                    .query_one_raw(crate::db::statement(
-                        self.db.get_database_backend(),
-                        "SELECT points_lifetime, net FROM customer_rollups WHERE customer_id = ?",
-                        vec![self.customer_id.into()],
-                    ))
-                    .await
-                    .context("reading a customer's kept measures")?;
-                row.map(|row| {
-                    Ok::<_, AppError>((
-                        row.try_get_by_index(0)
-                            .context("reading a customer's lifetime points")?,
-                        row.try_get_by_index(1)
-                            .context("reading a customer's spend")?,
-                    ))
-                })
-                .transpose()
-            })
-            .await
-            .copied()
+        let kept = self
+            .kept
+            .get_or_try_init(|| rollups::kept(self.db, self.customer_id))
+            .await?;
+        Ok(kept.map(|kept| (kept.points_lifetime, kept.net)))
     }
 
     /// [`tier_metric`] of this customer.

@@ -208,6 +208,29 @@ async fn execute(
     Ok(())
 }
 
+/// The customer's kept measures as committed (or as this transaction wrote them); `None`
+/// without a rollup row.
+pub async fn kept(db: &impl ConnectionTrait, customer_id: Uuid) -> Result<Option<Kept>, AppError> {
+    let what = "reading a customer's kept measures";
+    let row = db
+        .query_one_raw(statement(
+            db.get_database_backend(),
+            "SELECT points_lifetime, net FROM customer_rollups WHERE customer_id = ?",
+            vec![customer_id.into()],
+        ))
+        .await
+        .context(what)?;
+    row.map(|row| kept_of(&row, what)).transpose()
+}
+
+/// The `points_lifetime, net` a statement returned as its first two columns.
+fn kept_of(row: &sea_orm::QueryResult, what: &'static str) -> Result<Kept, AppError> {
+    Ok(Kept {
+        points_lifetime: row.try_get_by_index(0).context(what)?,
+        net: row.try_get_by_index(1).context(what)?,
+    })
+}
+
 /// Runs a write that returns `points_lifetime, net` of the row it wrote.
 async fn execute_returning(
     txn: &impl ConnectionTrait,
@@ -223,10 +246,7 @@ async fn execute_returning(
         missing_row(what);
         return Ok(None);
     };
-    Ok(Some(Kept {
-        points_lifetime: row.try_get_by_index(0).context(what)?,
-        net: row.try_get_by_index(1).context(what)?,
-    }))
+    kept_of(&row, what).map(Some)
 }
 
 fn missing_row(what: &'static str) {
