@@ -8,6 +8,7 @@ pub mod customers;
 pub mod db;
 pub mod delivery;
 pub mod display;
+pub mod effects;
 pub mod email;
 pub mod entities;
 pub mod error;

@@ -316,6 +316,7 @@ async fn discount_coupon(
             dedupe_key: discount_key(cart),
             milestone: None,
             release_at: None,
+            customer: None,
         },
     )
     .await?;

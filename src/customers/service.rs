@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::customers::EmailAddress;
 use crate::customers::ReferralCode;
 use crate::db::{begin_write, keyset_page};
+use crate::effects;
 use crate::entities::{customer, customer_email};
 use crate::error::{AppError, DbContext};
 use crate::events::{CustomerRegistered, Reactions};
@@ -103,19 +104,25 @@ pub async fn register_with_codes(
         .await;
         match inserted {
             Ok(model) => {
-                remember_email(&txn, model.id, &model.email_normalized, now).await?;
-                rollups::customer_registered(&txn, &model).await?;
-                reactions
-                    .customer_registered(
-                        &txn,
-                        CustomerRegistered {
-                            customer: &model,
-                            referral_code: input.signup_referral_code.as_deref(),
-                            first: true,
-                            now,
-                        },
-                    )
-                    .await?;
+                // A referred signup records its checks, an event and the referrer's email:
+                // written together before the commit.
+                effects::batched(async {
+                    remember_email(&txn, model.id, &model.email_normalized, now).await?;
+                    rollups::customer_registered(&txn, &model).await?;
+                    reactions
+                        .customer_registered(
+                            &txn,
+                            CustomerRegistered {
+                                customer: &model,
+                                referral_code: input.signup_referral_code.as_deref(),
+                                first: true,
+                                now,
+                            },
+                        )
+                        .await?;
+                    effects::flush(&txn).await
+                })
+                .await?;
                 txn.commit().await.context("committing registration")?;
                 return Ok(model);
             }

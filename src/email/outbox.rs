@@ -3,15 +3,13 @@
 //! delivery worker sends the rows.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::customers::EmailAddress;
 use crate::db::{begin_write, keyset_page};
-use crate::email::suppression;
+use crate::effects::{self, Effect, OutboxRow};
 use crate::entities::customer;
 use crate::entities::email_outbox as outbox;
 use crate::entities::enums::EmailStatus;
@@ -54,22 +52,42 @@ impl OutgoingEmail {
     }
 }
 
-/// Writes the email unless its key exists, the customer did not consent to marketing, or the
-/// address is suppressed. Returns whether a row was written.
+/// Writes the email now unless its key exists, the customer did not consent to marketing, or
+/// the address is suppressed. Returns whether a row was written.
 pub async fn enqueue(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     email: OutgoingEmail,
 ) -> Result<bool, AppError> {
-    let Ok(address) = EmailAddress::parse(&email.recipient) else {
+    let Some(row) = row_of(txn, now, email).await? else {
         return Ok(false);
     };
-    if suppression::blocks(txn, address.normalized(), email.marketing)
-        .await?
-        .is_some()
-    {
-        return Ok(false);
+    Ok(effects::outbox::write_all(txn, vec![row]).await? > 0)
+}
+
+/// Writes the email with the transaction's other effects (`crate::effects`), on the same terms
+/// as [`enqueue`], for a caller that need not know whether it was written.
+pub async fn queue(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    email: OutgoingEmail,
+) -> Result<(), AppError> {
+    match row_of(txn, now, email).await? {
+        Some(row) => effects::write(txn, Effect::Email(Box::new(row))).await,
+        None => Ok(()),
     }
+}
+
+/// The outbox row of `email`; `None` for an address that cannot be parsed or a marketing email
+/// to a customer who did not consent.
+async fn row_of(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    email: OutgoingEmail,
+) -> Result<Option<OutboxRow>, AppError> {
+    let Ok(address) = EmailAddress::parse(&email.recipient) else {
+        return Ok(None);
+    };
     if email.marketing
         && let Some(customer_id) = email.customer_id
     {
@@ -79,38 +97,31 @@ pub async fn enqueue(
             .context("checking marketing consent")?
             .is_some_and(|c| c.marketing_consent);
         if !consented {
-            return Ok(false);
+            return Ok(None);
         }
     }
-    let id = Uuid::now_v7();
-    let written = outbox::Entity::insert(outbox::ActiveModel {
-        id: Set(id),
-        recipient: Set(address.as_str().to_owned()),
-        customer_id: Set(email.customer_id),
-        template: Set(email.template.to_owned()),
-        data: Set(email.data),
-        dedupe_key: Set(email.dedupe_key),
-        subject_key: Set(email.subject_key),
-        marketing: Set(email.marketing),
-        status: Set(EmailStatus::Pending),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        lease_until: Set(None),
-        last_error: Set(None),
-        message_id: Set(String::new()),
-        sent_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::column(outbox::Column::DedupeKey)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await
-    .context("writing an email to the outbox")?;
-    Ok(written > 0)
+    Ok(Some(OutboxRow {
+        email_normalized: address.normalized().to_owned(),
+        row: outbox::Model {
+            id: Uuid::now_v7(),
+            recipient: address.as_str().to_owned(),
+            customer_id: email.customer_id,
+            template: email.template.to_owned(),
+            data: email.data,
+            dedupe_key: email.dedupe_key,
+            subject_key: email.subject_key,
+            marketing: email.marketing,
+            status: EmailStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            lease_until: None,
+            last_error: None,
+            message_id: String::new(),
+            sent_at: None,
+            created_at: now,
+            updated_at: now,
+        },
+    }))
 }
 
 /// The subject key of a cart's emails.

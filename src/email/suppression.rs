@@ -20,7 +20,7 @@ pub async fn blocks(
         .context("checking the suppression list")?;
     Ok(found
         .map(|s| s.reason)
-        .filter(|reason| marketing || *reason == SuppressionReason::Bounced))
+        .filter(|reason| reason.blocks(marketing)))
 }
 
 /// Adds an address; a bounce outranks an unsubscribe.

@@ -187,6 +187,14 @@ pub enum SuppressionReason {
     Bounced,
 }
 
+impl SuppressionReason {
+    /// Whether an address suppressed for this reason may not get an email of this kind: a
+    /// bounce stops every email, an unsubscribe only marketing.
+    pub fn blocks(self, marketing: bool) -> bool {
+        marketing || self == Self::Bounced
+    }
+}
+
 /// Why a points ledger entry was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]

@@ -8,6 +8,7 @@ use crate::entities::order;
 use crate::graphql::context::require;
 use crate::graphql::loaders;
 use crate::graphql::scalars::Long;
+use crate::orders::refunds;
 use crate::orders::service::{self, NewOrder, OrderItem};
 
 /// One line of an order.
@@ -159,7 +160,7 @@ impl OrderMutation {
         refund_id: Option<String>,
     ) -> Result<Order> {
         let (state, _) = require(ctx, &[Role::Service])?;
-        let order = service::refund(
+        let order = refunds::refund(
             &state.db,
             state.clock.as_ref(),
             &state.reactions(),

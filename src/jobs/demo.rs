@@ -22,6 +22,7 @@ use crate::loyalty::badges::{self, NewBadge};
 use crate::loyalty::settings::{self, SettingsChanges};
 use crate::loyalty::tiers::{self, TierInput};
 use crate::metrics::spend::{self, NewSpend};
+use crate::orders::refunds;
 use crate::orders::service::{self as orders, NewOrder, OrderItem};
 use crate::referrals::links::{self, Channel, Visitor};
 use crate::referrals::service as referrals;
@@ -443,7 +444,7 @@ async fn order(
     orders::record(&state.db, state.clock.as_ref(), reactions, new).await?;
     if dice.chance(8) {
         let refunded = if dice.chance(50) { amount } else { amount / 2 };
-        orders::refund(
+        refunds::refund(
             &state.db,
             state.clock.as_ref(),
             reactions,

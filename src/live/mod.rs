@@ -7,18 +7,18 @@
 pub mod hub;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveEnum, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveEnum, ConnectionTrait, DbBackend};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::statement;
-use crate::entities::{referral, referral_decision as decision};
+use crate::effects::{self, Effect, ReferralNote};
+use crate::entities::enums::ReferralStatus;
+use crate::entities::referral_decision as decision;
 use crate::error::{AppError, DbContext};
 
 /// The PostgreSQL channel live events are sent on.
-pub const CHANNEL: &str = "tandem_live";
+pub use crate::effects::live::CHANNEL;
 
 /// Something a subscriber may want to hear about. Small on purpose: a NOTIFY payload is limited
 /// to 8,000 bytes, and subscribers load what they show.
@@ -93,51 +93,36 @@ fn encode(event: &LiveEvent) -> Option<String> {
     }
 }
 
-/// Sends `event` with the transaction: subscribers see it if and when `txn` commits. An event
-/// never fails its transaction for its size: one that cannot be made to fit is logged and not
-/// sent.
+/// Sends `event` with the transaction: subscribers see it if and when `txn` commits (at the
+/// end of its batch of effects, when it has one). An event never fails its transaction for its
+/// size: one that cannot be made to fit is logged and not sent.
 pub async fn publish(txn: &impl ConnectionTrait, event: &LiveEvent) -> Result<(), AppError> {
     let Some(payload) = encode(event) else {
         tracing::warn!("a live event larger than {MAX_PAYLOAD_BYTES} bytes was not sent");
         return Ok(());
     };
-    let backend = txn.get_database_backend();
-    let (sql, values) = if backend == DbBackend::Postgres {
-        (
-            "SELECT pg_notify(?, ?)",
-            vec![CHANNEL.into(), payload.into()],
-        )
-    } else {
-        (
-            "INSERT INTO live_events (payload, created_at) VALUES (?, ?)",
-            vec![payload.into(), Utc::now().into()],
-        )
-    };
-    txn.execute_raw(statement(backend, sql, values))
-        .await
-        .context("publishing a live event")?;
-    Ok(())
+    effects::write(txn, Effect::Live(payload)).await
 }
 
-/// Publishes a referral's current status and its decisions; call it after changing it.
+/// Publishes a referral's new `status` and the decisions on it so far; call it after changing
+/// it.
 pub async fn referral_changed(
     txn: &impl ConnectionTrait,
     referral_id: Uuid,
+    status: ReferralStatus,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    let Some(found) = referral::Entity::find_by_id(referral_id)
-        .one(txn)
-        .await
-        .context("loading a changed referral")?
-    else {
-        return Ok(());
+    let note = ReferralNote {
+        referral_id,
+        status: status.to_value(),
+        at: now,
+        payload: referral_payload,
     };
-    let decisions = decision::Entity::find()
-        .filter(decision::Column::ReferralId.eq(referral_id))
-        .order_by_asc(decision::Column::Id)
-        .all(txn)
-        .await
-        .context("loading a referral's decisions")?;
+    effects::write(txn, Effect::Referral(note)).await
+}
+
+/// The payload of a referral's event, with its last [`MAX_REASONS`] decisions.
+fn referral_payload(note: &ReferralNote, decisions: &[decision::Model]) -> Option<String> {
     let reasons = decisions
         .iter()
         .rev()
@@ -148,16 +133,17 @@ pub async fn referral_changed(
             cut_to_bytes(&line, MAX_REASON_BYTES)
         })
         .collect();
-    publish(
-        txn,
-        &LiveEvent::Referral {
-            referral_id,
-            status: found.status.to_value(),
-            reasons,
-            at: now,
-        },
-    )
-    .await
+    let event = LiveEvent::Referral {
+        referral_id: note.referral_id,
+        status: note.status.clone(),
+        reasons,
+        at: note.at,
+    };
+    let payload = encode(&event);
+    if payload.is_none() {
+        tracing::warn!("a live event larger than {MAX_PAYLOAD_BYTES} bytes was not sent");
+    }
+    payload
 }
 
 /// Deletes SQLite's polled events older than `before` (PostgreSQL keeps none).

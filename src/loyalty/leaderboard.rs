@@ -5,19 +5,18 @@
 //! ledger is never scanned for them.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
+use crate::effects::{self, Effect, LeaderboardDelta};
 use crate::entities::enums::LeaderboardMetric;
 use crate::entities::leaderboard_day as day;
 use crate::entities::leaderboard_total as total;
 use crate::error::{AppError, DbContext};
 
-/// Adds `delta` to the customer's metric on the day of `on`.
+/// Adds `delta` to the customer's metric on the day of `on`, with the transaction's other
+/// effects (`crate::effects`).
 pub async fn add(
     txn: &impl ConnectionTrait,
     metric: LeaderboardMetric,
@@ -29,62 +28,14 @@ pub async fn add(
     if delta == 0 {
         return Ok(());
     }
-    day::Entity::insert(day::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        metric: Set(metric),
-        customer_id: Set(customer_id),
-        day: Set(on.format("%Y-%m-%d").to_string()),
-        value: Set(delta),
-        reached_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::columns([
-            day::Column::Metric,
-            day::Column::CustomerId,
-            day::Column::Day,
-        ])
-        .value(
-            day::Column::Value,
-            Expr::cust("leaderboard_days.value + excluded.value"),
-        )
-        .value(
-            day::Column::ReachedAt,
-            Expr::cust(
-                "CASE WHEN excluded.value > 0 THEN excluded.reached_at \
-                     ELSE leaderboard_days.reached_at END",
-            ),
-        )
-        .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await
-    .context("updating the leaderboard rollup")?;
-    total::Entity::insert(total::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        metric: Set(metric),
-        customer_id: Set(customer_id),
-        value: Set(delta),
-        reached_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::columns([total::Column::Metric, total::Column::CustomerId])
-            .value(
-                total::Column::Value,
-                Expr::cust("leaderboard_totals.value + excluded.value"),
-            )
-            .value(
-                total::Column::ReachedAt,
-                Expr::cust(
-                    "CASE WHEN excluded.value > 0 THEN excluded.reached_at \
-                     ELSE leaderboard_totals.reached_at END",
-                ),
-            )
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await
-    .context("updating the leaderboard totals")?;
-    Ok(())
+    let delta = LeaderboardDelta {
+        metric,
+        customer_id,
+        day: on.format("%Y-%m-%d").to_string(),
+        delta,
+        at: now,
+    };
+    effects::write(txn, Effect::Leaderboard(delta)).await
 }
 
 /// One customer's standing.

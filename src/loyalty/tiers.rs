@@ -365,7 +365,7 @@ async fn announce(
         "multiplier": multiplier,
         "perks": tier.perks,
     });
-    outbox::enqueue(
+    outbox::queue(
         txn,
         now,
         OutgoingEmail::to_customer(

@@ -1,9 +1,8 @@
 //! The rules for orders: idempotent on externalId (a replay returns the first result and has no
-//! new effect; different content under the same id is a CONFLICT), one program currency, and
-//! refunds never above what is left.
+//! new effect; different content under the same id is a CONFLICT) and one program currency.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
     DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
@@ -15,9 +14,10 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::customers::locks;
 use crate::db::begin_write;
-use crate::entities::{order, order_line, refund};
+use crate::effects;
+use crate::entities::{order, order_line};
 use crate::error::{AppError, DbContext};
-use crate::events::{OrderRecorded, OrderRefunded, Reactions};
+use crate::events::{OrderRecorded, Reactions};
 use crate::input;
 use crate::rollups;
 
@@ -159,89 +159,104 @@ pub async fn record(
         if let Some(existing) = find_by_external_id(db, &input.external_id).await? {
             return replay(existing, &fingerprint);
         }
-        let txn = begin_write(db).await.context("starting an order")?;
-        // The buyer and whoever referred them: the order may pay that referrer.
-        let (held, customer_id) =
-            locks::customer_and_referrer_by_external_id(&txn, &input.customer_external_id).await?;
-        let customer = held.customer(customer_id)?;
-        let items = serde_json::to_value(&input.items)
-            .map_err(|e| AppError::internal("encoding order items", e))?;
-        let id = Uuid::now_v7();
-        let placed_at = input.placed_at.unwrap_or(now);
-        // Most orders are the customer's latest: then the latest before it is its previous one
-        // and no order follows it. One placed earlier than another is linked both ways.
-        let (previous, relink) = match latest_order(&txn, customer.id).await? {
-            None => (None, false),
-            Some((at, latest_id)) if (at, latest_id) < (placed_at, id) => (Some(at), false),
-            Some(_) => (
-                previous_placed_at(&txn, customer.id, placed_at, id).await?,
-                true,
-            ),
-        };
-        let inserted = order::ActiveModel {
-            id: Set(id),
-            external_id: Set(input.external_id.clone()),
-            customer_id: Set(customer.id),
-            amount: Set(input.amount),
-            refunded_amount: Set(0),
-            currency: Set(input.currency.clone()),
-            items: Set(items),
-            cart_external_id: Set(input.cart_external_id.clone()),
-            fingerprint: Set(fingerprint.clone()),
-            placed_at: Set(placed_at),
-            previous_placed_at: Set(previous),
-            created_at: Set(now),
+        if let Some(order) =
+            effects::batched(attempt(db, reactions, &input, &fingerprint, now)).await?
+        {
+            return Ok(order);
         }
-        .insert(&txn)
-        .await;
-        let order = match inserted {
-            Ok(order) => order,
-            Err(error) => {
-                txn.rollback().await.context("rolling back an order")?;
-                if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-                    // A concurrent request recorded this externalId first; read it next round.
-                    continue;
-                }
-                return Err(AppError::internal("recording an order", error));
-            }
-        };
-        if relink {
-            relink_next(&txn, &order).await?;
-        }
-        let kept = rollups::order_recorded(&txn, customer, order.amount, order.placed_at).await?;
-        held.keep(customer.id, kept);
-        if !input.items.is_empty() {
-            order_line::Entity::insert_many(input.items.iter().map(|item| {
-                order_line::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    order_id: Set(order.id),
-                    product_id: Set(item.product_id.clone()),
-                    name: Set(item.name.clone()),
-                    unit_price: Set(item.unit_price),
-                    quantity: Set(item.quantity),
-                }
-            }))
-            .exec_without_returning(&txn)
-            .await
-            .context("recording an order's lines")?;
-        }
-        reactions
-            .order_recorded(
-                &txn,
-                OrderRecorded {
-                    order: &order,
-                    held: &held,
-                    now,
-                },
-            )
-            .await?;
-        txn.commit().await.context("committing an order")?;
-        return Ok(order);
     }
     Err(AppError::internal(
         "recording an order",
         format!("gave up after {MAX_ATTEMPTS} attempts"),
     ))
+}
+
+/// One try at recording a new order, in its own transaction: `None` when a concurrent request
+/// recorded the same externalId first (the caller then replays it).
+async fn attempt(
+    db: &DatabaseConnection,
+    reactions: &impl Reactions,
+    input: &NewOrder,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<order::Model>, AppError> {
+    let txn = begin_write(db).await.context("starting an order")?;
+    // The buyer and whoever referred them: the order may pay that referrer.
+    let (held, customer_id) =
+        locks::customer_and_referrer_by_external_id(&txn, &input.customer_external_id).await?;
+    let customer = held.customer(customer_id)?;
+    let items = serde_json::to_value(&input.items)
+        .map_err(|e| AppError::internal("encoding order items", e))?;
+    let id = Uuid::now_v7();
+    let placed_at = input.placed_at.unwrap_or(now);
+    // Most orders are the customer's latest: then the latest before it is its previous one
+    // and no order follows it. One placed earlier than another is linked both ways.
+    let (previous, relink) = match latest_order(&txn, customer.id).await? {
+        None => (None, false),
+        Some((at, latest_id)) if (at, latest_id) < (placed_at, id) => (Some(at), false),
+        Some(_) => (
+            previous_placed_at(&txn, customer.id, placed_at, id).await?,
+            true,
+        ),
+    };
+    let inserted = order::ActiveModel {
+        id: Set(id),
+        external_id: Set(input.external_id.clone()),
+        customer_id: Set(customer.id),
+        amount: Set(input.amount),
+        refunded_amount: Set(0),
+        currency: Set(input.currency.clone()),
+        items: Set(items),
+        cart_external_id: Set(input.cart_external_id.clone()),
+        fingerprint: Set(fingerprint.to_owned()),
+        placed_at: Set(placed_at),
+        previous_placed_at: Set(previous),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await;
+    let order = match inserted {
+        Ok(order) => order,
+        Err(error) => {
+            txn.rollback().await.context("rolling back an order")?;
+            if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+                // A concurrent request recorded this externalId first; read it next round.
+                return Ok(None);
+            }
+            return Err(AppError::internal("recording an order", error));
+        }
+    };
+    if relink {
+        relink_next(&txn, &order).await?;
+    }
+    let kept = rollups::order_recorded(&txn, customer, order.amount, order.placed_at).await?;
+    held.keep(customer.id, kept);
+    if !input.items.is_empty() {
+        order_line::Entity::insert_many(input.items.iter().map(|item| order_line::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            order_id: Set(order.id),
+            product_id: Set(item.product_id.clone()),
+            name: Set(item.name.clone()),
+            unit_price: Set(item.unit_price),
+            quantity: Set(item.quantity),
+        }))
+        .exec_without_returning(&txn)
+        .await
+        .context("recording an order's lines")?;
+    }
+    reactions
+        .order_recorded(
+            &txn,
+            OrderRecorded {
+                order: &order,
+                held: &held,
+                now,
+            },
+        )
+        .await?;
+    effects::flush(&txn).await?;
+    txn.commit().await.context("committing an order")?;
+    Ok(Some(order))
 }
 
 /// Whether `order` comes before `(placed_at, id)`: by time, then id.
@@ -331,114 +346,4 @@ fn replay(existing: order::Model, fingerprint: &str) -> Result<order::Model, App
             existing.external_id
         )))
     }
-}
-
-/// Refunds `amount` of an order. With `refund_id`, a repeat of the same refund is a no-op.
-#[tracing::instrument(skip(db, clock, reactions))]
-pub async fn refund(
-    db: &DatabaseConnection,
-    clock: &dyn Clock,
-    reactions: &impl Reactions,
-    external_id: &str,
-    amount: i64,
-    refund_id: Option<String>,
-) -> Result<order::Model, AppError> {
-    let external_id = input::identifier("externalId", external_id)?;
-    let external_id = external_id.as_str();
-    input::int_in("amount", amount, 1..=input::MAX_AMOUNT)?;
-    let refund_id = input::optional_identifier("refundId", refund_id.as_deref())?;
-    let now = clock.now();
-    let txn = begin_write(db).await.context("starting a refund")?;
-    let customer_id: Uuid = order::Entity::find()
-        .select_only()
-        .column(order::Column::CustomerId)
-        .filter(order::Column::ExternalId.eq(external_id))
-        .into_tuple()
-        .one(&txn)
-        .await
-        .context("loading an order to refund")?
-        .ok_or_else(|| AppError::NotFound(format!("no order has externalId '{external_id}'")))?;
-    // The customers first (the buyer, and their referrer, whose reward a refund may take
-    // back), as every writer of points and rollups does; then the order, which serializes
-    // concurrent refunds of it on PostgreSQL.
-    let held = locks::customer_and_referrer(&txn, customer_id).await?;
-    let order = order::Entity::find()
-        .filter(order::Column::ExternalId.eq(external_id))
-        .lock_exclusive()
-        .one(&txn)
-        .await
-        .context("loading an order to refund")?
-        .ok_or_else(|| AppError::NotFound(format!("no order has externalId '{external_id}'")))?;
-    if let Some(key) = &refund_id {
-        let earlier = refund::Entity::find()
-            .filter(refund::Column::OrderId.eq(order.id))
-            .filter(refund::Column::RefundKey.eq(key.as_str()))
-            .one(&txn)
-            .await
-            .context("loading an earlier refund")?;
-        if let Some(earlier) = earlier {
-            return if earlier.amount == amount {
-                Ok(order)
-            } else {
-                Err(AppError::Conflict(format!(
-                    "refund '{key}' of order '{external_id}' was already recorded for {}",
-                    earlier.amount
-                )))
-            };
-        }
-    }
-    let remaining = order.amount - order.refunded_amount;
-    if amount > remaining {
-        return Err(AppError::bad_input(
-            "amount",
-            format!("only {remaining} of order '{external_id}' is left to refund"),
-        ));
-    }
-    let refund_row_id = Uuid::now_v7();
-    refund::ActiveModel {
-        id: Set(refund_row_id),
-        order_id: Set(order.id),
-        refund_key: Set(refund_id.unwrap_or_else(|| Uuid::now_v7().to_string())),
-        amount: Set(amount),
-        created_at: Set(now),
-    }
-    .insert(&txn)
-    .await
-    .context("recording a refund")?;
-    let changed = order::Entity::update_many()
-        .col_expr(
-            order::Column::RefundedAmount,
-            Expr::col(order::Column::RefundedAmount).add(amount),
-        )
-        .filter(order::Column::Id.eq(order.id))
-        .filter(order::Column::RefundedAmount.eq(order.refunded_amount))
-        .exec(&txn)
-        .await
-        .context("updating an order's refunded amount")?
-        .rows_affected;
-    if changed == 0 {
-        return Err(AppError::Conflict(format!(
-            "order '{external_id}' was refunded by another request at the same time; try again"
-        )));
-    }
-    let kept = rollups::order_refunded(&txn, order.customer_id, amount).await?;
-    held.keep(order.customer_id, kept);
-    let refunded = order::Model {
-        refunded_amount: order.refunded_amount + amount,
-        ..order
-    };
-    reactions
-        .order_refunded(
-            &txn,
-            OrderRefunded {
-                order: &refunded,
-                amount,
-                refund_id: refund_row_id,
-                held: &held,
-                now,
-            },
-        )
-        .await?;
-    txn.commit().await.context("committing a refund")?;
-    Ok(refunded)
 }

@@ -189,14 +189,14 @@ pub async fn attribute(
     .context("creating a referral")?;
     rollups::referral_changed(txn, referee.id).await?;
     decisions::record_all(txn, created.id, checks, now).await?;
-    live::referral_changed(txn, created.id, now).await?;
+    live::referral_changed(txn, created.id, created.status, now).await?;
     if status == ReferralStatus::Pending {
         let data = serde_json::json!({
             "friend_name": first_name(referee.name.as_deref()).unwrap_or_else(|| "A friend".into()),
             "reward_kind": campaign.as_ref().map(|c| c.referrer_reward_kind),
             "reward_amount": campaign.as_ref().map(|c| c.referrer_reward_amount),
         });
-        outbox::enqueue(
+        outbox::queue(
             txn,
             now,
             OutgoingEmail::to_customer(

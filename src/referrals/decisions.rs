@@ -2,12 +2,10 @@
 //! "why did I not get my reward".
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
+use crate::effects::{self, Effect};
 use crate::entities::enums::DecisionOutcome;
 use crate::entities::referral_decision as decision;
 use crate::error::{AppError, DbContext};
@@ -48,24 +46,22 @@ impl Decision {
     }
 }
 
+/// Records `decision` with the transaction's other effects (`crate::effects`).
 pub async fn record(
     db: &impl ConnectionTrait,
     referral_id: Uuid,
     decision: Decision,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    decision::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        referral_id: Set(referral_id),
-        rule: Set(decision.rule.to_owned()),
-        outcome: Set(decision.outcome),
-        detail: Set(decision.detail),
-        decided_at: Set(now),
-    }
-    .insert(db)
-    .await
-    .context("recording a referral decision")?;
-    Ok(())
+    let model = decision::Model {
+        id: Uuid::now_v7(),
+        referral_id,
+        rule: decision.rule.to_owned(),
+        outcome: decision.outcome,
+        detail: decision.detail,
+        decided_at: now,
+    };
+    effects::write(db, Effect::Decision(model)).await
 }
 
 pub async fn record_all(

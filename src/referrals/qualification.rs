@@ -146,7 +146,7 @@ pub async fn on_order(
         return Ok(Outcome::default());
     }
     let qualified_for = Some(referral.referrer_id);
-    live::referral_changed(txn, referral.id, now).await?;
+    live::referral_changed(txn, referral.id, ReferralStatus::Qualified, now).await?;
     leaderboard::add(
         txn,
         LeaderboardMetric::SuccessfulReferrals,
@@ -213,7 +213,7 @@ async fn reject(
         rollups::referral_changed(txn, referral.referee_id).await?;
         let decision = Decision::new(rule, DecisionOutcome::Rejected, detail);
         decisions::record(txn, referral.id, decision, now).await?;
-        live::referral_changed(txn, referral.id, now).await?;
+        live::referral_changed(txn, referral.id, ReferralStatus::Rejected, now).await?;
     }
     Ok(())
 }
@@ -248,6 +248,7 @@ pub async fn pay(
             dedupe_key: format!("referral:{}:REFEREE", referral.id),
             milestone: None,
             release_at,
+            customer: Some(held.customer(referral.referee_id)?.clone()),
         },
     )
     .await?;
@@ -287,6 +288,7 @@ pub async fn pay(
                     dedupe_key: format!("referral:{}:REFERRER", referral.id),
                     milestone: None,
                     release_at,
+                    customer: Some(held.customer(referral.referrer_id)?.clone()),
                 },
             )
             .await?;
@@ -324,6 +326,7 @@ pub async fn pay(
                 ),
                 milestone: Some(milestone.referrals),
                 release_at,
+                customer: Some(held.customer(referral.referrer_id)?.clone()),
             },
         )
         .await?;
@@ -384,7 +387,7 @@ pub async fn mark_rewarded(
         .context("marking a referral rewarded")?
         .rows_affected;
     if changed == 1 {
-        live::referral_changed(txn, referral_id, now).await?;
+        live::referral_changed(txn, referral_id, ReferralStatus::Rewarded, now).await?;
     }
     Ok(changed == 1)
 }

@@ -78,7 +78,7 @@ pub async fn on_refund(
     if changed == 0 {
         return Ok(());
     }
-    live::referral_changed(txn, referral.id, now).await?;
+    live::referral_changed(txn, referral.id, ReferralStatus::Reversed, now).await?;
     // The success is taken back on the day it was counted.
     leaderboard::add(
         txn,

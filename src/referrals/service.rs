@@ -159,7 +159,12 @@ pub async fn review(
         DecisionOutcome::Rejected
     };
     decisions::record(&txn, id, Decision::new(rule::REVIEW, outcome, detail), now).await?;
-    live::referral_changed(&txn, id, now).await?;
+    let status = if approve {
+        found.status
+    } else {
+        ReferralStatus::Rejected
+    };
+    live::referral_changed(&txn, id, status, now).await?;
     let reviewed = find(&txn, id)
         .await?
         .ok_or_else(|| AppError::internal("reviewing a referral", "it vanished"))?;

@@ -192,6 +192,7 @@ pub async fn redeem(
             dedupe_key: format!("redemption:{reward_id}"),
             milestone: None,
             release_at: None,
+            customer: Some(customer.clone()),
         },
     )
     .await?

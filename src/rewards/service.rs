@@ -35,6 +35,9 @@ pub struct Grant {
     pub milestone: Option<i32>,
     /// `Some` holds the reward (PENDING) until then; `None` issues it at once.
     pub release_at: Option<DateTime<Utc>>,
+    /// The customer's row when the caller holds it locked, so that the reward's email need not
+    /// read it again.
+    pub customer: Option<customer::Model>,
 }
 
 /// Creates the reward unless its key exists. Crediting POINTS is the ReferralRewarded event's
@@ -83,7 +86,7 @@ pub async fn grant(
         return Ok(None);
     }
     if status == RewardStatus::Issued {
-        notify(txn, now, &model, "reward_earned").await?;
+        notify(txn, now, &model, grant.customer.as_ref(), "reward_earned").await?;
         announce(txn, now, &model, RewardStatus::Issued).await?;
     }
     Ok(Some(model))
@@ -91,22 +94,31 @@ pub async fn grant(
 
 /// Tells the customer about an issued or reversed reward. These are transactional: they go out
 /// without marketing consent (but never to a bounced address). Cart discounts are announced by
-/// the cart email itself.
+/// the cart email itself. `known` is the customer's row, when the caller has it.
 async fn notify(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     reward: &reward::Model,
+    known: Option<&customer::Model>,
     template: &'static str,
 ) -> Result<(), AppError> {
     if reward.side == RewardSide::Cart {
         return Ok(());
     }
-    let Some(customer) = customer::Entity::find_by_id(reward.customer_id)
-        .one(txn)
-        .await
-        .context("loading a reward's customer")?
-    else {
-        return Ok(());
+    let read;
+    let customer = match known.filter(|c| c.id == reward.customer_id) {
+        Some(customer) => customer,
+        None => {
+            let Some(found) = customer::Entity::find_by_id(reward.customer_id)
+                .one(txn)
+                .await
+                .context("loading a reward's customer")?
+            else {
+                return Ok(());
+            };
+            read = found;
+            &read
+        }
     };
     let why = match reward.side {
         RewardSide::Referrer => "Your friend placed their first order.".to_owned(),
@@ -123,12 +135,12 @@ async fn notify(
         "coupon_code": reward.coupon_code,
         "why": why,
     });
-    outbox::enqueue(
+    outbox::queue(
         txn,
         now,
         OutgoingEmail::to_customer(
             template,
-            &customer,
+            customer,
             data,
             format!("reward:{}:{template}", reward.id),
             false,
@@ -183,7 +195,7 @@ pub async fn issue(
         .context("issuing a held reward")?
         .rows_affected;
     if changed == 1 {
-        notify(txn, now, reward, "reward_earned").await?;
+        notify(txn, now, reward, None, "reward_earned").await?;
         announce(txn, now, reward, RewardStatus::Issued).await?;
     }
     Ok(changed == 1)
@@ -240,7 +252,7 @@ pub async fn reverse(
     if changed == 1 && reward.side != RewardSide::Cart {
         // Held rewards are listed to the customer too, so their loss is told as well; the
         // reward's key makes the notice once.
-        notify(txn, now, reward, "reward_reversed").await?;
+        notify(txn, now, reward, None, "reward_reversed").await?;
     }
     if changed == 1 {
         announce(txn, now, reward, RewardStatus::Reversed).await?;

@@ -18,6 +18,7 @@ const CAPABILITIES: &[&str] = &[
     "rollups",
     "live",
     "delivery",
+    "effects",
 ];
 
 /// What a rules file must not name.

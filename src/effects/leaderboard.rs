@@ -1,0 +1,230 @@
+//! Writing leaderboard deltas: each customer's change of a metric per UTC day and their
+//! all-time total, as upserts that add to what is there.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use uuid::Uuid;
+
+use crate::entities::enums::LeaderboardMetric;
+use crate::entities::leaderboard_day as day;
+use crate::entities::leaderboard_total as total;
+use crate::error::{AppError, DbContext};
+
+/// `delta` added to a customer's metric on `day` (`YYYY-MM-DD`, UTC) and to their total, at
+/// `at`: when the value goes up, `at` becomes when it was reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderboardDelta {
+    pub metric: LeaderboardMetric,
+    pub customer_id: Uuid,
+    pub day: String,
+    pub delta: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// The most rows one upsert writes.
+const PER_STATEMENT: usize = 200;
+
+/// Adds `deltas` to the days and the totals, as if each were added in turn, in two statements
+/// when no key moves both up and down in the batch.
+///
+/// PostgreSQL refuses an upsert that meets one key twice, so the deltas of a key are summed
+/// first. Only a run of the same sign may be summed: a rise sets `reached_at` and a fall keeps
+/// it, so a key that rises and falls takes one round per run, in order.
+pub async fn add_all(
+    txn: &impl ConnectionTrait,
+    deltas: Vec<LeaderboardDelta>,
+) -> Result<(), AppError> {
+    let deltas: Vec<LeaderboardDelta> = deltas.into_iter().filter(|d| d.delta != 0).collect();
+    for round in rounds(&deltas, |d| (d.metric, d.customer_id, Some(d.day.clone()))) {
+        for chunk in round.chunks(PER_STATEMENT) {
+            upsert_days(txn, chunk).await?;
+        }
+    }
+    for round in rounds(&deltas, |d| (d.metric, d.customer_id, None)) {
+        for chunk in round.chunks(PER_STATEMENT) {
+            upsert_totals(txn, chunk).await?;
+        }
+    }
+    Ok(())
+}
+
+type Key = (LeaderboardMetric, Uuid, Option<String>);
+
+/// The deltas summed per key and run of one sign: round `n` holds each key's `n`th run, keys in
+/// the order they first came.
+fn rounds(
+    deltas: &[LeaderboardDelta],
+    key_of: impl Fn(&LeaderboardDelta) -> Key,
+) -> Vec<Vec<LeaderboardDelta>> {
+    let mut order: Vec<Key> = Vec::new();
+    let mut runs: HashMap<Key, Vec<LeaderboardDelta>> = HashMap::new();
+    for delta in deltas {
+        let key = key_of(delta);
+        let key_runs = runs.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            Vec::new()
+        });
+        match key_runs.last_mut() {
+            Some(run) if (run.delta > 0) == (delta.delta > 0) => {
+                run.delta += delta.delta;
+                if delta.delta > 0 {
+                    run.at = delta.at;
+                }
+            }
+            _ => key_runs.push(delta.clone()),
+        }
+    }
+    let mut rounds: Vec<Vec<LeaderboardDelta>> = Vec::new();
+    for key in order {
+        for (n, run) in runs
+            .remove(&key)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            if rounds.len() <= n {
+                rounds.push(Vec::new());
+            }
+            rounds[n].push(run);
+        }
+    }
+    rounds
+}
+
+fn reached_at(table: &str) -> Expr {
+    Expr::cust(format!(
+        "CASE WHEN excluded.value > 0 THEN excluded.reached_at ELSE {table}.reached_at END"
+    ))
+}
+
+async fn upsert_days(
+    txn: &impl ConnectionTrait,
+    deltas: &[LeaderboardDelta],
+) -> Result<(), AppError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    day::Entity::insert_many(deltas.iter().map(|d| day::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        metric: Set(d.metric),
+        customer_id: Set(d.customer_id),
+        day: Set(d.day.clone()),
+        value: Set(d.delta),
+        reached_at: Set(d.at),
+    }))
+    .on_conflict(
+        OnConflict::columns([
+            day::Column::Metric,
+            day::Column::CustomerId,
+            day::Column::Day,
+        ])
+        .value(
+            day::Column::Value,
+            Expr::cust("leaderboard_days.value + excluded.value"),
+        )
+        .value(day::Column::ReachedAt, reached_at("leaderboard_days"))
+        .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await
+    .context("updating the leaderboard rollup")?;
+    Ok(())
+}
+
+async fn upsert_totals(
+    txn: &impl ConnectionTrait,
+    deltas: &[LeaderboardDelta],
+) -> Result<(), AppError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    total::Entity::insert_many(deltas.iter().map(|d| total::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        metric: Set(d.metric),
+        customer_id: Set(d.customer_id),
+        value: Set(d.delta),
+        reached_at: Set(d.at),
+    }))
+    .on_conflict(
+        OnConflict::columns([total::Column::Metric, total::Column::CustomerId])
+            .value(
+                total::Column::Value,
+                Expr::cust("leaderboard_totals.value + excluded.value"),
+            )
+            .value(total::Column::ReachedAt, reached_at("leaderboard_totals"))
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await
+    .context("updating the leaderboard totals")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(customer: u128, day: &str, delta: i64, at: i64) -> LeaderboardDelta {
+        LeaderboardDelta {
+            metric: LeaderboardMetric::PointsEarned,
+            customer_id: Uuid::from_u128(customer),
+            day: day.into(),
+            delta,
+            at: DateTime::from_timestamp(at, 0).unwrap(),
+        }
+    }
+
+    fn by_day(d: &LeaderboardDelta) -> Key {
+        (d.metric, d.customer_id, Some(d.day.clone()))
+    }
+
+    #[test]
+    fn deltas_of_one_key_and_sign_become_one_row_reached_at_the_last_rise() {
+        let rounds = rounds(
+            &[
+                delta(1, "2026-12-01", 10, 1),
+                delta(2, "2026-12-01", 5, 2),
+                delta(1, "2026-12-01", 7, 3),
+            ],
+            by_day,
+        );
+        assert_eq!(
+            rounds,
+            vec![vec![
+                delta(1, "2026-12-01", 17, 3),
+                delta(2, "2026-12-01", 5, 2)
+            ]]
+        );
+    }
+
+    #[test]
+    fn a_key_that_rises_and_falls_takes_a_round_per_run() {
+        let rounds = rounds(
+            &[
+                delta(1, "2026-12-01", 10, 1),
+                delta(1, "2026-12-01", -4, 2),
+                delta(1, "2026-12-01", -6, 3),
+                delta(2, "2026-12-01", 5, 4),
+            ],
+            by_day,
+        );
+        assert_eq!(
+            rounds,
+            vec![
+                vec![delta(1, "2026-12-01", 10, 1), delta(2, "2026-12-01", 5, 4)],
+                vec![delta(1, "2026-12-01", -10, 2)],
+            ]
+        );
+    }
+
+    #[test]
+    fn days_are_keys_of_their_own_and_totals_are_not() {
+        let deltas = [delta(1, "2026-12-01", 10, 1), delta(1, "2026-12-02", 3, 2)];
+        assert_eq!(rounds(&deltas, by_day)[0].len(), 2);
+        let totals = rounds(&deltas, |d| (d.metric, d.customer_id, None));
+        assert_eq!(totals, vec![vec![delta(1, "2026-12-01", 13, 2)]]);
+    }
+}
