@@ -42,10 +42,48 @@ pub async fn rebuild_where(
     run(db, customers, values, true).await
 }
 
-/// The rebuild as migration 9 knew it, before migration 11 added the kept points (which fills
-/// them itself).
+/// The rebuild as migration 9 knew it, before migration 11 added the kept points and migration
+/// 13 the kept orders (which fill them themselves).
 pub(crate) async fn rebuild_before_kept_points(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     run(db, "SELECT id FROM customers", Vec::new(), false).await
+}
+
+/// The statements that set `kept_orders` (orders not wholly refunded) and `order_months` (the
+/// runs of consecutive UTC calendar months with one of them, `first-last` month numbers in
+/// ascending order, as `tandem::rollups::months` writes them) of the customers `customers`
+/// selects, whose rows exist with both at their defaults (0 and '').
+pub fn kept_orders_statements(backend: DbBackend, customers: &str) -> Vec<String> {
+    let month = month_number(backend, "o.placed_at");
+    // Consecutive months less their rank are equal within a run (gaps and islands).
+    let aggregate = if backend == DbBackend::Postgres {
+        "string_agg"
+    } else {
+        "group_concat"
+    };
+    vec![
+        format!(
+            "UPDATE customer_rollups SET kept_orders = s.n \
+             FROM (SELECT customer_id, COUNT(*) AS n FROM orders \
+                   WHERE refunded_amount < amount AND customer_id IN ({customers}) \
+                   GROUP BY customer_id) s \
+             WHERE s.customer_id = customer_rollups.customer_id"
+        ),
+        format!(
+            "UPDATE customer_rollups SET order_months = s.runs \
+             FROM (SELECT customer_id, \
+                     {aggregate}(CAST(first AS TEXT) || '-' || CAST(last AS TEXT), ',' ORDER BY first) \
+                       AS runs \
+                   FROM (SELECT customer_id, MIN(m) AS first, MAX(m) AS last \
+                         FROM (SELECT customer_id, m, \
+                                 m - ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY m) AS run \
+                               FROM (SELECT DISTINCT o.customer_id, {month} AS m FROM orders o \
+                                     WHERE o.refunded_amount < o.amount \
+                                       AND o.customer_id IN ({customers})) months) numbered \
+                         GROUP BY customer_id, run) runs \
+                   GROUP BY customer_id) s \
+             WHERE s.customer_id = customer_rollups.customer_id"
+        ),
+    ]
 }
 
 async fn run(
@@ -111,6 +149,9 @@ async fn run(
             ),
             crate::m20261202_000011_kept_points::remaining_from_consumptions(customers),
         ]
+        .into_iter()
+        .chain(kept_orders_statements(backend, customers))
+        .collect()
     } else {
         vec![format!(
             "UPDATE customer_rollups SET points_balance = s.held \

@@ -1,11 +1,11 @@
 //! What tiers and badges are measured by: a customer's points, referrals, orders and spend,
-//! optionally since a date. Each is read from the tables that hold the truth, by each event's
-//! own date (an order's `placedAt`, a referral's qualification).
+//! optionally since a date. Measures over all time are kept in the customer's rollup
+//! (lifetime points, spend, orders not wholly refunded, the longest run of ordering months) and
+//! cost one key read; measures since a date, and referrals, are read from the tables that hold
+//! the truth, by each event's own date (an order's `placedAt`, a referral's qualification).
 
-use std::collections::BTreeSet;
-
-use chrono::{DateTime, Datelike, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
@@ -79,41 +79,6 @@ pub async fn spend(
     Ok(spend.unwrap_or(0))
 }
 
-/// When each of the customer's orders that was not wholly refunded was placed.
-async fn kept_order_dates(
-    db: &impl ConnectionTrait,
-    customer_id: Uuid,
-) -> Result<Vec<DateTime<Utc>>, AppError> {
-    order::Entity::find()
-        .select_only()
-        .column(order::Column::PlacedAt)
-        .filter(order::Column::CustomerId.eq(customer_id))
-        .filter(Expr::col(order::Column::RefundedAmount).lt(Expr::col(order::Column::Amount)))
-        .into_tuple()
-        .all(db)
-        .await
-        .context("loading a customer's order dates")
-}
-
-/// The longest run of consecutive calendar months (UTC) with at least one order.
-pub fn longest_month_streak(dates: &[DateTime<Utc>]) -> i64 {
-    let months: BTreeSet<i64> = dates
-        .iter()
-        .map(|d| i64::from(d.year()) * 12 + i64::from(d.month0()))
-        .collect();
-    let (mut best, mut run, mut previous): (i64, i64, Option<i64>) = (0, 0, None);
-    for month in months {
-        run = if previous == Some(month - 1) {
-            run + 1
-        } else {
-            1
-        };
-        best = std::cmp::max(best, run);
-        previous = Some(month);
-    }
-    best
-}
-
 /// The tier metric of a customer in the period starting at `since`.
 pub async fn tier_metric(
     db: &impl ConnectionTrait,
@@ -153,12 +118,12 @@ impl<'a, C: ConnectionTrait> Measures<'a, C> {
         }
     }
 
-    async fn kept(&self) -> Result<Option<(i64, i64)>, AppError> {
+    async fn kept(&self) -> Result<Option<Kept>, AppError> {
         let kept = self
             .kept
             .get_or_try_init(|| rollups::kept(self.db, self.customer_id))
             .await?;
-        Ok(kept.map(|kept| (kept.points_lifetime, kept.net)))
+        Ok(*kept)
     }
 
     /// [`tier_metric`] of this customer.
@@ -168,11 +133,11 @@ impl<'a, C: ConnectionTrait> Measures<'a, C> {
         since: Option<DateTime<Utc>>,
     ) -> Result<i64, AppError> {
         if since.is_none()
-            && let Some((points, spend)) = self.kept().await?
+            && let Some(kept) = self.kept().await?
         {
             match metric {
-                TierMetric::LifetimePoints => return Ok(points),
-                TierMetric::Spend => return Ok(spend),
+                TierMetric::LifetimePoints => return Ok(kept.points_lifetime),
+                TierMetric::Spend => return Ok(kept.net),
                 TierMetric::SuccessfulReferrals => {}
             }
         }
@@ -181,52 +146,50 @@ impl<'a, C: ConnectionTrait> Measures<'a, C> {
 
     /// [`badge_value`] of this customer.
     pub async fn badge_value(&self, rule: BadgeRule) -> Result<i64, AppError> {
-        if matches!(rule, BadgeRule::LifetimePoints | BadgeRule::LifetimeSpend)
-            && let Some((points, spend)) = self.kept().await?
-        {
-            return Ok(if rule == BadgeRule::LifetimePoints {
-                points
-            } else {
-                spend
-            });
+        match rule {
+            BadgeRule::SuccessfulReferrals => {
+                successful_referrals(self.db, self.customer_id, None).await
+            }
+            kept_rule => match self.kept().await? {
+                Some(kept) => Ok(of_kept(kept_rule, kept)),
+                None => without_rollup(self.db, self.customer_id, kept_rule).await,
+            },
         }
-        badge_value(self.db, self.customer_id, rule).await
     }
 }
 
-/// Where a customer stands on a badge's rule, ever.
-pub async fn badge_value(
+/// A badge rule the rollup keeps, measured from it.
+fn of_kept(rule: BadgeRule, kept: Kept) -> i64 {
+    match rule {
+        BadgeRule::Orders => kept.kept_orders,
+        BadgeRule::LifetimeSpend => kept.net,
+        BadgeRule::LifetimePoints => kept.points_lifetime,
+        BadgeRule::OrderStreakMonths => kept.streak_months,
+        BadgeRule::SuccessfulReferrals => 0,
+    }
+}
+
+/// A kept rule of a customer without a rollup row (data loaded around the API and not rebuilt):
+/// spend and points from their tables; orders and streaks, which only the rollup keeps, 0 until
+/// `tandem rollups rebuild`.
+async fn without_rollup(
     db: &impl ConnectionTrait,
     customer_id: Uuid,
     rule: BadgeRule,
 ) -> Result<i64, AppError> {
     match rule {
-        BadgeRule::SuccessfulReferrals => successful_referrals(db, customer_id, None).await,
-        BadgeRule::Orders => Ok(kept_order_dates(db, customer_id).await?.len() as i64),
         BadgeRule::LifetimeSpend => spend(db, customer_id, None).await,
         BadgeRule::LifetimePoints => balance::lifetime_since(db, customer_id, None).await,
-        BadgeRule::OrderStreakMonths => Ok(longest_month_streak(
-            &kept_order_dates(db, customer_id).await?,
-        )),
+        _ => Ok(0),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::longest_month_streak;
-    use chrono::{TimeZone, Utc};
-
-    #[test]
-    fn a_streak_counts_consecutive_months_across_a_new_year() {
-        let d = |y, m, day| Utc.with_ymd_and_hms(y, m, day, 12, 0, 0).unwrap();
-        let dates = [
-            d(2025, 11, 3),
-            d(2025, 12, 30),
-            d(2025, 12, 1),
-            d(2026, 1, 15),
-            d(2026, 3, 1),
-        ];
-        assert_eq!(longest_month_streak(&dates), 3);
-        assert_eq!(longest_month_streak(&[]), 0);
-    }
+/// Where a customer stands on a badge's rule, ever. Every rule but referrals is a kept measure,
+/// one key read whatever the history.
+pub async fn badge_value(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+    rule: BadgeRule,
+) -> Result<i64, AppError> {
+    Measures::new(db, customer_id, None).badge_value(rule).await
 }

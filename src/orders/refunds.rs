@@ -127,7 +127,7 @@ async fn refund_once(
             "order '{external_id}' was refunded by another request at the same time; try again"
         )));
     }
-    let kept = rollups::order_refunded(&txn, order.customer_id, amount).await?;
+    let kept = rollups::order_refunded(&txn, &order, amount).await?;
     held.keep(order.customer_id, kept);
     let refunded = order::Model {
         refunded_amount: order.refunded_amount + amount,

@@ -9,8 +9,12 @@ use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
 use crate::db::statement;
-use crate::entities::customer;
+use crate::entities::{customer, order};
 use crate::error::{AppError, DbContext};
+
+pub mod months;
+
+use months::{MonthRuns, month_of};
 
 pub use migration::rollups::{LATE_ACTIVITY_BIT, rebuild};
 
@@ -131,7 +135,14 @@ pub struct Kept {
     pub points_lifetime: i64,
     /// Order amounts less refunds, ever.
     pub net: i64,
+    /// Orders that were not wholly refunded.
+    pub kept_orders: i64,
+    /// The longest run of consecutive calendar months with one of those orders.
+    pub streak_months: i64,
 }
+
+/// What each write below returns, and [`kept`] reads, in [`kept_of`]'s order.
+const KEPT_COLUMNS: &str = "points_lifetime, net, kept_orders, order_months";
 
 /// An order of `amount` placed at `placed_at` by `customer`.
 pub async fn order_recorded(
@@ -140,34 +151,119 @@ pub async fn order_recorded(
     amount: i64,
     placed_at: DateTime<Utc>,
 ) -> Result<Option<Kept>, AppError> {
-    execute_returning(
+    let what = "adding an order to a customer's rollup";
+    let written = write_returning(
         txn,
-        "UPDATE customer_rollups SET orders = orders + 1, gross = gross + ?, net = net + ?, \
-           active_months = active_months | ? \
-         WHERE customer_id = ? RETURNING points_lifetime, net",
+        &format!(
+            "UPDATE customer_rollups SET orders = orders + 1, kept_orders = kept_orders + 1, \
+               gross = gross + ?, net = net + ?, active_months = active_months | ? \
+             WHERE customer_id = ? RETURNING {KEPT_COLUMNS}"
+        ),
         vec![
             amount.into(),
             amount.into(),
             activity_bits(customer.created_at, placed_at).into(),
             customer.id.into(),
         ],
-        "adding an order to a customer's rollup",
+        what,
     )
-    .await
+    .await?;
+    let Some((kept, mut runs)) = written else {
+        return Ok(None);
+    };
+    // The months change only with the first order of a month, once a month at most.
+    if runs.insert(month_of(placed_at)) {
+        write_months(txn, customer.id, &runs).await?;
+    }
+    Ok(Some(Kept {
+        streak_months: runs.longest(),
+        ..kept
+    }))
 }
 
-/// `amount` of one of the customer's orders was refunded.
+/// `amount` of the customer's order `order` was refunded; `order` is the row before the refund,
+/// whose refunded amount the caller has already raised by `amount`. An order wholly refunded
+/// no longer counts among the kept orders, nor its month once no other kept order is in it.
 pub async fn order_refunded(
     txn: &impl ConnectionTrait,
-    customer_id: Uuid,
+    order: &order::Model,
     amount: i64,
 ) -> Result<Option<Kept>, AppError> {
-    execute_returning(
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+
+    let what = "taking a refund from a customer's rollup";
+    let wholly =
+        order.refunded_amount < order.amount && order.refunded_amount + amount >= order.amount;
+    let written = write_returning(
         txn,
-        "UPDATE customer_rollups SET net = net - ? WHERE customer_id = ? \
-         RETURNING points_lifetime, net",
-        vec![amount.into(), customer_id.into()],
-        "taking a refund from a customer's rollup",
+        &format!(
+            "UPDATE customer_rollups SET net = net - ?, kept_orders = kept_orders - ? \
+             WHERE customer_id = ? RETURNING {KEPT_COLUMNS}"
+        ),
+        vec![
+            amount.into(),
+            i64::from(wholly).into(),
+            order.customer_id.into(),
+        ],
+        what,
+    )
+    .await?;
+    let Some((kept, mut runs)) = written else {
+        return Ok(None);
+    };
+    if wholly {
+        let (start, end) = month_bounds(order.placed_at);
+        let other: Option<uuid::Uuid> = order::Entity::find()
+            .select_only()
+            .column(order::Column::Id)
+            .filter(order::Column::CustomerId.eq(order.customer_id))
+            .filter(order::Column::Id.ne(order.id))
+            .filter(order::Column::PlacedAt.gte(start))
+            .filter(order::Column::PlacedAt.lt(end))
+            .filter(Expr::col(order::Column::RefundedAmount).lt(Expr::col(order::Column::Amount)))
+            .limit(1)
+            .into_tuple()
+            .one(txn)
+            .await
+            .context("finding another kept order in a month")?;
+        if other.is_none() && runs.remove(month_of(order.placed_at)) {
+            write_months(txn, order.customer_id, &runs).await?;
+        }
+    }
+    Ok(Some(Kept {
+        streak_months: runs.longest(),
+        ..kept
+    }))
+}
+
+/// The first moment of the UTC calendar month of `at`, and of the month after.
+fn month_bounds(at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    use chrono::TimeZone;
+    let first = |year: i32, month: u32| {
+        Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0)
+            .single()
+            .unwrap_or(at)
+    };
+    let (year, month) = (at.year(), at.month());
+    let next = if month == 12 {
+        first(year + 1, 1)
+    } else {
+        first(year, month + 1)
+    };
+    (first(year, month), next)
+}
+
+async fn write_months(
+    txn: &impl ConnectionTrait,
+    customer_id: uuid::Uuid,
+    runs: &MonthRuns,
+) -> Result<(), AppError> {
+    execute(
+        txn,
+        "UPDATE customer_rollups SET order_months = ? WHERE customer_id = ?",
+        vec![runs.to_string().into(), customer_id.into()],
+        "keeping the months of a customer's orders",
     )
     .await
 }
@@ -180,15 +276,18 @@ pub async fn points_written(
     delta: i64,
     lifetime: i64,
 ) -> Result<Option<Kept>, AppError> {
-    execute_returning(
+    let written = write_returning(
         txn,
-        "UPDATE customer_rollups SET points_balance = points_balance + ?, \
-           points_lifetime = points_lifetime + ? WHERE customer_id = ? \
-         RETURNING points_lifetime, net",
+        &format!(
+            "UPDATE customer_rollups SET points_balance = points_balance + ?, \
+               points_lifetime = points_lifetime + ? WHERE customer_id = ? \
+             RETURNING {KEPT_COLUMNS}"
+        ),
         vec![delta.into(), lifetime.into(), customer_id.into()],
         "updating a customer's points in the rollup",
     )
-    .await
+    .await?;
+    Ok(written.map(|(kept, _)| kept))
 }
 
 async fn execute(
@@ -215,29 +314,35 @@ pub async fn kept(db: &impl ConnectionTrait, customer_id: Uuid) -> Result<Option
     let row = db
         .query_one_raw(statement(
             db.get_database_backend(),
-            "SELECT points_lifetime, net FROM customer_rollups WHERE customer_id = ?",
+            &format!("SELECT {KEPT_COLUMNS} FROM customer_rollups WHERE customer_id = ?"),
             vec![customer_id.into()],
         ))
         .await
         .context(what)?;
-    row.map(|row| kept_of(&row, what)).transpose()
+    row.map(|row| kept_of(&row, what).map(|(kept, _)| kept))
+        .transpose()
 }
 
-/// The `points_lifetime, net` a statement returned as its first two columns.
-fn kept_of(row: &sea_orm::QueryResult, what: &'static str) -> Result<Kept, AppError> {
-    Ok(Kept {
+/// The [`KEPT_COLUMNS`] a statement returned, and the runs of months they hold.
+fn kept_of(row: &sea_orm::QueryResult, what: &'static str) -> Result<(Kept, MonthRuns), AppError> {
+    let months: String = row.try_get_by_index(3).context(what)?;
+    let runs = MonthRuns::parse(&months).map_err(|e| AppError::internal(what, e))?;
+    let kept = Kept {
         points_lifetime: row.try_get_by_index(0).context(what)?,
         net: row.try_get_by_index(1).context(what)?,
-    })
+        kept_orders: row.try_get_by_index(2).context(what)?,
+        streak_months: runs.longest(),
+    };
+    Ok((kept, runs))
 }
 
-/// Runs a write that returns `points_lifetime, net` of the row it wrote.
-async fn execute_returning(
+/// Runs a write that returns the [`KEPT_COLUMNS`] of the row it wrote.
+async fn write_returning(
     txn: &impl ConnectionTrait,
     sql: &str,
     values: Vec<Value>,
     what: &'static str,
-) -> Result<Option<Kept>, AppError> {
+) -> Result<Option<(Kept, MonthRuns)>, AppError> {
     let written = txn
         .query_one_raw(statement(txn.get_database_backend(), sql, values))
         .await

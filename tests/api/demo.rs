@@ -120,6 +120,16 @@ async fn the_demo_covers_the_program_and_keeps_its_rules() {
         .await;
     data(&backdated);
     data(&app.refund_order("backdated-1", 1_000).await);
+    // An order wholly refunded, alone in its month: it leaves the kept orders and the months.
+    data(
+        &app.record_order_with(json!({
+            "externalId": "backdated-2", "customerExternalId": "demo-00001", "amount": 900,
+            "currency": "USD",
+            "placedAt": (app.clock_now() - chrono::Duration::days(700)).to_rfc3339(),
+        }))
+        .await,
+    );
+    data(&app.refund_order("backdated-2", 900).await);
     if let Some(waiting) = referral::Entity::find()
         .filter(referral::Column::Flagged.eq(true))
         .filter(referral::Column::ReviewedAt.is_null())
@@ -153,7 +163,18 @@ async fn the_demo_covers_the_program_and_keeps_its_rules() {
     );
 }
 
-type CustomerRollup = (uuid::Uuid, String, i32, i64, i64, i64, i64, i64);
+type CustomerRollup = (
+    uuid::Uuid,
+    String,
+    i32,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+);
 type PreviousOrder = (uuid::Uuid, Option<chrono::DateTime<chrono::Utc>>);
 
 async fn rollups(db: &DatabaseConnection) -> (Vec<CustomerRollup>, Vec<PreviousOrder>) {
@@ -162,7 +183,8 @@ async fn rollups(db: &DatabaseConnection) -> (Vec<CustomerRollup>, Vec<PreviousO
         .query_all_raw(tandem::db::statement(
             backend,
             "SELECT customer_id, channel, CASE WHEN referred THEN 1 ELSE 0 END, orders, gross, \
-               net, active_months, points_balance FROM customer_rollups ORDER BY customer_id",
+               net, active_months, points_balance, kept_orders, order_months \
+             FROM customer_rollups ORDER BY customer_id",
             Vec::new(),
         ))
         .await
@@ -179,6 +201,8 @@ async fn rollups(db: &DatabaseConnection) -> (Vec<CustomerRollup>, Vec<PreviousO
                 row.try_get_by_index(5).unwrap(),
                 row.try_get_by_index(6).unwrap(),
                 row.try_get_by_index(7).unwrap(),
+                row.try_get_by_index(8).unwrap(),
+                row.try_get_by_index(9).unwrap(),
             )
         })
         .collect();

@@ -710,6 +710,62 @@ async fn an_order_streak_badge_counts_consecutive_calendar_months() {
 }
 
 #[tokio::test]
+async fn a_wholly_refunded_order_leaves_the_order_and_streak_badges_and_a_partly_refunded_one_stays()
+ {
+    let app = TestApp::spawn().await;
+    create_badge(&app, "many", "ORDERS", 10).await;
+    create_badge(&app, "regular", "ORDER_STREAK_MONTHS", 6).await;
+    app.register_customer("ann", "ann@example.com").await;
+    let now = app.clock_now();
+    let order_in = |id: &str, months_ago: u32| {
+        let placed = now - chrono::Months::new(months_ago);
+        json!({ "externalId": id, "customerExternalId": "ann",
+            "amount": 1_000, "currency": "USD", "placedAt": placed.to_rfc3339() })
+    };
+    for (id, months_ago) in [("m3", 3), ("m2-a", 2), ("m2-b", 2), ("m1", 1)] {
+        data(&app.record_order_with(order_in(id, months_ago)).await);
+    }
+    let progress = |me: &Value| {
+        me["badgeProgress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["badge"]["key"].as_str().unwrap().to_owned(),
+                    p["current"].as_i64().unwrap(),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let measured = progress(&badges_of(&app, "ann").await);
+    assert_eq!((measured["many"], measured["regular"]), (4, 3));
+
+    data(&app.refund_order("m3", 400).await);
+    data(&app.refund_order("m2-b", 1_000).await);
+    let measured = progress(&badges_of(&app, "ann").await);
+    assert_eq!(
+        (measured["many"], measured["regular"]),
+        (3, 3),
+        "a partial refund keeps its order; a month keeps its run while another order is in it"
+    );
+    data(&app.refund_order("m2-a", 1_000).await);
+    let measured = progress(&badges_of(&app, "ann").await);
+    assert_eq!(
+        (measured["many"], measured["regular"]),
+        (2, 1),
+        "the month's last kept order refunded splits the run"
+    );
+    data(&app.record_order_with(order_in("m2-c", 2)).await);
+    let measured = progress(&badges_of(&app, "ann").await);
+    assert_eq!(
+        (measured["many"], measured["regular"]),
+        (3, 3),
+        "and an order joins it again"
+    );
+}
+
+#[tokio::test]
 async fn catalog_and_tier_inputs_out_of_range_are_refused() {
     let app = TestApp::spawn().await;
     let points_option = app
