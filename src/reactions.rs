@@ -70,11 +70,10 @@ impl Reactions for ProgramReactions<'_> {
             earning::on_reward(txn, event.held, &program.settings, event.now, reward).await?;
         }
         carts::convert_on_order(txn, event.now, self.clock_skew, order).await?;
-        loyalty::activity_under(txn, event.held, &program, event.now, order.customer_id).await?;
-        if let Some(referrer_id) = referral.qualified_for {
-            loyalty::activity_under(txn, event.held, &program, event.now, referrer_id).await?;
-        }
-        Ok(())
+        let evaluated: Vec<_> = std::iter::once(order.customer_id)
+            .chain(referral.qualified_for)
+            .collect();
+        loyalty::activity_under(txn, event.held, &program, event.now, &evaluated).await
     }
 
     async fn order_refunded(
@@ -114,7 +113,7 @@ impl Reactions for ProgramReactions<'_> {
             event.held,
             &program,
             event.now,
-            event.reward.customer_id,
+            &[event.reward.customer_id],
         )
         .await
     }
@@ -130,13 +129,12 @@ impl ProgramReactions<'_> {
         now: chrono::DateTime<chrono::Utc>,
         order: &crate::entities::order::Model,
     ) -> Result<(), AppError> {
-        loyalty::activity_under(txn, held, program, now, order.customer_id).await?;
-        if held.has_referrer(order.customer_id) == Some(false) {
-            return Ok(());
+        let mut evaluated = vec![order.customer_id];
+        if held.has_referrer(order.customer_id) != Some(false)
+            && let Some(referral) = referrals::qualified_by(txn, order.id).await?
+        {
+            evaluated.push(referral.referrer_id);
         }
-        if let Some(referral) = referrals::qualified_by(txn, order.id).await? {
-            loyalty::activity_under(txn, held, program, now, referral.referrer_id).await?;
-        }
-        Ok(())
+        loyalty::activity_under(txn, held, program, now, &evaluated).await
     }
 }

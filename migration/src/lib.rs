@@ -15,7 +15,7 @@ mod m20261130_000009_metrics_rollups;
 mod m20261130_000010_live_events;
 pub mod m20261202_000011_kept_points;
 mod m20261202_000012_program_version;
-mod m20261203_000013_kept_orders;
+mod m20261203_000013_kept_counters;
 pub mod rollups;
 
 pub struct Migrator;
@@ -36,7 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_live_events::Migration),
             Box::new(m20261202_000011_kept_points::Migration),
             Box::new(m20261202_000012_program_version::Migration),
-            Box::new(m20261203_000013_kept_orders::Migration),
+            Box::new(m20261203_000013_kept_counters::Migration),
         ]
     }
 }

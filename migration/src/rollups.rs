@@ -48,11 +48,12 @@ pub(crate) async fn rebuild_before_kept_points(db: &impl ConnectionTrait) -> Res
     run(db, "SELECT id FROM customers", Vec::new(), false).await
 }
 
-/// The statements that set `kept_orders` (orders not wholly refunded) and `order_months` (the
-/// runs of consecutive UTC calendar months with one of them, `first-last` month numbers in
-/// ascending order, as `tandem::rollups::months` writes them) of the customers `customers`
-/// selects, whose rows exist with both at their defaults (0 and '').
-pub fn kept_orders_statements(backend: DbBackend, customers: &str) -> Vec<String> {
+/// The statements that set `kept_orders` (orders not wholly refunded), `order_months` (the runs
+/// of consecutive UTC calendar months with one of them, `first-last` month numbers in ascending
+/// order, as `tandem::rollups::months` writes them) and `points_owed` (what debits still owe,
+/// from each entry's `remaining`) of the customers `customers` selects, whose rows exist with
+/// the first two at their defaults (0 and '').
+pub fn kept_counters_statements(backend: DbBackend, customers: &str) -> Vec<String> {
     let month = month_number(backend, "o.placed_at");
     // Consecutive months less their rank are equal within a run (gaps and islands).
     let aggregate = if backend == DbBackend::Postgres {
@@ -82,6 +83,12 @@ pub fn kept_orders_statements(backend: DbBackend, customers: &str) -> Vec<String
                          GROUP BY customer_id, run) runs \
                    GROUP BY customer_id) s \
              WHERE s.customer_id = customer_rollups.customer_id"
+        ),
+        format!(
+            "UPDATE customer_rollups SET points_owed = COALESCE((SELECT SUM(l.remaining) \
+               FROM points_ledger l WHERE l.customer_id = customer_rollups.customer_id \
+               AND l.remaining > 0 AND l.delta < 0), 0) \
+             WHERE customer_id IN ({customers})"
         ),
     ]
 }
@@ -150,7 +157,7 @@ async fn run(
             crate::m20261202_000011_kept_points::remaining_from_consumptions(customers),
         ]
         .into_iter()
-        .chain(kept_orders_statements(backend, customers))
+        .chain(kept_counters_statements(backend, customers))
         .collect()
     } else {
         vec![format!(

@@ -58,7 +58,15 @@ pub struct OrderItemView {
     pub quantity: Long,
 }
 
-pub struct Order(pub order::Model);
+pub struct Order(pub order::Model, Option<String>);
+
+impl Order {
+    /// The order; `customer_external_id` when the caller already has the buyer's externalId
+    /// (the request named them), which then needs no read.
+    pub fn new(order: order::Model, customer_external_id: Option<String>) -> Self {
+        Self(order, customer_external_id)
+    }
+}
 
 /// A purchase, as reported by the shop.
 #[Object]
@@ -73,6 +81,9 @@ impl Order {
     }
     /// The buyer's externalId.
     async fn customer_external_id(&self, ctx: &Context<'_>) -> Result<String> {
+        if let Some(known) = &self.1 {
+            return Ok(known.clone());
+        }
         Ok(loaders::customer(ctx, self.0.customer_id)
             .await?
             .external_id)
@@ -141,9 +152,10 @@ impl OrderMutation {
             cart_external_id: input.cart_external_id,
         }
         .check(&state.settings.currency)?;
-        Ok(Order(
-            service::record(&state.db, state.clock.as_ref(), &state.reactions(), new).await?,
-        ))
+        let buyer = new.customer_external_id.clone();
+        let order =
+            service::record(&state.db, state.clock.as_ref(), &state.reactions(), new).await?;
+        Ok(Order::new(order, Some(buyer)))
     }
 
     /// Refunds part or all of an order (service tokens). A refund that takes a qualifying order
@@ -169,6 +181,6 @@ impl OrderMutation {
             refund_id,
         )
         .await?;
-        Ok(Order(order))
+        Ok(Order::new(order, None))
     }
 }

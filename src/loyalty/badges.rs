@@ -2,6 +2,8 @@
 //! meets the rule. A badge created later reaches those who already meet it through a job that
 //! walks customers in batches, outside the admin's request.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -86,26 +88,43 @@ pub async fn awards_of_customers(
         .context("loading customers' badges")
 }
 
-/// Awards every badge whose rule the customer now meets, once each.
+/// The ids of the badges each of `customer_ids` holds, in one statement; none is read when the
+/// program has no badge.
+pub async fn held_by(
+    txn: &impl ConnectionTrait,
+    badges: &[badge::Model],
+    customer_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Uuid>>, AppError> {
+    let mut held: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    if badges.is_empty() || customer_ids.is_empty() {
+        return Ok(held);
+    }
+    let rows: Vec<(Uuid, Uuid)> = customer_badge::Entity::find()
+        .select_only()
+        .column(customer_badge::Column::CustomerId)
+        .column(customer_badge::Column::BadgeId)
+        .filter(customer_badge::Column::CustomerId.is_in(customer_ids.iter().copied()))
+        .into_tuple()
+        .all(txn)
+        .await
+        .context("loading the badges customers hold")?;
+    for (customer_id, badge_id) in rows {
+        held.entry(customer_id).or_default().push(badge_id);
+    }
+    Ok(held)
+}
+
+/// Awards every badge whose rule the customer now meets, once each; `held` are the ids of the
+/// badges they hold ([`held_by`]).
 pub async fn evaluate<C: ConnectionTrait>(
     txn: &C,
     badges: &[badge::Model],
     now: DateTime<Utc>,
     measures: &Measures<'_, C>,
     customer_id: Uuid,
+    held: &[Uuid],
 ) -> Result<(), AppError> {
-    if badges.is_empty() {
-        return Ok(());
-    }
-    // A badge once held is never re-measured: the facts behind it grow with history.
-    let held: Vec<Uuid> = customer_badge::Entity::find()
-        .select_only()
-        .column(customer_badge::Column::BadgeId)
-        .filter(customer_badge::Column::CustomerId.eq(customer_id))
-        .into_tuple()
-        .all(txn)
-        .await
-        .context("loading the badges a customer holds")?;
+    // A badge once held is never re-measured.
     for badge in badges.iter().filter(|b| !held.contains(&b.id)) {
         if measures.badge_value(badge.rule).await? >= badge.threshold {
             award(txn, now, customer_id, badge).await?;

@@ -121,10 +121,14 @@ pub async fn credit(
         created_at: now,
         remaining: credit.amount,
     };
-    if !insert(txn, held, &model).await? {
+    let Some(kept) = insert(txn, held, &model).await? else {
         return Ok(None);
-    }
+    };
     rank(txn, &model, now).await?;
+    if kept.is_some_and(|kept| kept.points_owed == 0) {
+        // The rollup keeps what debits owe: nothing, so there is no debt to read or pay.
+        return Ok(Some(model));
+    }
     let debts: Vec<(Uuid, i64)> = entry::Entity::find()
         .select_only()
         .column(entry::Column::Id)
@@ -154,6 +158,8 @@ pub async fn credit(
         let mut closed = paid.clone();
         closed.push((model.id, credit.amount - left));
         consume(txn, now, credit.customer_id, &consumptions, &closed).await?;
+        let kept = rollups::debts_paid(txn, credit.customer_id, credit.amount - left).await?;
+        held.keep(credit.customer_id, kept);
     }
     Ok(Some(model))
 }
@@ -244,7 +250,7 @@ pub async fn debit(
         created_at: now,
         remaining: wanted,
     };
-    if !insert(txn, held, &model).await? {
+    if insert(txn, held, &model).await?.is_none() {
         return Ok(None);
     }
     rank(txn, &model, now).await?;
@@ -367,11 +373,14 @@ async fn rank(
     .await
 }
 
+/// Writes the entry unless its source already wrote one, and its part of the rollup. Returns
+/// `None` for a replay, else what the rollup keeps after the write (`None` inside without a
+/// rollup row).
 async fn insert(
     txn: &impl ConnectionTrait,
     held: &Held,
     model: &entry::Model,
-) -> Result<bool, AppError> {
+) -> Result<Option<Option<rollups::Kept>>, AppError> {
     let written = entry::Entity::insert(model.clone().into_active_model())
         .on_conflict(
             OnConflict::columns([entry::Column::SourceKind, entry::Column::SourceId])
@@ -381,28 +390,30 @@ async fn insert(
         .exec_without_returning(txn)
         .await
         .context("writing a points ledger entry")?;
-    if written > 0 {
-        let lifetime = if counts_toward_lifetime(model.reason) {
-            model.delta
-        } else {
-            0
-        };
-        let kept = rollups::points_written(txn, model.customer_id, model.delta, lifetime).await?;
-        held.keep(model.customer_id, kept);
-        if model.delta > 0 {
-            live::publish(
-                txn,
-                &live::LiveEvent::Points {
-                    customer_id: model.customer_id,
-                    entry_id: model.id,
-                    delta: model.delta,
-                    at: model.created_at,
-                },
-            )
-            .await?;
-        }
+    if written == 0 {
+        return Ok(None);
     }
-    Ok(written > 0)
+    let lifetime = if counts_toward_lifetime(model.reason) {
+        model.delta
+    } else {
+        0
+    };
+    let owed = if model.delta < 0 { model.remaining } else { 0 };
+    let kept = rollups::points_written(txn, model.customer_id, model.delta, lifetime, owed).await?;
+    held.keep(model.customer_id, kept);
+    if model.delta > 0 {
+        live::publish(
+            txn,
+            &live::LiveEvent::Points {
+                customer_id: model.customer_id,
+                entry_id: model.id,
+                delta: model.delta,
+                at: model.created_at,
+            },
+        )
+        .await?;
+    }
+    Ok(Some(kept))
 }
 
 /// Records what debits consumed of lots (`(debit, lot, amount)`) and closes that much of each

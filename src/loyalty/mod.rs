@@ -37,20 +37,26 @@ pub async fn activity(
     customer_id: Uuid,
 ) -> Result<(), AppError> {
     let program = program::Program::load(txn).await?;
-    activity_under(txn, held, &program, now, customer_id).await
+    activity_under(txn, held, &program, now, &[customer_id]).await
 }
 
-/// [`activity`] under the configuration the caller has already read in this transaction.
+/// [`activity`] of each of `customer_ids`, under the configuration the caller has already read
+/// in this transaction; the badges they hold are read once for all of them.
 pub async fn activity_under<C: ConnectionTrait>(
     txn: &C,
     held: &Held,
     program: &program::Program,
     now: DateTime<Utc>,
-    customer_id: Uuid,
+    customer_ids: &[Uuid],
 ) -> Result<(), AppError> {
-    let measures = facts::Measures::new(txn, customer_id, held.kept(customer_id));
-    tiers::evaluate(txn, program, now, held.customer(customer_id)?, &measures).await?;
-    badges::evaluate(txn, &program.badges, now, &measures, customer_id).await
+    let held_badges = badges::held_by(txn, &program.badges, customer_ids).await?;
+    for &customer_id in customer_ids {
+        let measures = facts::Measures::new(txn, customer_id, held.kept(customer_id));
+        tiers::evaluate(txn, program, now, held.customer(customer_id)?, &measures).await?;
+        let holds = held_badges.get(&customer_id).map_or(&[][..], Vec::as_slice);
+        badges::evaluate(txn, &program.badges, now, &measures, customer_id, holds).await?;
+    }
+    Ok(())
 }
 
 /// The most points one adjustment may move.

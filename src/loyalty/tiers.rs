@@ -141,7 +141,10 @@ pub async fn delete(
         .rows()
     {
         let reason = format!("the {} tier was removed", doomed.name);
-        move_to(db, now, member, below.as_ref(), &reason, None).await?;
+        let mut row = RowChanges::default();
+        row.move_to(below.as_ref(), None);
+        row.write(db, member.id).await?;
+        record_period(db, now, member, below.as_ref(), &reason).await?;
     }
     tier::Entity::delete_by_id(id)
         .exec(db)
@@ -227,23 +230,18 @@ pub async fn evaluate<C: ConnectionTrait>(
     measures: &Measures<'_, C>,
 ) -> Result<(), AppError> {
     let (settings, tiers) = (&program.settings, &program.tiers);
-    let customer_id = customer.id;
     if tiers.is_empty() && customer.tier_id.is_none() {
         // Nothing to evaluate, and nothing the daily check would look at: no write on this path.
         return Ok(());
     }
+    let mut row = RowChanges::default();
     // The stamp only keeps the daily pass off customers evaluated lately: within the hour is
     // recent enough, and saves a write on every order.
     if customer
         .tier_checked_at
         .is_none_or(|at| now - at >= Duration::hours(1) || at > now)
     {
-        customer::Entity::update_many()
-            .col_expr(customer::Column::TierCheckedAt, Expr::value(now))
-            .filter(customer::Column::Id.eq(customer_id))
-            .exec(txn)
-            .await
-            .context("recording a tier evaluation")?;
+        row.checked_at = Some(now);
     }
     let metric = measures
         .tier_metric(
@@ -259,7 +257,9 @@ pub async fn evaluate<C: ConnectionTrait>(
     let (target_rank, current_rank) = (rank(target), rank(current));
     if target_rank > current_rank {
         let reason = format!("reached {metric} {}", unit(settings.tier_metric));
-        move_to(txn, now, customer, target, &reason, None).await?;
+        row.move_to(target, None);
+        row.write(txn, customer.id).await?;
+        record_period(txn, now, customer, target, &reason).await?;
         if let Some(reached) = target {
             announce(txn, now, customer, reached).await?;
         }
@@ -267,20 +267,20 @@ pub async fn evaluate<C: ConnectionTrait>(
     }
     if target_rank == current_rank || settings.tier_downgrade == TierDowngrade::Never {
         if customer.tier_below_since.is_some() {
-            set_below_since(txn, customer.id, None).await?;
+            row.below_since = Some(None);
         }
-        return Ok(());
+        return row.write(txn, customer.id).await;
     }
     let below_since = match customer.tier_below_since {
         Some(since) => since,
         None => {
-            set_below_since(txn, customer.id, Some(now)).await?;
+            row.below_since = Some(Some(now));
             now
         }
     };
     let grace = Duration::days(i64::from(settings.tier_grace_days));
     if now - below_since < grace {
-        return Ok(());
+        return row.write(txn, customer.id).await;
     }
     let new = match settings.tier_downgrade {
         TierDowngrade::DropOne => tiers.iter().rev().find(|t| t.threshold < current_rank),
@@ -293,47 +293,67 @@ pub async fn evaluate<C: ConnectionTrait>(
     );
     // Still above what the metric supports: the next drop waits for another grace period.
     let still_above = rank(new) > target_rank;
-    move_to(txn, now, customer, new, &reason, still_above.then_some(now)).await?;
-    Ok(())
+    row.move_to(new, still_above.then_some(now));
+    row.write(txn, customer.id).await?;
+    record_period(txn, now, customer, new, &reason).await
 }
 
-async fn set_below_since(
-    txn: &impl ConnectionTrait,
-    customer_id: Uuid,
-    since: Option<DateTime<Utc>>,
-) -> Result<(), AppError> {
-    customer::Entity::update_many()
-        .col_expr(customer::Column::TierBelowSince, Expr::value(since))
-        .filter(customer::Column::Id.eq(customer_id))
-        .exec(txn)
-        .await
-        .context("recording when a customer fell below their tier")?;
-    Ok(())
+/// What an evaluation changes in the customer's row, written in one statement at its end.
+#[derive(Debug, Default)]
+struct RowChanges {
+    checked_at: Option<DateTime<Utc>>,
+    tier_id: Option<Option<Uuid>>,
+    below_since: Option<Option<DateTime<Utc>>>,
 }
 
-/// Puts the customer in `tier` (or none), closing the current period and opening the next.
-async fn move_to(
+impl RowChanges {
+    fn move_to(&mut self, tier: Option<&tier::Model>, below_since: Option<DateTime<Utc>>) {
+        self.tier_id = Some(tier.map(|t| t.id));
+        self.below_since = Some(below_since);
+    }
+
+    async fn write(self, txn: &impl ConnectionTrait, customer_id: Uuid) -> Result<(), AppError> {
+        if self.checked_at.is_none() && self.tier_id.is_none() && self.below_since.is_none() {
+            return Ok(());
+        }
+        let mut update = customer::Entity::update_many();
+        if let Some(at) = self.checked_at {
+            update = update.col_expr(customer::Column::TierCheckedAt, Expr::value(at));
+        }
+        if let Some(tier_id) = self.tier_id {
+            update = update.col_expr(customer::Column::TierId, Expr::value(tier_id));
+        }
+        if let Some(since) = self.below_since {
+            update = update.col_expr(customer::Column::TierBelowSince, Expr::value(since));
+        }
+        update
+            .filter(customer::Column::Id.eq(customer_id))
+            .exec(txn)
+            .await
+            .context("recording a customer's tier evaluation")?;
+        Ok(())
+    }
+}
+
+/// The history of a move of `customer` (as locked, before the move) to `tier`: the open period
+/// closed, and one opened for the new tier. A customer without a tier has no open period:
+/// periods are opened only for a tier.
+async fn record_period(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     customer: &customer::Model,
     tier: Option<&tier::Model>,
     reason: &str,
-    below_since: Option<DateTime<Utc>>,
 ) -> Result<(), AppError> {
-    customer::Entity::update_many()
-        .col_expr(customer::Column::TierId, Expr::value(tier.map(|t| t.id)))
-        .col_expr(customer::Column::TierBelowSince, Expr::value(below_since))
-        .filter(customer::Column::Id.eq(customer.id))
-        .exec(txn)
-        .await
-        .context("changing a customer's tier")?;
-    tier_period::Entity::update_many()
-        .col_expr(tier_period::Column::EndedAt, Expr::value(now))
-        .filter(tier_period::Column::CustomerId.eq(customer.id))
-        .filter(tier_period::Column::EndedAt.is_null())
-        .exec(txn)
-        .await
-        .context("closing a tier period")?;
+    if customer.tier_id.is_some() {
+        tier_period::Entity::update_many()
+            .col_expr(tier_period::Column::EndedAt, Expr::value(now))
+            .filter(tier_period::Column::CustomerId.eq(customer.id))
+            .filter(tier_period::Column::EndedAt.is_null())
+            .exec(txn)
+            .await
+            .context("closing a tier period")?;
+    }
     if let Some(tier) = tier {
         tier_period::ActiveModel {
             id: Set(Uuid::now_v7()),

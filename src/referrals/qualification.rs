@@ -126,14 +126,25 @@ pub async fn on_order(
         return Ok(Outcome::default());
     }
 
-    let won = referral::Entity::update_many()
+    // Paid in full now (no review, no hold): the referral goes PENDING → REWARDED in one
+    // write, through QUALIFIED as its events and decisions tell.
+    let paid_now = !referral.flagged && campaign.hold_days == 0;
+    let mut qualify = referral::Entity::update_many()
         .col_expr(
             referral::Column::Status,
-            Expr::value(ReferralStatus::Qualified),
+            Expr::value(if paid_now {
+                ReferralStatus::Rewarded
+            } else {
+                ReferralStatus::Qualified
+            }),
         )
         .col_expr(referral::Column::QualifyingOrderId, Expr::value(order.id))
         .col_expr(referral::Column::QualifiedAt, Expr::value(now))
-        .col_expr(referral::Column::UpdatedAt, Expr::value(now))
+        .col_expr(referral::Column::UpdatedAt, Expr::value(now));
+    if paid_now {
+        qualify = qualify.col_expr(referral::Column::RewardedAt, Expr::value(now));
+    }
+    let won = qualify
         .filter(referral::Column::Id.eq(referral.id))
         .filter(referral::Column::Status.eq(ReferralStatus::Pending))
         .exec(txn)
@@ -184,7 +195,7 @@ pub async fn on_order(
     }
     Ok(Outcome {
         qualified_for,
-        rewards: pay(txn, held, now, &referral, &campaign).await?,
+        rewards: pay(txn, held, now, &referral, &campaign, paid_now).await?,
     })
 }
 
@@ -221,13 +232,15 @@ async fn reject(
 /// Creates both sides' rewards (and a milestone bonus when one is reached) for a QUALIFIED
 /// referral, issued at once or held for the campaign's hold days. Each reward's natural key makes
 /// this safe to call twice. Returns the rewards issued now, for the caller to announce as
-/// ReferralRewarded.
+/// ReferralRewarded. `marked_rewarded`: the caller already moved the referral to REWARDED in
+/// the write that qualified it (rewards issued at once), so only its event is left to publish.
 pub async fn pay(
     txn: &impl ConnectionTrait,
     held: &Held,
     now: DateTime<Utc>,
     referral: &referral::Model,
     campaign: &campaign::Model,
+    marked_rewarded: bool,
 ) -> Result<Vec<reward::Model>, AppError> {
     // The referrer's row is the lock that serializes the cap and milestone counts of one
     // referrer's referrals qualifying at the same time.
@@ -255,21 +268,13 @@ pub async fn pay(
     granted_now.extend(referee_reward);
 
     // Caps and milestones count within this campaign: a new campaign starts every referrer at 0.
-    let campaign_referrals = referral::Entity::find()
-        .select_only()
-        .column(referral::Column::Id)
-        .filter(referral::Column::ReferrerId.eq(referral.referrer_id))
-        .filter(referral::Column::CampaignId.eq(campaign.id))
-        .into_query();
-    let earned = reward::Entity::find()
-        .filter(reward::Column::ReferralId.in_subquery(campaign_referrals))
-        .filter(reward::Column::Side.eq(RewardSide::Referrer))
-        .filter(reward::Column::Status.ne(RewardStatus::Reversed))
-        .count(txn)
-        .await
-        .context("counting a referrer's rewards")?;
-    match campaign.max_rewards_per_referrer {
-        Some(cap) if earned >= cap as u64 => {
+    // Each count is read only when the campaign has what it is for.
+    let earned = match campaign.max_rewards_per_referrer {
+        Some(_) => Some(referrer_rewards_in(txn, referral.referrer_id, campaign.id).await?),
+        None => None,
+    };
+    match (campaign.max_rewards_per_referrer, earned) {
+        (Some(cap), Some(earned)) if earned >= cap as u64 => {
             notes.push(Decision::new(
                 rule::REFERRER_CAP,
                 DecisionOutcome::Skipped,
@@ -296,17 +301,13 @@ pub async fn pay(
         }
     }
 
-    let successful = referral::Entity::find()
-        .filter(referral::Column::ReferrerId.eq(referral.referrer_id))
-        .filter(referral::Column::CampaignId.eq(campaign.id))
-        .filter(
-            referral::Column::Status.is_in([ReferralStatus::Qualified, ReferralStatus::Rewarded]),
-        )
-        .filter(referral::Column::Flagged.eq(false))
-        .count(txn)
-        .await
-        .context("counting a referrer's successful referrals")?;
-    for milestone in campaigns::milestones(campaign) {
+    let milestones = campaigns::milestones(campaign);
+    let successful = if milestones.is_empty() {
+        0
+    } else {
+        successful_in(txn, referral.referrer_id, campaign.id).await?
+    };
+    for milestone in milestones {
         // Reached at `>=`, so a count that passed N while another referral was reversed still
         // pays it; the reward's unique key pays it once.
         if u64::try_from(milestone.referrals).is_ok_and(|n| n > successful) {
@@ -345,7 +346,11 @@ pub async fn pay(
 
     match release_at {
         None => {
-            mark_rewarded(txn, now, referral.id).await?;
+            if marked_rewarded {
+                live::referral_changed(txn, referral.id, ReferralStatus::Rewarded, now).await?;
+            } else {
+                mark_rewarded(txn, now, referral.id).await?;
+            }
             notes.push(Decision::new(
                 rule::REWARDS,
                 DecisionOutcome::Recorded,
@@ -365,6 +370,45 @@ pub async fn pay(
     decisions::record_all(txn, referral.id, notes, now).await?;
     granted_now.retain(|r| r.status == RewardStatus::Issued);
     Ok(granted_now)
+}
+
+/// The referrer's rewards for referrals of the campaign that were not reversed.
+async fn referrer_rewards_in(
+    txn: &impl ConnectionTrait,
+    referrer_id: Uuid,
+    campaign_id: Uuid,
+) -> Result<u64, AppError> {
+    let campaign_referrals = referral::Entity::find()
+        .select_only()
+        .column(referral::Column::Id)
+        .filter(referral::Column::ReferrerId.eq(referrer_id))
+        .filter(referral::Column::CampaignId.eq(campaign_id))
+        .into_query();
+    reward::Entity::find()
+        .filter(reward::Column::ReferralId.in_subquery(campaign_referrals))
+        .filter(reward::Column::Side.eq(RewardSide::Referrer))
+        .filter(reward::Column::Status.ne(RewardStatus::Reversed))
+        .count(txn)
+        .await
+        .context("counting a referrer's rewards")
+}
+
+/// The referrer's unflagged referrals of the campaign that qualified and were not reversed.
+async fn successful_in(
+    txn: &impl ConnectionTrait,
+    referrer_id: Uuid,
+    campaign_id: Uuid,
+) -> Result<u64, AppError> {
+    referral::Entity::find()
+        .filter(referral::Column::ReferrerId.eq(referrer_id))
+        .filter(referral::Column::CampaignId.eq(campaign_id))
+        .filter(
+            referral::Column::Status.is_in([ReferralStatus::Qualified, ReferralStatus::Rewarded]),
+        )
+        .filter(referral::Column::Flagged.eq(false))
+        .count(txn)
+        .await
+        .context("counting a referrer's successful referrals")
 }
 
 /// QUALIFIED → REWARDED, once.

@@ -176,7 +176,7 @@ pub async fn review(
         && reviewed.status == ReferralStatus::Qualified
         && let Some(campaign) = campaign
     {
-        for reward in qualification::pay(&txn, &held, now, &reviewed, &campaign).await? {
+        for reward in qualification::pay(&txn, &held, now, &reviewed, &campaign, false).await? {
             reactions
                 .referral_rewarded(
                     &txn,

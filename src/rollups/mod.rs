@@ -139,10 +139,12 @@ pub struct Kept {
     pub kept_orders: i64,
     /// The longest run of consecutive calendar months with one of those orders.
     pub streak_months: i64,
+    /// What the customer's debits still owe (points taken back beyond what they held).
+    pub points_owed: i64,
 }
 
 /// What each write below returns, and [`kept`] reads, in [`kept_of`]'s order.
-const KEPT_COLUMNS: &str = "points_lifetime, net, kept_orders, order_months";
+const KEPT_COLUMNS: &str = "points_lifetime, net, kept_orders, order_months, points_owed";
 
 /// An order of `amount` placed at `placed_at` by `customer`.
 pub async fn order_recorded(
@@ -269,22 +271,47 @@ async fn write_months(
 }
 
 /// A points ledger entry of `delta` was written for the customer, `lifetime` of it counting
-/// toward what they have earned.
+/// toward what they have earned and `owed` of it left owing (a debit the lots did not cover).
 pub async fn points_written(
     txn: &impl ConnectionTrait,
     customer_id: Uuid,
     delta: i64,
     lifetime: i64,
+    owed: i64,
 ) -> Result<Option<Kept>, AppError> {
     let written = write_returning(
         txn,
         &format!(
             "UPDATE customer_rollups SET points_balance = points_balance + ?, \
-               points_lifetime = points_lifetime + ? WHERE customer_id = ? \
-             RETURNING {KEPT_COLUMNS}"
+               points_lifetime = points_lifetime + ?, points_owed = points_owed + ? \
+             WHERE customer_id = ? RETURNING {KEPT_COLUMNS}"
         ),
-        vec![delta.into(), lifetime.into(), customer_id.into()],
+        vec![
+            delta.into(),
+            lifetime.into(),
+            owed.into(),
+            customer_id.into(),
+        ],
         "updating a customer's points in the rollup",
+    )
+    .await?;
+    Ok(written.map(|(kept, _)| kept))
+}
+
+/// A credit paid `paid` of what the customer's debits owed.
+pub async fn debts_paid(
+    txn: &impl ConnectionTrait,
+    customer_id: Uuid,
+    paid: i64,
+) -> Result<Option<Kept>, AppError> {
+    let written = write_returning(
+        txn,
+        &format!(
+            "UPDATE customer_rollups SET points_owed = points_owed - ? \
+             WHERE customer_id = ? RETURNING {KEPT_COLUMNS}"
+        ),
+        vec![paid.into(), customer_id.into()],
+        "paying a customer's debts in the rollup",
     )
     .await?;
     Ok(written.map(|(kept, _)| kept))
@@ -332,6 +359,7 @@ fn kept_of(row: &sea_orm::QueryResult, what: &'static str) -> Result<(Kept, Mont
         net: row.try_get_by_index(1).context(what)?,
         kept_orders: row.try_get_by_index(2).context(what)?,
         streak_months: runs.longest(),
+        points_owed: row.try_get_by_index(4).context(what)?,
     };
     Ok((kept, runs))
 }

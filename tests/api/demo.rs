@@ -174,6 +174,7 @@ type CustomerRollup = (
     i64,
     i64,
     String,
+    i64,
 );
 type PreviousOrder = (uuid::Uuid, Option<chrono::DateTime<chrono::Utc>>);
 
@@ -183,7 +184,7 @@ async fn rollups(db: &DatabaseConnection) -> (Vec<CustomerRollup>, Vec<PreviousO
         .query_all_raw(tandem::db::statement(
             backend,
             "SELECT customer_id, channel, CASE WHEN referred THEN 1 ELSE 0 END, orders, gross, \
-               net, active_months, points_balance, kept_orders, order_months \
+               net, active_months, points_balance, kept_orders, order_months, points_owed \
              FROM customer_rollups ORDER BY customer_id",
             Vec::new(),
         ))
@@ -203,6 +204,7 @@ async fn rollups(db: &DatabaseConnection) -> (Vec<CustomerRollup>, Vec<PreviousO
                 row.try_get_by_index(7).unwrap(),
                 row.try_get_by_index(8).unwrap(),
                 row.try_get_by_index(9).unwrap(),
+                row.try_get_by_index(10).unwrap(),
             )
         })
         .collect();

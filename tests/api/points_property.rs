@@ -3,7 +3,7 @@
 //! the policy written here from the rules in docs/loyalty.md. After every step the balance and the
 //! pending points the API reports equal the model's, the ledger's sum equals the lots'
 //! remainders less the debt, and every kept value (each entry's `remaining`, the rollup's points
-//! held and lifetime points) equals its recomputation from the whole ledger.
+//! held, lifetime points and what debits owe) equals its recomputation from the whole ledger.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -285,5 +285,14 @@ async fn assert_kept_values_equal_the_history(
         kept,
         balance::recomputed(&account, now),
         "{context}: kept points"
+    );
+    let rollup = tandem::rollups::kept(db, customer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rollup.points_lifetime, rollup.points_owed),
+        (account.lifetime(None), debts.values().sum::<i64>()),
+        "{context}: kept lifetime points and what debits owe"
     );
 }

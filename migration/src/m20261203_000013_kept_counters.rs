@@ -1,10 +1,11 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, Statement};
 
-/// Order badges whose reads do not grow with a customer's history: each customer's rollup keeps
+/// Counters whose reads do not grow with a customer's history, kept in each customer's rollup:
 /// how many of their orders were not wholly refunded (`kept_orders`) and the runs of calendar
 /// months with one of them (`order_months`), which the ORDERS and ORDER_STREAK_MONTHS badges
-/// measure. This step fills both from the orders.
+/// measure, and what their debits still owe (`points_owed`), which tells a credit whether it has
+/// a debt to pay. This step fills them from the orders and the ledger.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -37,16 +38,33 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(CustomerRollups::Table)
+                    .add_column(
+                        ColumnDef::new(CustomerRollups::PointsOwed)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         let db = manager.get_connection();
         let backend = db.get_database_backend();
-        for sql in crate::rollups::kept_orders_statements(backend, "SELECT id FROM customers") {
+        for sql in crate::rollups::kept_counters_statements(backend, "SELECT id FROM customers") {
             db.execute_raw(Statement::from_string(backend, sql)).await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [CustomerRollups::OrderMonths, CustomerRollups::KeptOrders] {
+        for column in [
+            CustomerRollups::PointsOwed,
+            CustomerRollups::OrderMonths,
+            CustomerRollups::KeptOrders,
+        ] {
             manager
                 .alter_table(
                     Table::alter()
@@ -65,4 +83,5 @@ enum CustomerRollups {
     Table,
     KeptOrders,
     OrderMonths,
+    PointsOwed,
 }
