@@ -12,45 +12,34 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(CustomerRollups::Table)
-                    .add_column(
-                        ColumnDef::new(CustomerRollups::KeptOrders)
-                            .big_integer()
-                            .not_null()
-                            .default(0),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(CustomerRollups::Table)
-                    .add_column(
-                        ColumnDef::new(CustomerRollups::OrderMonths)
-                            .text()
-                            .not_null()
-                            .default(""),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(CustomerRollups::Table)
-                    .add_column(
-                        ColumnDef::new(CustomerRollups::PointsOwed)
-                            .big_integer()
-                            .not_null()
-                            .default(0),
-                    )
-                    .to_owned(),
-            )
-            .await?;
+        let columns = [
+            ColumnDef::new(CustomerRollups::KeptOrders)
+                .big_integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+            ColumnDef::new(CustomerRollups::OrderMonths)
+                .text()
+                .not_null()
+                .default("")
+                .to_owned(),
+            ColumnDef::new(CustomerRollups::PointsOwed)
+                .big_integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+        ];
+        // One column a statement: SQLite adds one at a time.
+        for mut column in columns {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(CustomerRollups::Table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+        }
         let db = manager.get_connection();
         let backend = db.get_database_backend();
         for sql in crate::rollups::kept_counters_statements(backend, "SELECT id FROM customers") {
