@@ -125,7 +125,9 @@ def main():
         # the UPDATE that qualifies it and the reward rows.
         for sql, params in found:
             if sql.startswith('UPDATE "referrals" SET "status" = $1, "qualifying_order_id"'):
-                known[literal_text(params[5])] = ":r_id::uuid"
+                # The referral's id is whatever `"referrals"."id"` is compared with.
+                n = int(re.search(r'"referrals"\."id" = \$(\d+)', sql).group(1))
+                known[literal_text(params[n])] = ":r_id::uuid"
             if sql.startswith('INSERT INTO "rewards"'):
                 side = literal_text(params[4])
                 if side == "REFERRER":
@@ -147,6 +149,11 @@ def main():
         body = []
         for index, (sql, params) in enumerate(found):
             line = generaliser.sql(sql, params)
+            if gsets.get(index) == "c_" and " OR " in sql:
+                # The lock returns the buyer and their referrer; `\\gset` takes one row, so the
+                # same locking statement is wrapped to hand on the buyer's.
+                line = (f"SELECT * FROM ({line}) AS held "
+                        f"WHERE held.external_id = concat('pf', :f::text)")
             if index in gsets:
                 line += f" \\gset {gsets[index]}"
             else:

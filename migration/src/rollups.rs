@@ -1,5 +1,5 @@
 //! The metrics rollups, computed from scratch: what migration 9 fills them with, and what
-//! `tandem rollups rebuild` writes after data was loaded around the API (a bulk import). The
+//! `tandem rebuild-rollups` writes after data was loaded around the API (a bulk import). The
 //! application keeps them current in each writing transaction; a rebuild over the same data
 //! gives the same rows, and a test holds the two to that.
 

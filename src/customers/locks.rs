@@ -11,10 +11,8 @@
 //! Two transactions that lock sets of customers this way cannot wait for each other in a
 //! cycle: each waits only for a row with a higher id than every row it holds.
 
-use sea_orm::sea_query::{LockType, Query, SimpleExpr};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::sea_query::{LockType, Query, SimpleExpr, UnionType};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -180,7 +178,9 @@ pub async fn customer_and_referrer(
 }
 
 /// Locks the customers `customer` selects and whoever referred them (the referrals `referee`
-/// selects), ascending by id, in one statement.
+/// selects), ascending by id, in one statement. The ids come from a `UNION ALL` of two indexed
+/// look-ups: written as `customer OR id IN (referrers)`, PostgreSQL scanned every customer (9.6
+/// ms an order with 35,000 customers, the limit of `recordOrder` under load).
 async fn with_referrer(
     txn: &impl ConnectionTrait,
     customer: SimpleExpr,
@@ -191,12 +191,14 @@ async fn with_referrer(
         .from(referral::Entity)
         .and_where(referee)
         .to_owned();
+    let ids = Query::select()
+        .column(customer::Column::Id)
+        .from(customer::Entity)
+        .and_where(customer)
+        .union(UnionType::All, referrer)
+        .to_owned();
     let rows = customer::Entity::find()
-        .filter(
-            Condition::any()
-                .add(customer)
-                .add(customer::Column::Id.in_subquery(referrer)),
-        )
+        .filter(customer::Column::Id.in_subquery(ids))
         .order_by_asc(customer::Column::Id)
         .lock(LockType::NoKeyUpdate)
         .all(txn)

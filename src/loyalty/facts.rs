@@ -171,7 +171,7 @@ fn of_kept(rule: BadgeRule, kept: Kept) -> i64 {
 
 /// A kept rule of a customer without a rollup row (data loaded around the API and not rebuilt):
 /// spend and points from their tables; orders and streaks, which only the rollup keeps, 0 until
-/// `tandem rollups rebuild`.
+/// `tandem rebuild-rollups`.
 async fn without_rollup(
     db: &impl ConnectionTrait,
     customer_id: Uuid,

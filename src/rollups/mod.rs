@@ -383,11 +383,11 @@ async fn write_returning(
 }
 
 fn missing_row(what: &'static str) {
-    // Only data loaded around the API (and not followed by `tandem rollups rebuild`) lacks its
+    // Only data loaded around the API (and not followed by `tandem rebuild-rollups`) lacks its
     // row; the write itself must not fail for that.
     tracing::warn!(
         what,
-        "a customer has no rollup row; run `tandem rollups rebuild`"
+        "a customer has no rollup row; run `tandem rebuild-rollups`"
     );
 }
 
