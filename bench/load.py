@@ -15,7 +15,9 @@ years, a referral a fifth of them), rebuilds the rollups, and then measures:
 - `me` (referral code, points, tier) with 2,000 customer tokens, beside `raw_me`, a minimal
   actix-web + sea-orm handler doing the same reads;
 - `recordOrder`: each friend's first order, which qualifies their referral and rewards both
-  sides, beside pgbench running the statements Tandem sends for it (bench/load/record_order.sql);
+  sides, beside pgbench running the statements Tandem sends for it (bench/load/record_order.sql),
+  and the floor of a committed write: pgbench running one single-row INSERT a transaction
+  (bench/load/floor.sql, durable, default settings) at the same connections;
 - `trackReferralClick` with a service token, beside pgbench running its statements;
 - `referralMetrics` over October 2026, beside pgbench running the hand-written SQL of
   bench/metrics.py over the same month.
@@ -58,6 +60,8 @@ ME = "{ me { referralCode pointsBalance tier { name } } }"
 MONTH = ("2026-10-01T00:00:00+00:00", "2026-11-01T00:00:00+00:00")
 CASES = ("me", "recordOrder", "trackReferralClick", "referralMetrics")
 TARGETS = {"me": 0.8, "recordOrder": 0.4}
+# Issue 21: qualifying orders at least this share of the single-insert floor.
+FLOOR_TARGET = 0.10
 P99_TARGET_MS, IDLE_RSS_TARGET_MB, COLD_START_TARGET_S = 50, 50, 1.0
 
 
@@ -366,6 +370,9 @@ def measure(args):
                             ("friends", pgbench_per_client * args.connections)],
                            transactions=pgbench_per_client)
         cases.append(("recordOrder", order, "pgbench, the same statements", baseline))
+        log("pgbench: the floor of a committed write (a single-row INSERT a transaction) ...")
+        psql(database_url, "CREATE TABLE IF NOT EXISTS bench_floor (id uuid PRIMARY KEY, at timestamptz NOT NULL)")
+        results["floor"] = pgbench(database_url, HERE / "floor.sql", args)
     if "trackReferralClick" in wanted:
         log("pgbench: trackReferralClick's statements ...")
         baseline = pgbench(database_url, HERE / "track_click.sql", args, [("customers", CUSTOMERS)])
@@ -396,6 +403,12 @@ def verdicts(results):
                      f"{'met' if ok else 'MISSED'}")
         if case["api"]["failures"]:
             lines.append(f"{case['name']}: {case['api']['failures']} FAILED responses, e.g. {case['api'].get('sample')}")
+    floor = results.get("floor")
+    order = next((c for c in results["cases"] if c["name"] == "recordOrder"), None)
+    if floor and order:
+        ratio = order["api"]["rps"] / floor["rps"]
+        lines.append(f"recordOrder (qualifying first orders) at {ratio:.2f}x the single-insert floor "
+                     f"(target {FLOOR_TARGET}x): {'met' if ratio >= FLOOR_TARGET else 'MISSED'}")
     lines.append(f"idle RSS {results['idle_rss_mb']:.1f} MB (target <= {IDLE_RSS_TARGET_MB} MB): "
                  f"{'met' if results['idle_rss_mb'] <= IDLE_RSS_TARGET_MB else 'MISSED'}")
     lines.append(f"cold start {results['cold_start_s'] * 1000:.0f} ms (target < {COLD_START_TARGET_S * 1000:.0f} ms): "
@@ -426,6 +439,9 @@ def report(results):
         *notes,
         f"- Cold start to `/ready` on the seeded database: {results['cold_start_s'] * 1000:.0f} ms (median of 5).",
         f"- Idle RSS 3 s after start: {results['idle_rss_mb']:.1f} MB.",
+        *([f"- The floor of a committed write (pgbench, one single-row INSERT a transaction, "
+           f"durable): {results['floor']['rps']:,.0f} a second, p50 {results['floor']['p50']:.1f} ms, "
+           f"p99 {results['floor']['p99']:.1f} ms."] if results.get("floor") else []),
         "",
         *[f"- {line}" for line in verdicts(results)],
     ])

@@ -149,7 +149,7 @@ def main():
         body = []
         for index, (sql, params) in enumerate(found):
             line = generaliser.sql(sql, params)
-            if gsets.get(index) == "c_" and " OR " in sql:
+            if gsets.get(index) == "c_" and ("UNION ALL" in sql or " OR " in sql):
                 # The lock returns the buyer and their referrer; `\\gset` takes one row, so the
                 # same locking statement is wrapped to hand on the buyer's.
                 line = (f"SELECT * FROM ({line}) AS held "

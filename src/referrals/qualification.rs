@@ -248,24 +248,18 @@ pub async fn pay(
     let release_at =
         (campaign.hold_days > 0).then(|| now + Duration::days(i64::from(campaign.hold_days)));
     let mut notes = Vec::new();
-    let mut granted_now = Vec::new();
-
-    let referee_reward = rewards::grant(
-        txn,
-        now,
-        Grant {
-            customer_id: referral.referee_id,
-            referral_id: Some(referral.id),
-            side: RewardSide::Referee,
-            rule: campaigns::referee_reward(campaign),
-            dedupe_key: format!("referral:{}:REFEREE", referral.id),
-            milestone: None,
-            release_at,
-            customer: Some(held.customer(referral.referee_id)?.clone()),
-        },
-    )
-    .await?;
-    granted_now.extend(referee_reward);
+    // Every reward this payment makes goes in one insert, in this order: the friend's, the
+    // referrer's (unless capped), the milestone bonuses reached.
+    let mut grants = vec![Grant {
+        customer_id: referral.referee_id,
+        referral_id: Some(referral.id),
+        side: RewardSide::Referee,
+        rule: campaigns::referee_reward(campaign),
+        dedupe_key: format!("referral:{}:REFEREE", referral.id),
+        milestone: None,
+        release_at,
+        customer: Some(held.customer(referral.referee_id)?.clone()),
+    }];
 
     // Caps and milestones count within this campaign: a new campaign starts every referrer at 0.
     // Each count is read only when the campaign has what it is for.
@@ -281,24 +275,16 @@ pub async fn pay(
                 format!("the referrer already earned {earned} referral rewards; the campaign caps them at {cap}, so only the friend is rewarded"),
             ));
         }
-        _ => {
-            let referrer_reward = rewards::grant(
-                txn,
-                now,
-                Grant {
-                    customer_id: referral.referrer_id,
-                    referral_id: Some(referral.id),
-                    side: RewardSide::Referrer,
-                    rule: campaigns::referrer_reward(campaign),
-                    dedupe_key: format!("referral:{}:REFERRER", referral.id),
-                    milestone: None,
-                    release_at,
-                    customer: Some(held.customer(referral.referrer_id)?.clone()),
-                },
-            )
-            .await?;
-            granted_now.extend(referrer_reward);
-        }
+        _ => grants.push(Grant {
+            customer_id: referral.referrer_id,
+            referral_id: Some(referral.id),
+            side: RewardSide::Referrer,
+            rule: campaigns::referrer_reward(campaign),
+            dedupe_key: format!("referral:{}:REFERRER", referral.id),
+            milestone: None,
+            release_at,
+            customer: Some(held.customer(referral.referrer_id)?.clone()),
+        }),
     }
 
     let milestones = campaigns::milestones(campaign);
@@ -313,35 +299,37 @@ pub async fn pay(
         if u64::try_from(milestone.referrals).is_ok_and(|n| n > successful) {
             continue;
         }
-        let granted = rewards::grant(
-            txn,
-            now,
-            Grant {
-                customer_id: referral.referrer_id,
-                referral_id: Some(referral.id),
-                side: RewardSide::Milestone,
-                rule: milestone.reward,
-                dedupe_key: format!(
-                    "milestone:{}:{}:{}",
-                    referral.referrer_id, campaign.id, milestone.referrals
-                ),
-                milestone: Some(milestone.referrals),
-                release_at,
-                customer: Some(held.customer(referral.referrer_id)?.clone()),
-            },
-        )
-        .await?;
-        if let Some(bonus) = granted {
-            granted_now.push(bonus);
-            notes.push(Decision::new(
-                rule::MILESTONE,
-                DecisionOutcome::Recorded,
-                format!(
-                    "the referrer reached {} successful referrals: milestone bonus",
-                    milestone.referrals
-                ),
-            ));
-        }
+        grants.push(Grant {
+            customer_id: referral.referrer_id,
+            referral_id: Some(referral.id),
+            side: RewardSide::Milestone,
+            rule: milestone.reward,
+            dedupe_key: format!(
+                "milestone:{}:{}:{}",
+                referral.referrer_id, campaign.id, milestone.referrals
+            ),
+            milestone: Some(milestone.referrals),
+            release_at,
+            customer: Some(held.customer(referral.referrer_id)?.clone()),
+        });
+    }
+    let mut granted_now: Vec<reward::Model> = rewards::grant_all(txn, now, grants)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    for bonus in granted_now
+        .iter()
+        .filter(|r| r.side == RewardSide::Milestone)
+    {
+        notes.push(Decision::new(
+            rule::MILESTONE,
+            DecisionOutcome::Recorded,
+            format!(
+                "the referrer reached {} successful referrals: milestone bonus",
+                bonus.milestone.unwrap_or_default()
+            ),
+        ));
     }
 
     match release_at {

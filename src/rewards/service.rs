@@ -48,48 +48,79 @@ pub async fn grant(
     now: DateTime<Utc>,
     grant: Grant,
 ) -> Result<Option<reward::Model>, AppError> {
-    let coupon_code = match grant.rule.kind {
-        RewardKind::Points => None,
-        _ => Some(coupon::generate().map_err(|e| AppError::internal("making a coupon code", e))?),
-    };
-    let status = match grant.release_at {
-        Some(_) => RewardStatus::Pending,
-        None => RewardStatus::Issued,
-    };
-    let model = reward::Model {
-        id: Uuid::now_v7(),
-        customer_id: grant.customer_id,
-        referral_id: grant.referral_id,
-        side: grant.side,
-        kind: grant.rule.kind,
-        amount: grant.rule.amount,
-        coupon_code,
-        status,
-        dedupe_key: grant.dedupe_key,
-        milestone: grant.milestone,
-        release_at: grant.release_at,
-        issued_at: (status == RewardStatus::Issued).then_some(now),
-        redeemed_at: None,
-        reversed_at: None,
-        created_at: now,
-    };
-    let inserted = reward::Entity::insert(model.clone().into_active_model())
-        .on_conflict(
-            OnConflict::column(reward::Column::DedupeKey)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await
-        .context("creating a reward")?;
-    if inserted == 0 {
-        return Ok(None);
+    Ok(grant_all(txn, now, vec![grant]).await?.pop().flatten())
+}
+
+/// [`grant`] for several rewards, inserted in one statement; each entry of the answer is the
+/// reward created for the grant at the same place, or `None` when its key already had one.
+pub async fn grant_all(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    grants: Vec<Grant>,
+) -> Result<Vec<Option<reward::Model>>, AppError> {
+    if grants.is_empty() {
+        return Ok(Vec::new());
     }
-    if status == RewardStatus::Issued {
-        notify(txn, now, &model, grant.customer.as_ref(), "reward_earned").await?;
-        announce(txn, now, &model, RewardStatus::Issued).await?;
+    let mut models = Vec::with_capacity(grants.len());
+    for grant in &grants {
+        let coupon_code = match grant.rule.kind {
+            RewardKind::Points => None,
+            _ => Some(
+                coupon::generate().map_err(|e| AppError::internal("making a coupon code", e))?,
+            ),
+        };
+        let status = match grant.release_at {
+            Some(_) => RewardStatus::Pending,
+            None => RewardStatus::Issued,
+        };
+        models.push(reward::Model {
+            id: Uuid::now_v7(),
+            customer_id: grant.customer_id,
+            referral_id: grant.referral_id,
+            side: grant.side,
+            kind: grant.rule.kind,
+            amount: grant.rule.amount,
+            coupon_code,
+            status,
+            dedupe_key: grant.dedupe_key.clone(),
+            milestone: grant.milestone,
+            release_at: grant.release_at,
+            issued_at: (status == RewardStatus::Issued).then_some(now),
+            redeemed_at: None,
+            reversed_at: None,
+            created_at: now,
+        });
     }
-    Ok(Some(model))
+    // Only the rows written come back: a key that had a reward already returns nothing.
+    let written: Vec<Uuid> = match reward::Entity::insert_many(
+        models.iter().map(|model| model.clone().into_active_model()),
+    )
+    .on_conflict(
+        OnConflict::column(reward::Column::DedupeKey)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_with_returning_keys(txn)
+    .await
+    {
+        Ok(keys) => keys,
+        // Every key had its reward already.
+        Err(sea_orm::DbErr::RecordNotInserted) => Vec::new(),
+        Err(error) => return Err(AppError::internal("creating rewards", error)),
+    };
+    let mut created = Vec::with_capacity(models.len());
+    for (model, grant) in models.into_iter().zip(grants) {
+        if !written.contains(&model.id) {
+            created.push(None);
+            continue;
+        }
+        if model.status == RewardStatus::Issued {
+            notify(txn, now, &model, grant.customer.as_ref(), "reward_earned").await?;
+            announce(txn, now, &model, RewardStatus::Issued).await?;
+        }
+        created.push(Some(model));
+    }
+    Ok(created)
 }
 
 /// Tells the customer about an issued or reversed reward. These are transactional: they go out
