@@ -129,9 +129,13 @@ def main():
                 n = int(re.search(r'"referrals"\."id" = \$(\d+)', sql).group(1))
                 known[literal_text(params[n])] = ":r_id::uuid"
             if sql.startswith('INSERT INTO "rewards"'):
-                side = literal_text(params[4])
-                if side == "REFERRER":
-                    known[literal_text(params[2])] = ":r_referrer_id::uuid"
+                # One row per reward, in one insert: the side is each row's 4th column and
+                # the customer its 2nd.
+                width = sql.split("(", 1)[1].split(")", 1)[0].count(",") + 1
+                for row in range(len(params) // width):
+                    side = literal_text(params[row * width + 4])
+                    if side == "REFERRER":
+                        known[literal_text(params[row * width + 2])] = ":r_referrer_id::uuid"
         for sql, params in found:
             if sql.startswith('SELECT "campaigns"') and 'WHERE "campaigns"."id" = $1' in sql:
                 known[literal_text(params[1])] = ":r_campaign_id::uuid"
