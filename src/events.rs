@@ -31,6 +31,8 @@ pub struct OrderRecorded<'a> {
     /// The buyer and their referrer, locked.
     pub held: &'a Held,
     pub now: DateTime<Utc>,
+    /// The program configuration's version, when the workflow read it with its locks.
+    pub program_version: Option<i64>,
 }
 
 /// Part of an order was refunded; `order` already carries the new refunded amount.

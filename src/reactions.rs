@@ -62,7 +62,10 @@ impl Reactions for ProgramReactions<'_> {
         // the tier and badge re-evaluation then see them. The settings are read once, and each
         // customer is re-evaluated once, at the end: the buyer and the referrer whose referral
         // this order qualified (who gets any reward it paid).
-        let program = self.program.current(txn).await?;
+        let program = match event.program_version {
+            Some(version) => self.program.at(txn, version).await?,
+            None => self.program.current(txn).await?,
+        };
         earning::on_order(txn, event.held, &program, self.currency, event.now, order).await?;
         let referral =
             qualification::on_order(txn, event.held, event.now, self.clock_skew, order).await?;

@@ -14,14 +14,13 @@
 use sea_orm::sea_query::{LockType, Query, SimpleExpr, UnionType};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use uuid::Uuid;
 
 use crate::customers::service::not_found;
 use crate::entities::{customer, referral};
 use crate::error::{AppError, DbContext};
-use crate::rollups::Kept;
+use crate::rollups::{self, Change, Kept, Rollup};
 
 /// The customers whose row locks a transaction holds, as their rows read when locked: what the
 /// functions here return, and what every writer of a customer's points, tier or badges asks
@@ -31,10 +30,17 @@ pub struct Held {
     rows: Vec<customer::Model>,
     /// Whether the lock took the referrers of the customers it names too.
     with_referrers: bool,
-    /// The rollup's kept measures of held customers as this transaction's last write of them
-    /// returned them: while the lock is held nobody else writes them, so they stay true until
-    /// this transaction writes them again (and that write returns them anew).
-    kept: Mutex<HashMap<Uuid, Kept>>,
+    /// The held customers' rollups as this transaction changes them: read with the first change
+    /// or question (while the locks are held nobody else writes them).
+    rollups: tokio::sync::Mutex<HeldRollups>,
+}
+
+#[derive(Debug, Default)]
+struct HeldRollups {
+    /// `None` until read; a customer without a rollup row is missing.
+    rows: Option<HashMap<Uuid, Rollup>>,
+    /// Whether changes wait for [`Held::write_rollups`] instead of being written at once.
+    deferred: bool,
 }
 
 impl Held {
@@ -63,32 +69,103 @@ impl Held {
         &self.rows
     }
 
-    /// Records what a write of customer `id`'s rollup returned.
-    pub fn keep(&self, id: Uuid, kept: Option<Kept>) {
-        let mut map = self
-            .kept
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match kept {
-            Some(kept) => map.insert(id, kept),
-            None => map.remove(&id),
+    /// Applies `change` to customer `id`'s rollup and returns the kept measures it leaves
+    /// (`None` without a rollup row, which is then left alone). The change is written at once,
+    /// unless this transaction deferred its rollup writes.
+    pub async fn change_rollup(
+        &self,
+        txn: &impl ConnectionTrait,
+        id: Uuid,
+        change: Change,
+    ) -> Result<Option<Kept>, AppError> {
+        self.customer(id)?;
+        let mut state = self.rollups.lock().await;
+        let rows = self.read_rollups(txn, &mut state).await?;
+        let Some(rollup) = rows.get_mut(&id) else {
+            rollups::missing_row("changing a customer's rollup");
+            return Ok(None);
         };
+        let kept = rollup.apply(change);
+        if !state.deferred {
+            self.write(txn, &mut state).await?;
+        }
+        Ok(Some(kept))
     }
 
-    /// The kept measures of customer `id` as this transaction last wrote them, if it did.
-    pub fn kept(&self, id: Uuid) -> Option<Kept> {
-        self.kept
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&id)
-            .copied()
+    /// The kept measures of customer `id` as this transaction leaves them so far; `None`
+    /// without a rollup row.
+    pub async fn kept(
+        &self,
+        txn: &impl ConnectionTrait,
+        id: Uuid,
+    ) -> Result<Option<Kept>, AppError> {
+        self.customer(id)?;
+        let mut state = self.rollups.lock().await;
+        let rows = self.read_rollups(txn, &mut state).await?;
+        Ok(rows.get(&id).map(Rollup::kept))
+    }
+
+    /// From now on rollup changes wait for [`Held::write_rollups`], which the workflow calls
+    /// once before it commits: one statement for every change of every held customer.
+    pub async fn defer_rollup_writes(&self) {
+        self.rollups.lock().await.deferred = true;
+    }
+
+    /// Writes the rollup changes not yet written, in one statement.
+    pub async fn write_rollups(&self, txn: &impl ConnectionTrait) -> Result<(), AppError> {
+        let mut state = self.rollups.lock().await;
+        self.write(txn, &mut state).await
+    }
+
+    async fn write(
+        &self,
+        txn: &impl ConnectionTrait,
+        state: &mut HeldRollups,
+    ) -> Result<(), AppError> {
+        match state.rows.as_mut() {
+            Some(rows) => rollups::changes::write(txn, rows).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the held customers' rollups now, with `extra` columns of the caller's on each
+    /// customer's row ([`rollups::changes::load_with`]), and returns those rows; before any other
+    /// change or question about the rollups (an internal error after one).
+    pub async fn read_rollups_with(
+        &self,
+        txn: &impl ConnectionTrait,
+        extra: &[&str],
+    ) -> Result<HashMap<Uuid, sea_orm::QueryResult>, AppError> {
+        let mut state = self.rollups.lock().await;
+        if state.rows.is_some() {
+            return Err(AppError::internal(
+                "reading customers' rollups",
+                "the rollups were read already",
+            ));
+        }
+        let ids: Vec<Uuid> = self.rows.iter().map(|c| c.id).collect();
+        let (rollups, rows) = rollups::changes::load_with(txn, &ids, extra).await?;
+        state.rows = Some(rollups);
+        Ok(rows)
+    }
+
+    async fn read_rollups<'s>(
+        &self,
+        txn: &impl ConnectionTrait,
+        state: &'s mut HeldRollups,
+    ) -> Result<&'s mut HashMap<Uuid, Rollup>, AppError> {
+        if state.rows.is_none() {
+            let ids: Vec<Uuid> = self.rows.iter().map(|c| c.id).collect();
+            state.rows = Some(rollups::changes::load(txn, &ids).await?);
+        }
+        Ok(state.rows.get_or_insert_default())
     }
 
     fn new(rows: Vec<customer::Model>, with_referrers: bool) -> Self {
         Self {
             rows,
             with_referrers,
-            kept: Mutex::new(HashMap::new()),
+            rollups: tokio::sync::Mutex::new(HeldRollups::default()),
         }
     }
 }

@@ -32,7 +32,7 @@ use crate::entities::points_ledger_entry as entry;
 use crate::error::{AppError, DbContext};
 use crate::live;
 use crate::loyalty::leaderboard;
-use crate::rollups;
+use crate::rollups::{self, Change};
 
 /// A credit to write: a new lot.
 #[derive(Debug, Clone)]
@@ -158,8 +158,9 @@ pub async fn credit(
         let mut closed = paid.clone();
         closed.push((model.id, credit.amount - left));
         consume(txn, now, credit.customer_id, &consumptions, &closed).await?;
-        let kept = rollups::debts_paid(txn, credit.customer_id, credit.amount - left).await?;
-        held.keep(credit.customer_id, kept);
+        let paid = credit.amount - left;
+        held.change_rollup(txn, credit.customer_id, Change::DebtsPaid { paid })
+            .await?;
     }
     Ok(Some(model))
 }
@@ -399,8 +400,17 @@ async fn insert(
         0
     };
     let owed = if model.delta < 0 { model.remaining } else { 0 };
-    let kept = rollups::points_written(txn, model.customer_id, model.delta, lifetime, owed).await?;
-    held.keep(model.customer_id, kept);
+    let kept = held
+        .change_rollup(
+            txn,
+            model.customer_id,
+            Change::PointsWritten {
+                delta: model.delta,
+                lifetime,
+                owed,
+            },
+        )
+        .await?;
     if model.delta > 0 {
         live::publish(
             txn,

@@ -51,7 +51,7 @@ pub async fn activity_under<C: ConnectionTrait>(
 ) -> Result<(), AppError> {
     let held_badges = badges::held_by(txn, &program.badges, customer_ids).await?;
     for &customer_id in customer_ids {
-        let measures = facts::Measures::new(txn, customer_id, held.kept(customer_id));
+        let measures = facts::Measures::new(txn, customer_id, held.kept(txn, customer_id).await?);
         tiers::evaluate(txn, program, now, held.customer(customer_id)?, &measures).await?;
         let holds = held_badges.get(&customer_id).map_or(&[][..], Vec::as_slice);
         badges::evaluate(txn, &program.badges, now, &measures, customer_id, holds).await?;

@@ -101,6 +101,9 @@ impl ProgramCache {
     }
 }
 
+/// [`version`] as a scalar expression, for a workflow that reads it in a statement of its own.
+pub const VERSION_COLUMN: &str = "(SELECT version FROM program_settings WHERE id = 1)";
+
 /// The configuration's version as stored.
 pub async fn version(db: &impl ConnectionTrait) -> Result<i64, AppError> {
     program_settings::Entity::find_by_id(1)

@@ -127,8 +127,21 @@ async fn refund_once(
             "order '{external_id}' was refunded by another request at the same time; try again"
         )));
     }
-    let kept = rollups::order_refunded(&txn, &order, amount).await?;
-    held.keep(order.customer_id, kept);
+    let wholly =
+        order.refunded_amount < order.amount && order.refunded_amount + amount >= order.amount;
+    let month_emptied = wholly && rollups::month_emptied_by(&txn, &order).await?;
+    held.defer_rollup_writes().await;
+    held.change_rollup(
+        &txn,
+        order.customer_id,
+        rollups::Change::OrderRefunded {
+            amount,
+            placed_at: order.placed_at,
+            wholly,
+            month_emptied,
+        },
+    )
+    .await?;
     let refunded = order::Model {
         refunded_amount: order.refunded_amount + amount,
         ..order
@@ -145,6 +158,7 @@ async fn refund_once(
             },
         )
         .await?;
+    held.write_rollups(&txn).await?;
     effects::flush(&txn).await?;
     txn.commit().await.context("committing a refund")?;
     Ok(refunded)

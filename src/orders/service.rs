@@ -19,6 +19,7 @@ use crate::entities::{order, order_line};
 use crate::error::{AppError, DbContext};
 use crate::events::{OrderRecorded, Reactions};
 use crate::input;
+use crate::loyalty::program;
 use crate::rollups;
 
 const MAX_ATTEMPTS: usize = 4;
@@ -155,14 +156,23 @@ pub async fn record(
     {
         return Err(AppError::bad_input("placedAt", "placedAt is in the future"));
     }
+    // A new order is the common case: it is tried first, and a replay is told by the unique
+    // externalId refusing the insert (then the first order is read and compared).
     for _ in 0..MAX_ATTEMPTS {
+        match effects::batched(attempt(db, reactions, &input, &fingerprint, now)).await {
+            Ok(Some(order)) => return Ok(order),
+            Ok(None) => {}
+            // The customer named may not exist while the order does (a replay with other content).
+            Err(AppError::NotFound(message)) => {
+                return match find_by_external_id(db, &input.external_id).await? {
+                    Some(existing) => replay(existing, &fingerprint),
+                    None => Err(AppError::NotFound(message)),
+                };
+            }
+            Err(error) => return Err(error),
+        }
         if let Some(existing) = find_by_external_id(db, &input.external_id).await? {
             return replay(existing, &fingerprint);
-        }
-        if let Some(order) =
-            effects::batched(attempt(db, reactions, &input, &fingerprint, now)).await?
-        {
-            return Ok(order);
         }
     }
     Err(AppError::internal(
@@ -191,7 +201,27 @@ async fn attempt(
     let placed_at = input.placed_at.unwrap_or(now);
     // Most orders are the customer's latest: then the latest before it is its previous one
     // and no order follows it. One placed earlier than another is linked both ways.
-    let (previous, relink) = match latest_order(&txn, customer.id).await? {
+    // What the rules read besides the locked rows comes in one statement: the rollups, the
+    // buyer's latest order and the configuration's version.
+    let snapshot = held
+        .read_rollups_with(
+            &txn,
+            &[LATEST_PLACED_AT, LATEST_ID, program::VERSION_COLUMN],
+        )
+        .await?;
+    let (latest, program_version) = match snapshot.get(&customer.id) {
+        Some(row) => {
+            let at = rollups::changes::EXTRA_FROM;
+            let what = "reading a customer's latest order";
+            let placed_at: Option<DateTime<Utc>> = row.try_get_by_index(at).context(what)?;
+            let id: Option<Uuid> = row.try_get_by_index(at + 1).context(what)?;
+            let version: i64 = row.try_get_by_index(at + 2).context(what)?;
+            (placed_at.zip(id), Some(version))
+        }
+        // No rollup row (data loaded around the API): the same, one read each.
+        None => (latest_order(&txn, customer.id).await?, None),
+    };
+    let (previous, relink) = match latest {
         None => (None, false),
         Some((at, latest_id)) if (at, latest_id) < (placed_at, id) => (Some(at), false),
         Some(_) => (
@@ -229,8 +259,16 @@ async fn attempt(
     if relink {
         relink_next(&txn, &order).await?;
     }
-    let kept = rollups::order_recorded(&txn, customer, order.amount, order.placed_at).await?;
-    held.keep(customer.id, kept);
+    held.defer_rollup_writes().await;
+    held.change_rollup(
+        &txn,
+        customer.id,
+        rollups::Change::OrderRecorded {
+            amount: order.amount,
+            placed_at: order.placed_at,
+        },
+    )
+    .await?;
     if !input.items.is_empty() {
         order_line::Entity::insert_many(input.items.iter().map(|item| order_line::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -251,9 +289,11 @@ async fn attempt(
                 order: &order,
                 held: &held,
                 now,
+                program_version,
             },
         )
         .await?;
+    held.write_rollups(&txn).await?;
     effects::flush(&txn).await?;
     txn.commit().await.context("committing an order")?;
     Ok(Some(order))
@@ -269,6 +309,13 @@ fn before(placed_at: DateTime<Utc>, id: Uuid) -> Condition {
                 .add(order::Column::Id.lt(id)),
         )
 }
+
+/// When the latest order of the rollup row's customer was placed, and its id, as columns of
+/// `rollups::changes::load_with`.
+const LATEST_PLACED_AT: &str = "(SELECT o.placed_at FROM orders o WHERE o.customer_id = r.customer_id \
+     ORDER BY o.placed_at DESC, o.id DESC LIMIT 1)";
+const LATEST_ID: &str = "(SELECT o.id FROM orders o WHERE o.customer_id = r.customer_id \
+     ORDER BY o.placed_at DESC, o.id DESC LIMIT 1)";
 
 /// When the customer's latest order was placed, and its id.
 async fn latest_order(

@@ -12,9 +12,12 @@ use crate::db::statement;
 use crate::entities::{customer, order};
 use crate::error::{AppError, DbContext};
 
+pub mod changes;
 pub mod months;
 
-use months::{MonthRuns, month_of};
+use months::MonthRuns;
+
+pub use changes::{Change, Rollup};
 
 pub use migration::rollups::{LATE_ACTIVITY_BIT, rebuild};
 
@@ -126,9 +129,8 @@ pub async fn referral_changed(
     .await
 }
 
-/// What a customer's tier and badges are measured by that the rollup keeps: each write below
-/// returns it as the write left it, so that the writer, who holds the customer's lock, knows it
-/// without reading it again.
+/// What a customer's tier and badges are measured by that the rollup keeps: a writer holding the
+/// customer's lock knows it from [`changes`] without reading it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kept {
     /// Points earned, ever (less take-backs).
@@ -143,100 +145,34 @@ pub struct Kept {
     pub points_owed: i64,
 }
 
-/// What each write below returns, and [`kept`] reads, in [`kept_of`]'s order.
+/// What [`kept`] reads, in [`kept_of`]'s order.
 const KEPT_COLUMNS: &str = "points_lifetime, net, kept_orders, order_months, points_owed";
 
-/// An order of `amount` placed at `placed_at` by `customer`.
-pub async fn order_recorded(
-    txn: &impl ConnectionTrait,
-    customer: &customer::Model,
-    amount: i64,
-    placed_at: DateTime<Utc>,
-) -> Result<Option<Kept>, AppError> {
-    let what = "adding an order to a customer's rollup";
-    let written = write_returning(
-        txn,
-        &format!(
-            "UPDATE customer_rollups SET orders = orders + 1, kept_orders = kept_orders + 1, \
-               gross = gross + ?, net = net + ?, active_months = active_months | ? \
-             WHERE customer_id = ? RETURNING {KEPT_COLUMNS}"
-        ),
-        vec![
-            amount.into(),
-            amount.into(),
-            activity_bits(customer.created_at, placed_at).into(),
-            customer.id.into(),
-        ],
-        what,
-    )
-    .await?;
-    let Some((kept, mut runs)) = written else {
-        return Ok(None);
-    };
-    // The months change only with the first order of a month, once a month at most.
-    if runs.insert(month_of(placed_at)) {
-        write_months(txn, customer.id, &runs).await?;
-    }
-    Ok(Some(Kept {
-        streak_months: runs.longest(),
-        ..kept
-    }))
-}
-
-/// `amount` of the customer's order `order` was refunded; `order` is the row before the refund,
-/// whose refunded amount the caller has already raised by `amount`. An order wholly refunded
-/// no longer counts among the kept orders, nor its month once no other kept order is in it.
-pub async fn order_refunded(
+/// Whether refunding the whole of `order` leaves its month without another kept order of the
+/// customer (the caller holds the customer's lock and has not yet raised the refunded amount in
+/// what this reads of other orders).
+pub async fn month_emptied_by(
     txn: &impl ConnectionTrait,
     order: &order::Model,
-    amount: i64,
-) -> Result<Option<Kept>, AppError> {
+) -> Result<bool, AppError> {
     use sea_orm::sea_query::{Expr, ExprTrait};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
-    let what = "taking a refund from a customer's rollup";
-    let wholly =
-        order.refunded_amount < order.amount && order.refunded_amount + amount >= order.amount;
-    let written = write_returning(
-        txn,
-        &format!(
-            "UPDATE customer_rollups SET net = net - ?, kept_orders = kept_orders - ? \
-             WHERE customer_id = ? RETURNING {KEPT_COLUMNS}"
-        ),
-        vec![
-            amount.into(),
-            i64::from(wholly).into(),
-            order.customer_id.into(),
-        ],
-        what,
-    )
-    .await?;
-    let Some((kept, mut runs)) = written else {
-        return Ok(None);
-    };
-    if wholly {
-        let (start, end) = month_bounds(order.placed_at);
-        let other: Option<uuid::Uuid> = order::Entity::find()
-            .select_only()
-            .column(order::Column::Id)
-            .filter(order::Column::CustomerId.eq(order.customer_id))
-            .filter(order::Column::Id.ne(order.id))
-            .filter(order::Column::PlacedAt.gte(start))
-            .filter(order::Column::PlacedAt.lt(end))
-            .filter(Expr::col(order::Column::RefundedAmount).lt(Expr::col(order::Column::Amount)))
-            .limit(1)
-            .into_tuple()
-            .one(txn)
-            .await
-            .context("finding another kept order in a month")?;
-        if other.is_none() && runs.remove(month_of(order.placed_at)) {
-            write_months(txn, order.customer_id, &runs).await?;
-        }
-    }
-    Ok(Some(Kept {
-        streak_months: runs.longest(),
-        ..kept
-    }))
+    let (start, end) = month_bounds(order.placed_at);
+    let other: Option<uuid::Uuid> = order::Entity::find()
+        .select_only()
+        .column(order::Column::Id)
+        .filter(order::Column::CustomerId.eq(order.customer_id))
+        .filter(order::Column::Id.ne(order.id))
+        .filter(order::Column::PlacedAt.gte(start))
+        .filter(order::Column::PlacedAt.lt(end))
+        .filter(Expr::col(order::Column::RefundedAmount).lt(Expr::col(order::Column::Amount)))
+        .limit(1)
+        .into_tuple()
+        .one(txn)
+        .await
+        .context("finding another kept order in a month")?;
+    Ok(other.is_none())
 }
 
 /// The first moment of the UTC calendar month of `at`, and of the month after.
@@ -254,67 +190,6 @@ fn month_bounds(at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
         first(year, month + 1)
     };
     (first(year, month), next)
-}
-
-async fn write_months(
-    txn: &impl ConnectionTrait,
-    customer_id: uuid::Uuid,
-    runs: &MonthRuns,
-) -> Result<(), AppError> {
-    execute(
-        txn,
-        "UPDATE customer_rollups SET order_months = ? WHERE customer_id = ?",
-        vec![runs.to_string().into(), customer_id.into()],
-        "keeping the months of a customer's orders",
-    )
-    .await
-}
-
-/// A points ledger entry of `delta` was written for the customer, `lifetime` of it counting
-/// toward what they have earned and `owed` of it left owing (a debit the lots did not cover).
-pub async fn points_written(
-    txn: &impl ConnectionTrait,
-    customer_id: Uuid,
-    delta: i64,
-    lifetime: i64,
-    owed: i64,
-) -> Result<Option<Kept>, AppError> {
-    let written = write_returning(
-        txn,
-        &format!(
-            "UPDATE customer_rollups SET points_balance = points_balance + ?, \
-               points_lifetime = points_lifetime + ?, points_owed = points_owed + ? \
-             WHERE customer_id = ? RETURNING {KEPT_COLUMNS}"
-        ),
-        vec![
-            delta.into(),
-            lifetime.into(),
-            owed.into(),
-            customer_id.into(),
-        ],
-        "updating a customer's points in the rollup",
-    )
-    .await?;
-    Ok(written.map(|(kept, _)| kept))
-}
-
-/// A credit paid `paid` of what the customer's debits owed.
-pub async fn debts_paid(
-    txn: &impl ConnectionTrait,
-    customer_id: Uuid,
-    paid: i64,
-) -> Result<Option<Kept>, AppError> {
-    let written = write_returning(
-        txn,
-        &format!(
-            "UPDATE customer_rollups SET points_owed = points_owed - ? \
-             WHERE customer_id = ? RETURNING {KEPT_COLUMNS}"
-        ),
-        vec![paid.into(), customer_id.into()],
-        "paying a customer's debts in the rollup",
-    )
-    .await?;
-    Ok(written.map(|(kept, _)| kept))
 }
 
 async fn execute(
@@ -364,25 +239,7 @@ fn kept_of(row: &sea_orm::QueryResult, what: &'static str) -> Result<(Kept, Mont
     Ok((kept, runs))
 }
 
-/// Runs a write that returns the [`KEPT_COLUMNS`] of the row it wrote.
-async fn write_returning(
-    txn: &impl ConnectionTrait,
-    sql: &str,
-    values: Vec<Value>,
-    what: &'static str,
-) -> Result<Option<(Kept, MonthRuns)>, AppError> {
-    let written = txn
-        .query_one_raw(statement(txn.get_database_backend(), sql, values))
-        .await
-        .context(what)?;
-    let Some(row) = written else {
-        missing_row(what);
-        return Ok(None);
-    };
-    kept_of(&row, what).map(Some)
-}
-
-fn missing_row(what: &'static str) {
+pub fn missing_row(what: &'static str) {
     // Only data loaded around the API (and not followed by `tandem rebuild-rollups`) lacks its
     // row; the write itself must not fail for that.
     tracing::warn!(

@@ -55,7 +55,12 @@ async fn an_order_and_an_app_screen_send_no_more_statements_than_their_budget() 
     let (qualifying, response) =
         statements_of(&app, || app.record_order("ben-1", "ben", 5_000)).await;
     data(&response);
-    let (repeat, response) = statements_of(&app, || app.record_order("ben-2", "ben", 5_000)).await;
+    // The second order lifts ben to Silver; the third is an ordinary repeat order of a customer
+    // with a tier.
+    let (upgrading, response) =
+        statements_of(&app, || app.record_order("ben-2", "ben", 5_000)).await;
+    data(&response);
+    let (repeat, response) = statements_of(&app, || app.record_order("ben-3", "ben", 5_000)).await;
     data(&response);
     let (me, response) = statements_of(&app, || async {
         app.graphql(Some(&app.customer_token("ben")), ME, json!({}))
@@ -63,14 +68,21 @@ async fn an_order_and_an_app_screen_send_no_more_statements_than_their_budget() 
     })
     .await;
     data(&response);
-    eprintln!("statements: qualifying order {qualifying}, repeat order {repeat}, me {me}");
-    // Budgets: today's counts, the same on both backends (docs/performance.md), to come down
-    // to 16 and 10 as the write path is rewritten; `me` is at its budget.
+    eprintln!(
+        "statements: qualifying order {qualifying}, upgrading order {upgrading}, \
+         repeat order {repeat}, me {me}"
+    );
+    // Budgets: today's counts, the same on both backends (docs/performance.md), BEGIN and
+    // COMMIT aside; the issue's 16 and 10 count them, so 14 and 8 here. `me` is at its budget.
     assert!(
-        qualifying <= 32,
+        qualifying <= 27,
         "a qualifying first order sent {qualifying}"
     );
-    assert!(repeat <= 18, "a repeat order sent {repeat}");
+    assert!(
+        upgrading <= 15,
+        "an order that reached a tier sent {upgrading}"
+    );
+    assert!(repeat <= 11, "a repeat order sent {repeat}");
     assert!(me <= 5, "me sent {me}");
 }
 
@@ -106,7 +118,7 @@ async fn a_customers_300th_order_and_app_screen_send_no_more_than_their_2nd() {
     let three_hundredth = measure(299).await;
     eprintln!("statements: 2nd order and me {second:?}, 300th {three_hundredth:?}");
     // A customer nobody referred reads no referral (the lock shows there is none).
-    assert!(second.0 <= 17, "the 2nd order sent {}", second.0);
+    assert!(second.0 <= 14, "the 2nd order sent {}", second.0);
     // Fewer, if anything: a badge once held is not measured again.
     assert!(
         three_hundredth.0 <= second.0,
