@@ -33,6 +33,8 @@ pub struct OrderRecorded<'a> {
     pub now: DateTime<Utc>,
     /// The program configuration's version, when the workflow read it with its locks.
     pub program_version: Option<i64>,
+    /// Whether the buyer has an active cart, when the workflow read it with its locks.
+    pub has_active_cart: Option<bool>,
 }
 
 /// Part of an order was refunded; `order` already carries the new refunded amount.

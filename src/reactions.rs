@@ -72,7 +72,14 @@ impl Reactions for ProgramReactions<'_> {
         for reward in &referral.rewards {
             earning::on_reward(txn, event.held, &program.settings, event.now, reward).await?;
         }
-        carts::convert_on_order(txn, event.now, self.clock_skew, order).await?;
+        carts::convert_on_order(
+            txn,
+            event.now,
+            self.clock_skew,
+            order,
+            event.has_active_cart,
+        )
+        .await?;
         let evaluated: Vec<_> = std::iter::once(order.customer_id)
             .chain(referral.qualified_for)
             .collect();

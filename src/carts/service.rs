@@ -214,22 +214,29 @@ pub async fn upsert(
 /// Converts the customer's carts when they order: the one named by `cartExternalId` (or, when
 /// it has not arrived yet, [`upsert`] stores it converted), and every active cart whose last
 /// change came before the order, give or take `clock_skew`. Their unsent stages are cancelled.
+/// `has_active` is whether the customer has any active cart, when the caller read it already:
+/// a customer with none reads no carts.
 pub async fn convert_on_order(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     clock_skew: chrono::Duration,
     order: &order::Model,
+    has_active: Option<bool>,
 ) -> Result<(), AppError> {
     if let Some(named) = &order.cart_external_id {
         lock_cart_id(txn, named).await?;
     }
-    let mut carts = cart::Entity::find()
-        .filter(cart::Column::CustomerId.eq(order.customer_id))
-        .filter(cart::Column::Status.eq(CartStatus::Active))
-        .filter(cart::Column::LastChangedAt.lte(order.placed_at + clock_skew))
-        .all(txn)
-        .await
-        .context("finding carts an order converts")?;
+    let mut carts = if has_active == Some(false) {
+        Vec::new()
+    } else {
+        cart::Entity::find()
+            .filter(cart::Column::CustomerId.eq(order.customer_id))
+            .filter(cart::Column::Status.eq(CartStatus::Active))
+            .filter(cart::Column::LastChangedAt.lte(order.placed_at + clock_skew))
+            .all(txn)
+            .await
+            .context("finding carts an order converts")?
+    };
     if let Some(named) = &order.cart_external_id
         && let Some(cart) = cart::Entity::find()
             .filter(cart::Column::ExternalId.eq(named.as_str()))

@@ -12,12 +12,15 @@
 //! cycle: each waits only for a row with a higher id than every row it holds.
 
 use sea_orm::sea_query::{LockType, Query, SimpleExpr, UnionType};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use std::collections::HashMap;
 
 use uuid::Uuid;
 
 use crate::customers::service::not_found;
+use crate::entities::enums::ReferralStatus;
 use crate::entities::{customer, referral};
 use crate::error::{AppError, DbContext};
 use crate::rollups::{self, Change, Kept, Rollup};
@@ -55,8 +58,8 @@ impl Held {
         })
     }
 
-    /// Whether another customer referred customer `id`, when the lock took referrers too
-    /// (`None` when it did not). A referral that can still qualify or be reversed always has
+    /// Whether the lock took a customer who referred customer `id`, when it took referrers too
+    /// (`None` when it did not; an order's lock takes only the referrer of a PENDING referral). A referral that can still qualify or be reversed always has
     /// another customer as its referrer (a self-referral is rejected when it is made), and that
     /// customer's row is locked with the friend's.
     pub fn has_referrer(&self, id: Uuid) -> Option<bool> {
@@ -103,6 +106,33 @@ impl Held {
         let mut state = self.rollups.lock().await;
         let rows = self.read_rollups(txn, &mut state).await?;
         Ok(rows.get(&id).map(Rollup::kept))
+    }
+
+    /// The keys of the badges customer `id` holds, as read with the rollups and as this
+    /// transaction awards more ([`Held::badge_awarded`]); `None` without a rollup row.
+    pub async fn badges(
+        &self,
+        txn: &impl ConnectionTrait,
+        id: Uuid,
+    ) -> Result<Option<Vec<String>>, AppError> {
+        self.customer(id)?;
+        let mut state = self.rollups.lock().await;
+        let rows = self.read_rollups(txn, &mut state).await?;
+        Ok(rows.get(&id).map(|rollup| rollup.badges().to_vec()))
+    }
+
+    /// Notes that this transaction awarded customer `id` the badge `key`.
+    pub async fn badge_awarded(&self, id: Uuid, key: &str) {
+        if let Some(rollup) = self
+            .rollups
+            .lock()
+            .await
+            .rows
+            .as_mut()
+            .and_then(|rows| rows.get_mut(&id))
+        {
+            rollup.badge_awarded(key);
+        }
     }
 
     /// From now on rollup changes wait for [`Held::write_rollups`], which the workflow calls
@@ -207,9 +237,11 @@ pub async fn both_sides(
     all_of(txn, &[referee_id, referrer_id]).await
 }
 
-/// Locks the customer with this external id and the friend who referred them, in one
-/// statement; NOT_FOUND when there is no such customer. Returns the locks and the customer.
-pub async fn customer_and_referrer_by_external_id(
+/// Locks the customer with this external id and, while their referral is still PENDING (what an
+/// order can qualify), the friend who referred them, in one statement; NOT_FOUND when there is
+/// no such customer. Returns the locks and the customer. A buyer whose referral was decided
+/// holds no referrer, so their orders read no referral.
+pub async fn customer_and_pending_referrer_by_external_id(
     txn: &impl ConnectionTrait,
     external_id: &str,
 ) -> Result<(Held, Uuid), AppError> {
@@ -221,7 +253,10 @@ pub async fn customer_and_referrer_by_external_id(
     let held = with_referrer(
         txn,
         customer::Column::ExternalId.eq(external_id),
-        referral::Column::RefereeId.in_subquery(customer),
+        Condition::all()
+            .add(referral::Column::RefereeId.in_subquery(customer))
+            .add(referral::Column::Status.eq(ReferralStatus::Pending))
+            .into(),
     )
     .await?;
     let id = held

@@ -89,7 +89,8 @@ pub async fn awards_of_customers(
 }
 
 /// The ids of the badges each of `customer_ids` holds, in one statement; none is read when the
-/// program has no badge.
+/// program has no badge. (A held customer's badges come with their rollup: this is for those
+/// without a rollup row.)
 pub async fn held_by(
     txn: &impl ConnectionTrait,
     badges: &[badge::Model],
@@ -115,22 +116,25 @@ pub async fn held_by(
 }
 
 /// Awards every badge whose rule the customer now meets, once each; `held` are the ids of the
-/// badges they hold ([`held_by`]).
-pub async fn evaluate<C: ConnectionTrait>(
+/// badges they hold. Returns the badges it awarded.
+pub async fn evaluate<'b, C: ConnectionTrait>(
     txn: &C,
-    badges: &[badge::Model],
+    badges: &'b [badge::Model],
     now: DateTime<Utc>,
     measures: &Measures<'_, C>,
     customer_id: Uuid,
     held: &[Uuid],
-) -> Result<(), AppError> {
+) -> Result<Vec<&'b badge::Model>, AppError> {
+    let mut awarded = Vec::new();
     // A badge once held is never re-measured.
     for badge in badges.iter().filter(|b| !held.contains(&b.id)) {
-        if measures.badge_value(badge.rule).await? >= badge.threshold {
-            award(txn, now, customer_id, badge).await?;
+        if measures.badge_value(badge.rule).await? >= badge.threshold
+            && award(txn, now, customer_id, badge).await?
+        {
+            awarded.push(badge);
         }
     }
-    Ok(())
+    Ok(awarded)
 }
 
 /// Awards `badge` to the customer if they meet it. Returns whether an award was written.

@@ -14,6 +14,8 @@ pub mod program;
 pub mod settings;
 pub mod tiers;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
@@ -41,7 +43,8 @@ pub async fn activity(
 }
 
 /// [`activity`] of each of `customer_ids`, under the configuration the caller has already read
-/// in this transaction; the badges they hold are read once for all of them.
+/// in this transaction. The badges they hold come with their rollups (read once for all of
+/// them, for those without a rollup row).
 pub async fn activity_under<C: ConnectionTrait>(
     txn: &C,
     held: &Held,
@@ -49,12 +52,27 @@ pub async fn activity_under<C: ConnectionTrait>(
     now: DateTime<Utc>,
     customer_ids: &[Uuid],
 ) -> Result<(), AppError> {
-    let held_badges = badges::held_by(txn, &program.badges, customer_ids).await?;
+    let mut held_badges: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut without_rollup = Vec::new();
+    for &customer_id in customer_ids {
+        match held.badges(txn, customer_id).await? {
+            Some(keys) => {
+                let ids = program.badges.iter().filter(|b| keys.contains(&b.key));
+                held_badges.insert(customer_id, ids.map(|b| b.id).collect());
+            }
+            None => without_rollup.push(customer_id),
+        }
+    }
+    held_badges.extend(badges::held_by(txn, &program.badges, &without_rollup).await?);
     for &customer_id in customer_ids {
         let measures = facts::Measures::new(txn, customer_id, held.kept(txn, customer_id).await?);
         tiers::evaluate(txn, program, now, held.customer(customer_id)?, &measures).await?;
         let holds = held_badges.get(&customer_id).map_or(&[][..], Vec::as_slice);
-        badges::evaluate(txn, &program.badges, now, &measures, customer_id, holds).await?;
+        let awarded =
+            badges::evaluate(txn, &program.badges, now, &measures, customer_id, holds).await?;
+        for badge in awarded {
+            held.badge_awarded(customer_id, &badge.key).await;
+        }
     }
     Ok(())
 }

@@ -191,9 +191,11 @@ async fn attempt(
     now: DateTime<Utc>,
 ) -> Result<Option<order::Model>, AppError> {
     let txn = begin_write(db).await.context("starting an order")?;
-    // The buyer and whoever referred them: the order may pay that referrer.
+    // The buyer and whoever referred them, while that referral can qualify: the order may pay
+    // that referrer.
     let (held, customer_id) =
-        locks::customer_and_referrer_by_external_id(&txn, &input.customer_external_id).await?;
+        locks::customer_and_pending_referrer_by_external_id(&txn, &input.customer_external_id)
+            .await?;
     let customer = held.customer(customer_id)?;
     let items = serde_json::to_value(&input.items)
         .map_err(|e| AppError::internal("encoding order items", e))?;
@@ -202,24 +204,30 @@ async fn attempt(
     // Most orders are the customer's latest: then the latest before it is its previous one
     // and no order follows it. One placed earlier than another is linked both ways.
     // What the rules read besides the locked rows comes in one statement: the rollups, the
-    // buyer's latest order and the configuration's version.
+    // buyer's latest order, the configuration's version and whether they have an active cart.
     let snapshot = held
         .read_rollups_with(
             &txn,
-            &[LATEST_PLACED_AT, LATEST_ID, program::VERSION_COLUMN],
+            &[
+                LATEST_PLACED_AT,
+                LATEST_ID,
+                program::VERSION_COLUMN,
+                HAS_ACTIVE_CART,
+            ],
         )
         .await?;
-    let (latest, program_version) = match snapshot.get(&customer.id) {
+    let (latest, program_version, has_active_cart) = match snapshot.get(&customer.id) {
         Some(row) => {
             let at = rollups::changes::EXTRA_FROM;
-            let what = "reading a customer's latest order";
+            let what = "reading what an order's rules need";
             let placed_at: Option<DateTime<Utc>> = row.try_get_by_index(at).context(what)?;
             let id: Option<Uuid> = row.try_get_by_index(at + 1).context(what)?;
             let version: i64 = row.try_get_by_index(at + 2).context(what)?;
-            (placed_at.zip(id), Some(version))
+            let has_active_cart: bool = row.try_get_by_index(at + 3).context(what)?;
+            (placed_at.zip(id), Some(version), Some(has_active_cart))
         }
         // No rollup row (data loaded around the API): the same, one read each.
-        None => (latest_order(&txn, customer.id).await?, None),
+        None => (latest_order(&txn, customer.id).await?, None, None),
     };
     let (previous, relink) = match latest {
         None => (None, false),
@@ -290,6 +298,7 @@ async fn attempt(
                 held: &held,
                 now,
                 program_version,
+                has_active_cart,
             },
         )
         .await?;
@@ -316,6 +325,12 @@ const LATEST_PLACED_AT: &str = "(SELECT o.placed_at FROM orders o WHERE o.custom
      ORDER BY o.placed_at DESC, o.id DESC LIMIT 1)";
 const LATEST_ID: &str = "(SELECT o.id FROM orders o WHERE o.customer_id = r.customer_id \
      ORDER BY o.placed_at DESC, o.id DESC LIMIT 1)";
+
+/// Whether the rollup row's customer has an ACTIVE cart, for the carts to convert: a customer
+/// with none reads no carts. A cart saved while the order is being recorded is missed either
+/// way, as before (the named cart is looked up by its id all the same).
+const HAS_ACTIVE_CART: &str =
+    "EXISTS (SELECT 1 FROM carts c WHERE c.customer_id = r.customer_id AND c.status = 'ACTIVE')";
 
 /// When the customer's latest order was placed, and its id.
 async fn latest_order(

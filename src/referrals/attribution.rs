@@ -279,7 +279,7 @@ pub async fn self_referral(
     referee: &customer::Model,
 ) -> Result<Option<String>, AppError> {
     if referrer.id == referee.id {
-        return Ok(Some("the code belongs to the customer who used it".into()));
+        return Ok(disguise(referrer, referee, None));
     }
     let history = customer_email::Entity::find()
         .filter(customer_email::Column::CustomerId.is_in([referrer.id, referee.id]))
@@ -295,15 +295,92 @@ pub async fn self_referral(
             .collect()
     };
     let referrer_emails = emails_of(referrer);
-    if let Some(shared) = emails_of(referee).intersection(&referrer_emails).next() {
-        return Ok(Some(format!(
+    let shared = emails_of(referee)
+        .intersection(&referrer_emails)
+        .min()
+        .cloned();
+    Ok(disguise(referrer, referee, shared.as_deref()))
+}
+
+/// An email a referral's friend (`referrals.referee_id`) and referrer (`referrals.referrer_id`)
+/// have both used, now or before, as a column of a query on `referrals`: what
+/// [`self_referral`] reads, in the statement that reads the referral. Only the two current
+/// emails are left out: the held customers' rows have them ([`disguise`] compares them).
+pub const SHARED_EMAIL_COLUMN: &str = "(SELECT e.email_normalized FROM customer_emails e WHERE \
+    (e.customer_id = referrals.referee_id AND (e.email_normalized IN \
+       (SELECT h.email_normalized FROM customer_emails h WHERE h.customer_id = referrals.referrer_id) \
+     OR e.email_normalized = (SELECT c.email_normalized FROM customers c WHERE c.id = referrals.referrer_id))) \
+    OR (e.customer_id = referrals.referrer_id AND e.email_normalized = \
+       (SELECT c.email_normalized FROM customers c WHERE c.id = referrals.referee_id)) \
+    ORDER BY e.email_normalized LIMIT 1)";
+
+/// Why `referee` is the referrer in disguise, given `shared_email`, an email both have used
+/// (besides their current ones, compared here), if any.
+pub fn disguise(
+    referrer: &customer::Model,
+    referee: &customer::Model,
+    shared_email: Option<&str>,
+) -> Option<String> {
+    if referrer.id == referee.id {
+        return Some("the code belongs to the customer who used it".into());
+    }
+    let current = (referee.email_normalized == referrer.email_normalized)
+        .then_some(referee.email_normalized.as_str());
+    if let Some(shared) = current.or(shared_email) {
+        return Some(format!(
             "the friend's email {shared} is one the referrer has used"
-        )));
+        ));
     }
     if let (Some(a), Some(b)) = (&referrer.device_id, &referee.device_id)
         && a == b
     {
-        return Ok(Some("the friend signed up on the referrer's device".into()));
+        return Some("the friend signed up on the referrer's device".into());
     }
-    Ok(None)
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer(id: u128, email: &str, device: Option<&str>) -> customer::Model {
+        let at = DateTime::from_timestamp(0, 0).unwrap();
+        customer::Model {
+            id: Uuid::from_u128(id),
+            external_id: format!("c-{id}"),
+            email: email.into(),
+            email_normalized: email.into(),
+            name: None,
+            referral_code: format!("CODE{id}"),
+            acquisition_channel: "organic".into(),
+            marketing_consent: false,
+            signup_referral_code: None,
+            signup_ip_hash: None,
+            device_id: device.map(str::to_owned),
+            created_at: at,
+            updated_at: at,
+            tier_id: None,
+            tier_below_since: None,
+            tier_checked_at: None,
+        }
+    }
+
+    #[test]
+    fn a_friend_is_the_referrer_in_disguise_by_id_shared_email_or_device() {
+        let ann = customer(1, "ann@example.com", Some("phone-1"));
+        let bob = customer(2, "bob@example.com", Some("phone-2"));
+        assert!(disguise(&ann, &ann, None).unwrap().contains("belongs to"));
+        assert_eq!(disguise(&ann, &bob, None), None);
+        assert!(
+            disguise(&ann, &bob, Some("ann.old@example.com"))
+                .unwrap()
+                .contains("ann.old@example.com")
+        );
+        let same_phone = customer(3, "cy@example.com", Some("phone-1"));
+        assert!(
+            disguise(&ann, &same_phone, None)
+                .unwrap()
+                .contains("device")
+        );
+    }
 }

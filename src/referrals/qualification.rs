@@ -6,7 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::QueryTrait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType, PaginatorTrait,
+    QueryFilter, QuerySelect,
 };
 
 use crate::campaigns::service as campaigns;
@@ -18,7 +19,7 @@ use crate::entities::{campaign, order, referral, reward};
 use crate::error::{AppError, DbContext};
 use crate::live;
 use crate::loyalty::leaderboard;
-use crate::referrals::attribution::self_referral;
+use crate::referrals::attribution::{SHARED_EMAIL_COLUMN, disguise};
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::rewards::service::{self as rewards, Grant};
 use crate::rollups;
@@ -46,27 +47,25 @@ pub async fn on_order(
         // Nobody referred the buyer: no referral to read.
         return Ok(Outcome::default());
     }
-    let Some(referral) = referral::Entity::find()
-        .filter(referral::Column::RefereeId.eq(order.customer_id))
-        .filter(referral::Column::Status.eq(ReferralStatus::Pending))
-        .one(txn)
-        .await
-        .context("loading a friend's pending referral")?
+    let Some(Pending {
+        referral,
+        campaign,
+        shared_email,
+    }) = pending_of(txn, order.customer_id).await?
     else {
         return Ok(Outcome::default());
     };
-    let Some(campaign_id) = referral.campaign_id else {
+    if referral.campaign_id.is_none() {
         return Ok(Outcome::default());
-    };
-    let campaign = campaigns::find(txn, campaign_id)
-        .await?
+    }
+    let campaign = campaign
         .ok_or_else(|| AppError::internal("qualifying a referral", "its campaign is missing"))?;
     let (referrer, referee) = (
         held.customer(referral.referrer_id)?,
         held.customer(referral.referee_id)?,
     );
 
-    if let Some(why) = self_referral(txn, referrer, referee).await? {
+    if let Some(why) = disguise(referrer, referee, shared_email.as_deref()) {
         let detail = format!("checked again at order {}: {why}", order.external_id);
         reject(
             txn,
@@ -197,6 +196,43 @@ pub async fn on_order(
         qualified_for,
         rewards: pay(txn, held, now, &referral, &campaign, paid_now).await?,
     })
+}
+
+/// A friend's pending referral, its campaign, and an email the friend and the referrer have
+/// both used ([`SHARED_EMAIL_COLUMN`]), in one statement.
+struct Pending {
+    referral: referral::Model,
+    campaign: Option<campaign::Model>,
+    shared_email: Option<String>,
+}
+
+async fn pending_of(
+    txn: &impl ConnectionTrait,
+    referee_id: Uuid,
+) -> Result<Option<Pending>, AppError> {
+    let what = "loading a friend's pending referral";
+    let statement = referral::Entity::find()
+        .filter(referral::Column::RefereeId.eq(referee_id))
+        .filter(referral::Column::Status.eq(ReferralStatus::Pending))
+        .join(
+            JoinType::LeftJoin,
+            referral::Entity::belongs_to(campaign::Entity)
+                .from(referral::Column::CampaignId)
+                .to(campaign::Column::Id)
+                .into(),
+        )
+        .select_also(campaign::Entity)
+        .column_as(Expr::cust(SHARED_EMAIL_COLUMN), "shared_email")
+        .limit(1)
+        .build(txn.get_database_backend());
+    let Some(row) = txn.query_one_raw(statement).await.context(what)? else {
+        return Ok(None);
+    };
+    Ok(Some(Pending {
+        referral: referral::Model::from_query_result(&row, "A_").context(what)?,
+        campaign: campaign::Model::from_query_result_optional(&row, "B_").context(what)?,
+        shared_email: row.try_get("", "shared_email").context(what)?,
+    }))
 }
 
 async fn reject(

@@ -68,12 +68,26 @@ pub struct Rollup {
     runs: MonthRuns,
     unwritten: Delta,
     months_changed: bool,
+    /// The keys of the badges the customer holds: as read, and as this transaction awards more.
+    badges: Vec<String>,
 }
 
 impl Rollup {
     /// What tiers and badges measure, as the changes so far leave it.
     pub fn kept(&self) -> Kept {
         self.kept
+    }
+
+    /// The keys of the badges the customer holds.
+    pub fn badges(&self) -> &[String] {
+        &self.badges
+    }
+
+    /// Notes that this transaction awarded the badge `key`.
+    pub fn badge_awarded(&mut self, key: &str) {
+        if !self.badges.iter().any(|held| held == key) {
+            self.badges.push(key.to_owned());
+        }
     }
 
     /// Applies `change` and returns the kept measures it leaves.
@@ -134,9 +148,15 @@ impl Rollup {
     }
 }
 
-/// The columns [`load`] reads, in [`rollup_of`]'s order.
+/// The columns [`load`] reads, in [`rollup_of`]'s order: the rollup, and the keys of the badges
+/// the customer holds joined by [`KEY_SEPARATOR`] (which no key contains: keys are identifiers,
+/// free of control characters), so that the badges to measure are known without another read.
 const COLUMNS: &str = "r.customer_id, r.signed_up_at, r.channel, r.points_lifetime, r.net, \
-    r.kept_orders, r.order_months, r.points_owed";
+    r.kept_orders, r.order_months, r.points_owed, \
+    (SELECT string_agg(b.key, '\x1f') FROM customer_badges cb JOIN badges b ON b.id = cb.badge_id \
+     WHERE cb.customer_id = r.customer_id)";
+
+const KEY_SEPARATOR: char = '\x1f';
 
 /// The rollups of `customer_ids`, in one statement; a customer without a rollup row (data
 /// loaded around the API, until `tandem rebuild-rollups`) is missing from the map.
@@ -185,7 +205,7 @@ pub async fn load_with(
 }
 
 /// Where the `extra` columns of [`load_with`] start in a row.
-pub const EXTRA_FROM: usize = 8;
+pub const EXTRA_FROM: usize = 9;
 
 fn rollup_of(row: &sea_orm::QueryResult, what: &'static str) -> Result<(Uuid, Rollup), AppError> {
     let months: String = row.try_get_by_index(6).context(what)?;
@@ -197,6 +217,7 @@ fn rollup_of(row: &sea_orm::QueryResult, what: &'static str) -> Result<(Uuid, Ro
         streak_months: runs.longest(),
         points_owed: row.try_get_by_index(7).context(what)?,
     };
+    let badges: Option<String> = row.try_get_by_index(8).context(what)?;
     let rollup = Rollup {
         signed_up_at: row.try_get_by_index(1).context(what)?,
         channel: row.try_get_by_index(2).context(what)?,
@@ -204,6 +225,9 @@ fn rollup_of(row: &sea_orm::QueryResult, what: &'static str) -> Result<(Uuid, Ro
         runs,
         unwritten: Delta::default(),
         months_changed: false,
+        badges: badges.map_or_else(Vec::new, |keys| {
+            keys.split(KEY_SEPARATOR).map(str::to_owned).collect()
+        }),
     };
     Ok((row.try_get_by_index(0).context(what)?, rollup))
 }
@@ -292,6 +316,7 @@ mod tests {
             runs: MonthRuns::default(),
             unwritten: Delta::default(),
             months_changed: false,
+            badges: Vec::new(),
         }
     }
 
