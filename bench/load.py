@@ -18,6 +18,8 @@ years, a referral a fifth of them), rebuilds the rollups, and then measures:
   sides, beside pgbench running the statements Tandem sends for it (bench/load/record_order.sql),
   and the floor of a committed write: pgbench running one single-row INSERT a transaction
   (bench/load/floor.sql, durable, default settings) at the same connections;
+- `repeatOrder`: ordinary repeat orders of the seeded customers (their referrals settled),
+  beside that floor;
 - `trackReferralClick` with a service token, beside pgbench running its statements;
 - `referralMetrics` over October 2026, beside pgbench running the hand-written SQL of
   bench/metrics.py over the same month.
@@ -58,8 +60,9 @@ CUSTOMERS, ORDERS = 20_000, 100_000
 TOKENS = 2_000
 ME = "{ me { referralCode pointsBalance tier { name } } }"
 MONTH = ("2026-10-01T00:00:00+00:00", "2026-11-01T00:00:00+00:00")
-CASES = ("me", "recordOrder", "trackReferralClick", "referralMetrics")
-TARGETS = {"me": 0.8, "recordOrder": 0.4}
+CASES = ("me", "recordOrder", "repeatOrder", "trackReferralClick", "referralMetrics")
+# Ratios to each case's baseline; repeatOrder's baseline is the floor of a committed write.
+TARGETS = {"me": 0.8, "recordOrder": 0.4, "repeatOrder": 0.15}
 # Issue 21: qualifying orders at least this share of the single-insert floor.
 FLOOR_TARGET = 0.10
 P99_TARGET_MS, IDLE_RSS_TARGET_MB, COLD_START_TARGET_S = 50, 50, 1.0
@@ -347,6 +350,8 @@ def measure(args):
                 raw.stop()
         case("recordOrder", "record_order", "service",
              {"BENCH_FRIENDS": str(args.friends), "BENCH_RUN": "load"}, warm_up=False)
+        case("repeatOrder", "repeat_order", "service",
+             {"BENCH_CUSTOMERS": str(CUSTOMERS), "BENCH_RUN": "rep"})
         case("trackReferralClick", "click", "service", {"BENCH_CODES": str(CUSTOMERS)})
         case("referralMetrics", "metrics", "admin", {"BENCH_BODY": str(work / "metrics.json")})
     finally:
@@ -370,9 +375,13 @@ def measure(args):
                             ("friends", pgbench_per_client * args.connections)],
                            transactions=pgbench_per_client)
         cases.append(("recordOrder", order, "pgbench, the same statements", baseline))
+    if "recordOrder" in wanted or "repeatOrder" in wanted:
         log("pgbench: the floor of a committed write (a single-row INSERT a transaction) ...")
         psql(database_url, "CREATE TABLE IF NOT EXISTS bench_floor (id uuid PRIMARY KEY, at timestamptz NOT NULL)")
         results["floor"] = pgbench(database_url, HERE / "floor.sql", args)
+    if "repeatOrder" in wanted:
+        cases.append(("repeatOrder", api["repeatOrder"], "the floor (one single-row INSERT a transaction)",
+                      results["floor"]))
     if "trackReferralClick" in wanted:
         log("pgbench: trackReferralClick's statements ...")
         baseline = pgbench(database_url, HERE / "track_click.sql", args, [("customers", CUSTOMERS)])

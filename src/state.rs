@@ -148,7 +148,9 @@ impl AppState {
         let statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
         db.set_metric_callback({
             let statements = statements.clone();
-            move |_| {
+            move |info| {
+                // `RUST_LOG=tandem::sql=trace` lists the statements an operation sends.
+                tracing::trace!(target: "tandem::sql", "{}", info.statement.sql);
                 statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 ::metrics::counter!("tandem_db_statements_total").increment(1);
             }

@@ -1,5 +1,5 @@
 -- wrk script for bench/load.py: one POST per request, checked on the way back.
--- BENCH_CASE picks the body: record_order | click build one a request; any other case sends
+-- BENCH_CASE picks the body: record_order | repeat_order | click build one a request; any other case sends
 -- the file BENCH_BODY as it is. BENCH_TOKENS is a file of bearer tokens, one a line, taken
 -- round-robin (one is enough).
 -- A response counts as a failure unless it is a 200 without "errors" in its body.
@@ -10,6 +10,7 @@ for line in io.lines(os.getenv("BENCH_TOKENS")) do
 end
 local friends = tonumber(os.getenv("BENCH_FRIENDS") or "1")
 local codes = tonumber(os.getenv("BENCH_CODES") or "1")
+local customers = tonumber(os.getenv("BENCH_CUSTOMERS") or "1")
 local currency = os.getenv("BENCH_CURRENCY") or "USD"
 local run = os.getenv("BENCH_RUN") or "r"
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
@@ -30,6 +31,14 @@ local bodies = {
       '{"query":"mutation($i: OrderInput!) { recordOrder(input: $i) { id } }","variables":{"i":' ..
       '{"externalId":"%s-%d-%d","customerExternalId":"lf%d","amount":4200,"currency":"%s"}}}',
       run, id, n, friend, currency)
+  end,
+  -- An ordinary repeat order of one of the seeded customers (c1 … cBENCH_CUSTOMERS), who
+  -- have ordered before and whose referral, if any, is settled.
+  repeat_order = function(n)
+    return string.format(
+      '{"query":"mutation($i: OrderInput!) { recordOrder(input: $i) { id } }","variables":{"i":' ..
+      '{"externalId":"%s-%d-%d","customerExternalId":"c%d","amount":4200,"currency":"%s"}}}',
+      run, id, n, (n * 7919 + id) % customers + 1, currency)
   end,
   click = function(n)
     return string.format(

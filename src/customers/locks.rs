@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::customers::service::not_found;
 use crate::entities::enums::ReferralStatus;
-use crate::entities::{customer, referral};
+use crate::entities::{customer, points_ledger_entry, referral};
 use crate::error::{AppError, DbContext};
 use crate::rollups::{self, Change, Kept, Rollup};
 
@@ -44,6 +44,10 @@ struct HeldRollups {
     rows: Option<HashMap<Uuid, Rollup>>,
     /// Whether changes wait for [`Held::write_rollups`] instead of being written at once.
     deferred: bool,
+    /// Whether new ledger credits wait too (`loyalty::ledger::write_deferred`).
+    credits_deferred: bool,
+    /// The credits waiting, in the order they were made.
+    credits: Vec<points_ledger_entry::Model>,
 }
 
 impl Held {
@@ -139,6 +143,29 @@ impl Held {
     /// once before it commits: one statement for every change of every held customer.
     pub async fn defer_rollup_writes(&self) {
         self.rollups.lock().await.deferred = true;
+    }
+
+    /// From now on new ledger credits wait for `loyalty::ledger::write_deferred`, which the
+    /// workflow calls once before it commits. Only a workflow whose event is new by a unique key
+    /// of its own (an order, by its externalId) may: a waiting credit cannot tell a replay.
+    pub async fn defer_credits(&self) {
+        self.rollups.lock().await.credits_deferred = true;
+    }
+
+    /// Keeps `entry` for `loyalty::ledger::write_deferred` when this transaction defers credits
+    /// and it is one; returns whether it was kept.
+    pub async fn defer_credit(&self, entry: &points_ledger_entry::Model) -> bool {
+        let mut state = self.rollups.lock().await;
+        let kept = state.credits_deferred && entry.delta > 0;
+        if kept {
+            state.credits.push(entry.clone());
+        }
+        kept
+    }
+
+    /// The credits waiting, which the caller writes now.
+    pub async fn take_deferred_credits(&self) -> Vec<points_ledger_entry::Model> {
+        std::mem::take(&mut self.rollups.lock().await.credits)
     }
 
     /// Writes the rollup changes not yet written, in one statement.

@@ -18,10 +18,12 @@ pub mod live;
 pub mod outbox;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 
 use sea_orm::ConnectionTrait;
 
+use crate::entities::enums::SuppressionReason;
 use crate::entities::referral_decision as decision;
 use crate::error::AppError;
 
@@ -49,6 +51,8 @@ struct Batch {
     leaderboard: Vec<LeaderboardDelta>,
     emails: Vec<OutboxRow>,
     decisions: Vec<decision::Model>,
+    /// Addresses whose suppression the workflow read already, with the reason if suppressed.
+    known_suppressions: HashMap<String, Option<SuppressionReason>>,
 }
 
 impl Batch {
@@ -77,6 +81,17 @@ pub async fn batched<T>(work: impl Future<Output = T>) -> T {
         .await
 }
 
+/// Tells the open batch whether these addresses (normalized) are suppressed, as the workflow
+/// read it with its other reads: the batch's emails read the suppression list only for other
+/// addresses. Nothing happens outside a batch.
+pub fn suppressions_known(known: impl IntoIterator<Item = (String, Option<SuppressionReason>)>) {
+    let _ = BATCH.try_with(|batch| {
+        if let Some(batch) = batch.borrow_mut().as_mut() {
+            batch.known_suppressions.extend(known);
+        }
+    });
+}
+
 /// Queues `effect` when a batch is open, or applies it on `txn` now.
 pub async fn write(txn: &impl ConnectionTrait, effect: Effect) -> Result<(), AppError> {
     let mut unqueued = Some(effect);
@@ -94,7 +109,9 @@ pub async fn write(txn: &impl ConnectionTrait, effect: Effect) -> Result<(), App
     match effect {
         Effect::Live(payload) => live::send_all(txn, vec![payload]).await,
         Effect::Leaderboard(delta) => leaderboard::add_all(txn, vec![delta]).await,
-        Effect::Email(row) => outbox::write_all(txn, vec![*row]).await.map(|_| ()),
+        Effect::Email(row) => outbox::write_all(txn, vec![*row], &HashMap::new())
+            .await
+            .map(|_| ()),
         Effect::Decision(decision) => decisions::insert_all(txn, &[decision]).await,
         Effect::Referral(note) => {
             let item = live::Item::Referral {
@@ -119,7 +136,7 @@ pub async fn flush(txn: &impl ConnectionTrait) -> Result<(), AppError> {
         return Ok(());
     };
     leaderboard::add_all(txn, batch.leaderboard).await?;
-    outbox::write_all(txn, batch.emails).await?;
+    outbox::write_all(txn, batch.emails, &batch.known_suppressions).await?;
     live::resolve_and_send(txn, batch.live, &batch.decisions).await?;
     decisions::insert_all(txn, &batch.decisions).await
 }

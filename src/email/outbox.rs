@@ -62,7 +62,7 @@ pub async fn enqueue(
     let Some(row) = row_of(txn, now, email).await? else {
         return Ok(false);
     };
-    Ok(effects::outbox::write_all(txn, vec![row]).await? > 0)
+    Ok(effects::outbox::write_all(txn, vec![row], &Default::default()).await? > 0)
 }
 
 /// Writes the email with the transaction's other effects (`crate::effects`), on the same terms

@@ -108,7 +108,10 @@ async fn daily_tier_check(
                 .context("starting a tier check")?;
             let held = crate::customers::locks::one(&txn, customer_id).await?;
             let measures = crate::loyalty::facts::Measures::new(&txn, customer_id, None);
-            tiers::evaluate(&txn, &program, now, held.customer(customer_id)?, &measures).await?;
+            let mut rows = tiers::TierRows::default();
+            let customer = held.customer(customer_id)?;
+            tiers::evaluate(&txn, &program, now, customer, &measures, &mut rows).await?;
+            rows.write(&txn).await?;
             txn.commit().await.context("committing a tier check")
         }
         .await;

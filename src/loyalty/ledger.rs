@@ -129,6 +129,8 @@ pub async fn credit(
         // The rollup keeps what debits owe: nothing, so there is no debt to read or pay.
         return Ok(Some(model));
     }
+    // Paying a debt consumes the credit: it is written first, with any other waiting.
+    write_deferred(txn, held).await?;
     let debts: Vec<(Uuid, i64)> = entry::Entity::find()
         .select_only()
         .column(entry::Column::Id)
@@ -176,6 +178,8 @@ pub async fn debit(
     debit: Debit,
 ) -> Result<Option<entry::Model>, AppError> {
     held.customer(debit.customer_id)?;
+    // A debit reads the open lots: the credits waiting are written first.
+    write_deferred(txn, held).await?;
     let mut plan: Plan = Vec::new();
     let mut wanted = debit.amount;
     match debit.consume {
@@ -374,25 +378,23 @@ async fn rank(
     .await
 }
 
-/// Writes the entry unless its source already wrote one, and its part of the rollup. Returns
-/// `None` for a replay, else what the rollup keeps after the write (`None` inside without a
-/// rollup row).
+/// Writes the entry unless its source already wrote one (or keeps it for [`write_deferred`]),
+/// and its part of the rollup. Returns `None` for a replay, else what the rollup keeps after
+/// the write (`None` inside without a rollup row).
 async fn insert(
     txn: &impl ConnectionTrait,
     held: &Held,
     model: &entry::Model,
 ) -> Result<Option<Option<rollups::Kept>>, AppError> {
-    let written = entry::Entity::insert(model.clone().into_active_model())
-        .on_conflict(
-            OnConflict::columns([entry::Column::SourceKind, entry::Column::SourceId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await
-        .context("writing a points ledger entry")?;
-    if written == 0 {
-        return Ok(None);
+    if !held.defer_credit(model).await {
+        let written = entry::Entity::insert(model.clone().into_active_model())
+            .on_conflict(once_per_source())
+            .exec_without_returning(txn)
+            .await
+            .context("writing a points ledger entry")?;
+        if written == 0 {
+            return Ok(None);
+        }
     }
     let lifetime = if counts_toward_lifetime(model.reason) {
         model.delta
@@ -424,6 +426,39 @@ async fn insert(
         .await?;
     }
     Ok(Some(kept))
+}
+
+/// An entry's source writes one entry: another is skipped.
+fn once_per_source() -> OnConflict {
+    OnConflict::columns([entry::Column::SourceKind, entry::Column::SourceId])
+        .do_nothing()
+        .to_owned()
+}
+
+/// Writes the credits this transaction deferred ([`Held::defer_credits`]), in one statement.
+/// They were counted in the rollups as written; one whose source had written an entry already
+/// is refused as an internal error, which rolls the whole transaction back.
+pub async fn write_deferred(txn: &impl ConnectionTrait, held: &Held) -> Result<(), AppError> {
+    let credits = held.take_deferred_credits().await;
+    if credits.is_empty() {
+        return Ok(());
+    }
+    let count = credits.len() as u64;
+    let written = entry::Entity::insert_many(credits.into_iter().map(|c| c.into_active_model()))
+        .on_conflict(once_per_source())
+        .exec_without_returning(txn)
+        .await
+        .context("writing points ledger credits")?;
+    if written != count {
+        return Err(AppError::internal(
+            "writing points ledger credits",
+            format!(
+                "{} of {count} credits met an entry of the same source",
+                count - written
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Records what debits consumed of lots (`(debit, lot, amount)`) and closes that much of each

@@ -52,6 +52,9 @@ pub async fn activity_under<C: ConnectionTrait>(
     now: DateTime<Utc>,
     customer_ids: &[Uuid],
 ) -> Result<(), AppError> {
+    // A tier over a period measures the ledger itself: the credits waiting are written first
+    // (one statement for all of them, the evaluation coming after the workflow's credits).
+    ledger::write_deferred(txn, held).await?;
     let mut held_badges: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     let mut without_rollup = Vec::new();
     for &customer_id in customer_ids {
@@ -64,9 +67,11 @@ pub async fn activity_under<C: ConnectionTrait>(
         }
     }
     held_badges.extend(badges::held_by(txn, &program.badges, &without_rollup).await?);
+    let mut tier_rows = tiers::TierRows::default();
     for &customer_id in customer_ids {
         let measures = facts::Measures::new(txn, customer_id, held.kept(txn, customer_id).await?);
-        tiers::evaluate(txn, program, now, held.customer(customer_id)?, &measures).await?;
+        let customer = held.customer(customer_id)?;
+        tiers::evaluate(txn, program, now, customer, &measures, &mut tier_rows).await?;
         let holds = held_badges.get(&customer_id).map_or(&[][..], Vec::as_slice);
         let awarded =
             badges::evaluate(txn, &program.badges, now, &measures, customer_id, holds).await?;
@@ -74,7 +79,7 @@ pub async fn activity_under<C: ConnectionTrait>(
             held.badge_awarded(customer_id, &badge.key).await;
         }
     }
-    Ok(())
+    tier_rows.write(txn).await
 }
 
 /// The most points one adjustment may move.

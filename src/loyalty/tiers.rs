@@ -143,7 +143,10 @@ pub async fn delete(
         let reason = format!("the {} tier was removed", doomed.name);
         let mut row = RowChanges::default();
         row.move_to(below.as_ref(), None);
-        row.write(db, member.id).await?;
+        // One statement a member: a `CASE` over every member of a large tier would not fit.
+        let mut rows = TierRows::default();
+        rows.add(member.id, row);
+        rows.write(db).await?;
         record_period(db, now, member, below.as_ref(), &reason).await?;
     }
     tier::Entity::delete_by_id(id)
@@ -221,13 +224,16 @@ fn unit(metric: TierMetric) -> &'static str {
     }
 }
 
-/// Re-evaluates one customer's tier: `customer` is their row as locked by the caller.
+/// Re-evaluates one customer's tier: `customer` is their row as locked by the caller. The
+/// change to their row joins `rows`, which the caller writes ([`TierRows::write`]); the tier
+/// period and the email are written at once.
 pub async fn evaluate<C: ConnectionTrait>(
     txn: &C,
     program: &Program,
     now: DateTime<Utc>,
     customer: &customer::Model,
     measures: &Measures<'_, C>,
+    rows: &mut TierRows,
 ) -> Result<(), AppError> {
     let (settings, tiers) = (&program.settings, &program.tiers);
     if tiers.is_empty() && customer.tier_id.is_none() {
@@ -258,7 +264,7 @@ pub async fn evaluate<C: ConnectionTrait>(
     if target_rank > current_rank {
         let reason = format!("reached {metric} {}", unit(settings.tier_metric));
         row.move_to(target, None);
-        row.write(txn, customer.id).await?;
+        rows.add(customer.id, row);
         record_period(txn, now, customer, target, &reason).await?;
         if let Some(reached) = target {
             announce(txn, now, customer, reached).await?;
@@ -269,7 +275,8 @@ pub async fn evaluate<C: ConnectionTrait>(
         if customer.tier_below_since.is_some() {
             row.below_since = Some(None);
         }
-        return row.write(txn, customer.id).await;
+        rows.add(customer.id, row);
+        return Ok(());
     }
     let below_since = match customer.tier_below_since {
         Some(since) => since,
@@ -280,7 +287,8 @@ pub async fn evaluate<C: ConnectionTrait>(
     };
     let grace = Duration::days(i64::from(settings.tier_grace_days));
     if now - below_since < grace {
-        return row.write(txn, customer.id).await;
+        rows.add(customer.id, row);
+        return Ok(());
     }
     let new = match settings.tier_downgrade {
         TierDowngrade::DropOne => tiers.iter().rev().find(|t| t.threshold < current_rank),
@@ -294,12 +302,12 @@ pub async fn evaluate<C: ConnectionTrait>(
     // Still above what the metric supports: the next drop waits for another grace period.
     let still_above = rank(new) > target_rank;
     row.move_to(new, still_above.then_some(now));
-    row.write(txn, customer.id).await?;
+    rows.add(customer.id, row);
     record_period(txn, now, customer, new, &reason).await
 }
 
-/// What an evaluation changes in the customer's row, written in one statement at its end.
-#[derive(Debug, Default)]
+/// What an evaluation changes in the customer's row.
+#[derive(Debug, Default, Clone, Copy)]
 struct RowChanges {
     checked_at: Option<DateTime<Utc>>,
     tier_id: Option<Option<Uuid>>,
@@ -312,27 +320,90 @@ impl RowChanges {
         self.below_since = Some(below_since);
     }
 
-    async fn write(self, txn: &impl ConnectionTrait, customer_id: Uuid) -> Result<(), AppError> {
-        if self.checked_at.is_none() && self.tier_id.is_none() && self.below_since.is_none() {
+    fn is_empty(&self) -> bool {
+        self.checked_at.is_none() && self.tier_id.is_none() && self.below_since.is_none()
+    }
+}
+
+/// The customers' rows the evaluations of one transaction change, written together by
+/// [`TierRows::write`]: one statement whatever the number of customers (a qualifying order
+/// evaluates the friend and the referrer).
+#[derive(Debug, Default)]
+pub struct TierRows(Vec<(Uuid, RowChanges)>);
+
+impl TierRows {
+    fn add(&mut self, customer_id: Uuid, changes: RowChanges) {
+        if changes.is_empty() {
+            return;
+        }
+        // A customer evaluated twice keeps what the later evaluation set.
+        match self.0.iter_mut().find(|(id, _)| *id == customer_id) {
+            Some((_, kept)) => {
+                kept.checked_at = changes.checked_at.or(kept.checked_at);
+                kept.tier_id = changes.tier_id.or(kept.tier_id);
+                kept.below_since = changes.below_since.or(kept.below_since);
+            }
+            None => self.0.push((customer_id, changes)),
+        }
+    }
+
+    /// Writes the changes, in one `UPDATE`: each column set by a `CASE` on the customer's id
+    /// (left as it is for a customer that does not change it).
+    pub async fn write(self, txn: &impl ConnectionTrait) -> Result<(), AppError> {
+        if self.0.is_empty() {
             return Ok(());
         }
+        let ids: Vec<Uuid> = self.0.iter().map(|(id, _)| *id).collect();
+        let only = ids.len() == 1;
         let mut update = customer::Entity::update_many();
-        if let Some(at) = self.checked_at {
-            update = update.col_expr(customer::Column::TierCheckedAt, Expr::value(at));
-        }
-        if let Some(tier_id) = self.tier_id {
-            update = update.col_expr(customer::Column::TierId, Expr::value(tier_id));
-        }
-        if let Some(since) = self.below_since {
-            update = update.col_expr(customer::Column::TierBelowSince, Expr::value(since));
+        let columns: [(customer::Column, ValueOf); 3] = [
+            (customer::Column::TierCheckedAt, |c| {
+                c.checked_at.map(Expr::value)
+            }),
+            (customer::Column::TierId, |c| c.tier_id.map(Expr::value)),
+            (customer::Column::TierBelowSince, |c| {
+                c.below_since.map(Expr::value)
+            }),
+        ];
+        for (column, value_of) in columns {
+            let values = self
+                .0
+                .iter()
+                .filter_map(|(id, changes)| value_of(changes).map(|value| (*id, value)))
+                .collect();
+            if let Some(value) = per_customer(values, column, only) {
+                update = update.col_expr(column, value);
+            }
         }
         update
-            .filter(customer::Column::Id.eq(customer_id))
+            .filter(customer::Column::Id.is_in(ids))
             .exec(txn)
             .await
-            .context("recording a customer's tier evaluation")?;
+            .context("recording customers' tier evaluations")?;
         Ok(())
     }
+}
+
+/// What a [`RowChanges`] sets one column to, if it sets it.
+type ValueOf = fn(&RowChanges) -> Option<Expr>;
+
+/// The value of `column` for each customer that sets it, the column as it is for the others;
+/// `None` when nobody sets it. `only_customer` when the statement writes one customer's row.
+fn per_customer(
+    values: Vec<(Uuid, Expr)>,
+    column: customer::Column,
+    only_customer: bool,
+) -> Option<Expr> {
+    if only_customer {
+        return values.into_iter().next().map(|(_, value)| value);
+    }
+    let mut values = values.into_iter();
+    let (first_id, first) = values.next()?;
+    let case = values.fold(
+        Expr::case(customer::Column::Id.eq(first_id), first),
+        |case, (id, value)| case.case(customer::Column::Id.eq(id), value),
+    );
+    Some(case.finally(Expr::col(column)).into())
 }
 
 /// The history of a move of `customer` (as locked, before the move) to `tier`: the open period

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
     DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 use serde::{Deserialize, Serialize};
@@ -15,11 +15,12 @@ use crate::clock::Clock;
 use crate::customers::locks;
 use crate::db::begin_write;
 use crate::effects;
+use crate::entities::enums::SuppressionReason;
 use crate::entities::{order, order_line};
 use crate::error::{AppError, DbContext};
 use crate::events::{OrderRecorded, Reactions};
 use crate::input;
-use crate::loyalty::program;
+use crate::loyalty::{ledger, program};
 use crate::rollups;
 
 const MAX_ATTEMPTS: usize = 4;
@@ -203,8 +204,9 @@ async fn attempt(
     let placed_at = input.placed_at.unwrap_or(now);
     // Most orders are the customer's latest: then the latest before it is its previous one
     // and no order follows it. One placed earlier than another is linked both ways.
-    // What the rules read besides the locked rows comes in one statement: the rollups, the
-    // buyer's latest order, the configuration's version and whether they have an active cart.
+    // What the rules read besides the locked rows comes in one statement: the rollups (with the
+    // badges held), the buyer's latest order, the configuration's version, whether they have an
+    // active cart and whether the held customers' addresses are suppressed.
     let snapshot = held
         .read_rollups_with(
             &txn,
@@ -213,9 +215,27 @@ async fn attempt(
                 LATEST_ID,
                 program::VERSION_COLUMN,
                 HAS_ACTIVE_CART,
+                SUPPRESSION,
             ],
         )
         .await?;
+    // The emails the order may send go to the held customers: whether their addresses are
+    // suppressed came with the read.
+    let mut suppressions = Vec::with_capacity(snapshot.len());
+    for held_customer in held.rows() {
+        if let Some(row) = snapshot.get(&held_customer.id) {
+            let what = "reading whether a customer's address is suppressed";
+            let reason: Option<String> = row
+                .try_get_by_index(rollups::changes::EXTRA_FROM + 4)
+                .context(what)?;
+            let reason = reason
+                .map(|r| SuppressionReason::try_from_value(&r))
+                .transpose()
+                .context(what)?;
+            suppressions.push((held_customer.email_normalized.clone(), reason));
+        }
+    }
+    effects::suppressions_known(suppressions);
     let (latest, program_version, has_active_cart) = match snapshot.get(&customer.id) {
         Some(row) => {
             let at = rollups::changes::EXTRA_FROM;
@@ -268,6 +288,8 @@ async fn attempt(
         relink_next(&txn, &order).await?;
     }
     held.defer_rollup_writes().await;
+    // The order is new (its externalId's index said so): so are the credits it makes.
+    held.defer_credits().await;
     held.change_rollup(
         &txn,
         customer.id,
@@ -302,6 +324,7 @@ async fn attempt(
             },
         )
         .await?;
+    ledger::write_deferred(&txn, &held).await?;
     held.write_rollups(&txn).await?;
     effects::flush(&txn).await?;
     txn.commit().await.context("committing an order")?;
@@ -331,6 +354,10 @@ const LATEST_ID: &str = "(SELECT o.id FROM orders o WHERE o.customer_id = r.cust
 /// way, as before (the named cart is looked up by its id all the same).
 const HAS_ACTIVE_CART: &str =
     "EXISTS (SELECT 1 FROM carts c WHERE c.customer_id = r.customer_id AND c.status = 'ACTIVE')";
+
+/// Why the rollup row's customer's address is suppressed, if it is.
+const SUPPRESSION: &str = "(SELECT s.reason FROM suppressions s JOIN customers c \
+     ON c.email_normalized = s.email_normalized WHERE c.id = r.customer_id)";
 
 /// When the customer's latest order was placed, and its id.
 async fn latest_order(

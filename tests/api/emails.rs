@@ -452,6 +452,33 @@ async fn a_refused_recipient_is_dead_at_once_and_suppressed() {
 }
 
 #[tokio::test]
+async fn an_order_queues_no_email_to_a_referrer_whose_address_bounced() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_smtp(&smtp, &[]).await;
+    app.create_campaign(points_campaign("Test")).await;
+    app.refer("ann", "bob", json!({})).await;
+    smtp.refuse_recipient("ann@example.com");
+    data(&app.record_order("o-1", "bob", 5000).await);
+    let report = app.deliver_emails().await;
+    assert_eq!((report.sent, report.dead), (1, 1), "{report:?}");
+
+    // Another friend's order pays ann again: her reward is written, her email is not.
+    app.refer("ann", "cy", json!({})).await;
+    data(&app.record_order("o-2", "cy", 5000).await);
+    let deliveries = app.email_deliveries().await;
+    let count_to = |address: &str| {
+        deliveries
+            .iter()
+            .filter(|d| d["recipient"] == address)
+            .count()
+    };
+    assert_eq!(count_to("ann@example.com"), 1, "{deliveries:?}");
+    assert_eq!(count_to("cy@example.com"), 1, "{deliveries:?}");
+    app.deliver_emails().await;
+    assert_eq!(to(&smtp.received(), "ann@example.com").len(), 0);
+}
+
+#[tokio::test]
 async fn nothing_is_lost_while_the_smtp_server_is_down() {
     let mut smtp = SmtpServer::reserved().await;
     let app = app_with_smtp(&smtp, &[]).await;
