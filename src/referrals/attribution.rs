@@ -305,14 +305,16 @@ pub async fn self_referral(
 /// An email a referral's friend (`referrals.referee_id`) and referrer (`referrals.referrer_id`)
 /// have both used, now or before, as a column of a query on `referrals`: what
 /// [`self_referral`] reads, in the statement that reads the referral. Only the two current
-/// emails are left out: the held customers' rows have them ([`disguise`] compares them).
-pub const SHARED_EMAIL_COLUMN: &str = "(SELECT e.email_normalized FROM customer_emails e WHERE \
-    (e.customer_id = referrals.referee_id AND (e.email_normalized IN \
+/// emails are left out: the held customers' rows have them ([`disguise`] compares them). The
+/// `IN` on both customers is what lets PostgreSQL look them up by index: with only the `OR`
+/// (and an `ORDER BY … LIMIT 1`) it walked every row of `customer_emails`, 13.5 ms at 15,600.
+pub const SHARED_EMAIL_COLUMN: &str = "(SELECT MIN(e.email_normalized) FROM customer_emails e \
+    WHERE e.customer_id IN (referrals.referee_id, referrals.referrer_id) \
+    AND ((e.customer_id = referrals.referee_id AND (e.email_normalized IN \
        (SELECT h.email_normalized FROM customer_emails h WHERE h.customer_id = referrals.referrer_id) \
      OR e.email_normalized = (SELECT c.email_normalized FROM customers c WHERE c.id = referrals.referrer_id))) \
     OR (e.customer_id = referrals.referrer_id AND e.email_normalized = \
-       (SELECT c.email_normalized FROM customers c WHERE c.id = referrals.referee_id)) \
-    ORDER BY e.email_normalized LIMIT 1)";
+       (SELECT c.email_normalized FROM customers c WHERE c.id = referrals.referee_id))))";
 
 /// Why `referee` is the referrer in disguise, given `shared_email`, an email both have used
 /// (besides their current ones, compared here), if any.
