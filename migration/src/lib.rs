@@ -16,6 +16,7 @@ mod m20261130_000010_live_events;
 pub mod m20261202_000011_kept_points;
 mod m20261202_000012_program_version;
 mod m20261203_000013_kept_counters;
+mod m20261207_000014_leaderboard_queue;
 pub mod rollups;
 
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_kept_points::Migration),
             Box::new(m20261202_000012_program_version::Migration),
             Box::new(m20261203_000013_kept_counters::Migration),
+            Box::new(m20261207_000014_leaderboard_queue::Migration),
         ]
     }
 }

@@ -1,15 +1,26 @@
-//! Writing leaderboard deltas: each customer's change of a metric per UTC day and their
-//! all-time total, as upserts that add to what is there.
+//! Leaderboard deltas: each customer's change of a metric per UTC day and their all-time total.
+//!
+//! A transaction queues its deltas (one insert into `leaderboard_queue`, whatever their
+//! number); [`apply_queued`] adds what is queued to the days and the totals in batches, as
+//! upserts that add to what is there. The worker applies the queue on each pass and every read
+//! of the leaderboard applies it first, so a ranking read after an order includes it. Orders
+//! then write no shared leaderboard row: the upserts on a popular day's rows were a point where
+//! concurrent orders of one customer queued, and two statements of every order.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
 use uuid::Uuid;
 
+use crate::db;
 use crate::entities::enums::LeaderboardMetric;
 use crate::entities::leaderboard_day as day;
+use crate::entities::leaderboard_queued as queued;
 use crate::entities::leaderboard_total as total;
 use crate::error::{AppError, DbContext};
 
@@ -27,13 +38,106 @@ pub struct LeaderboardDelta {
 /// The most rows one upsert writes.
 const PER_STATEMENT: usize = 200;
 
+/// The most queued rows one transaction of [`apply_queued`] takes.
+const APPLY_BATCH: u64 = 1_000;
+
+/// What serialises those who apply the queue ([`db::lock_subject`]).
+const APPLY_LOCK: &str = "leaderboard-queue";
+
+/// Queues `deltas` with `txn`, in one insert per [`PER_STATEMENT`].
+pub async fn queue_all(
+    txn: &impl ConnectionTrait,
+    deltas: Vec<LeaderboardDelta>,
+) -> Result<(), AppError> {
+    let deltas: Vec<LeaderboardDelta> = deltas.into_iter().filter(|d| d.delta != 0).collect();
+    for chunk in deltas.chunks(PER_STATEMENT) {
+        queued::Entity::insert_many(chunk.iter().map(|d| queued::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            metric: Set(d.metric),
+            customer_id: Set(d.customer_id),
+            day: Set(d.day.clone()),
+            delta: Set(d.delta),
+            at: Set(d.at),
+        }))
+        .exec_without_returning(txn)
+        .await
+        .context("queueing leaderboard changes")?;
+    }
+    Ok(())
+}
+
+/// Adds every committed queued delta to the days and the totals and removes it from the queue,
+/// [`APPLY_BATCH`] rows a transaction. Returns how many it applied. A read of an empty queue is
+/// all it costs when nothing is queued.
+///
+/// Those who apply take one lock first, so a reader that finds the queue busy waits for the
+/// one applying it and then sees its result: a ranking read after an order includes it.
+pub async fn apply_queued(db: &DatabaseConnection) -> Result<u64, AppError> {
+    let what = "applying the leaderboard queue";
+    let anything = queued::Entity::find()
+        .select_only()
+        .column(queued::Column::Id)
+        .limit(1)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await
+        .context(what)?;
+    if anything.is_none() {
+        return Ok(0);
+    }
+    let mut applied = 0;
+    loop {
+        let txn = db::begin_write(db).await.context(what)?;
+        db::lock_subject(&txn, APPLY_LOCK).await.context(what)?;
+        // After the lock: this read sees what the previous holder removed and added.
+        let rows = queued::Entity::find()
+            .order_by_asc(queued::Column::Id)
+            .limit(APPLY_BATCH)
+            .all(&txn)
+            .await
+            .context(what)?;
+        let taken = rows.len() as u64;
+        if taken > 0 {
+            let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+            add_all(&txn, in_event_order(rows)).await?;
+            for chunk in ids.chunks(PER_STATEMENT) {
+                queued::Entity::delete_many()
+                    .filter(queued::Column::Id.is_in(chunk.iter().copied()))
+                    .exec(&txn)
+                    .await
+                    .context(what)?;
+            }
+        }
+        txn.commit().await.context(what)?;
+        applied += taken;
+        if taken < APPLY_BATCH {
+            return Ok(applied);
+        }
+    }
+}
+
+/// Queued rows as deltas, in the order their changes happened (the ids tell rows of one
+/// moment apart): rows commit in another order than they were written.
+fn in_event_order(mut rows: Vec<queued::Model>) -> Vec<LeaderboardDelta> {
+    rows.sort_by_key(|row| (row.at, row.id));
+    rows.into_iter()
+        .map(|row| LeaderboardDelta {
+            metric: row.metric,
+            customer_id: row.customer_id,
+            day: row.day,
+            delta: row.delta,
+            at: row.at,
+        })
+        .collect()
+}
+
 /// Adds `deltas` to the days and the totals, as if each were added in turn, in two statements
 /// when no key moves both up and down in the batch.
 ///
 /// PostgreSQL refuses an upsert that meets one key twice, so the deltas of a key are summed
 /// first. Only a run of the same sign may be summed: a rise sets `reached_at` and a fall keeps
 /// it, so a key that rises and falls takes one round per run, in order.
-pub async fn add_all(
+async fn add_all(
     txn: &impl ConnectionTrait,
     deltas: Vec<LeaderboardDelta>,
 ) -> Result<(), AppError> {
@@ -94,9 +198,12 @@ fn rounds(
     rounds
 }
 
+/// A rise makes its moment when the value was reached, unless a later rise was applied first
+/// (the queue is applied in commit order, which is not always the order of the changes).
 fn reached_at(table: &str) -> Expr {
     Expr::cust(format!(
-        "CASE WHEN excluded.value > 0 THEN excluded.reached_at ELSE {table}.reached_at END"
+        "CASE WHEN excluded.value > 0 AND excluded.reached_at > {table}.reached_at \
+         THEN excluded.reached_at ELSE {table}.reached_at END"
     ))
 }
 

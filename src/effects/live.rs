@@ -2,7 +2,7 @@
 //! (delivered at commit, in the order sent), on SQLite one `live_events` row each, which every
 //! process polls.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Value};
@@ -38,21 +38,26 @@ pub(super) enum Item {
 }
 
 /// Sends `items` in order, each referral event with the decisions written before it (those
-/// written already, and the first `decisions_before` of `queued`, not yet written), read for all
-/// of them at once.
+/// written already, and the first `decisions_before` of `queued`, not yet written). What is
+/// written is in `known` for the referrals the workflow read it for, and is read for all the
+/// others at once.
 pub(super) async fn resolve_and_send(
     txn: &impl ConnectionTrait,
     items: Vec<Item>,
     queued: &[decision::Model],
+    known: HashMap<Uuid, Vec<decision::Model>>,
 ) -> Result<(), AppError> {
-    let referrals: HashSet<Uuid> = items
+    let unknown: HashSet<Uuid> = items
         .iter()
         .filter_map(|item| match item {
-            Item::Referral { note, .. } => Some(note.referral_id),
-            Item::Ready(_) => None,
+            Item::Referral { note, .. } if !known.contains_key(&note.referral_id) => {
+                Some(note.referral_id)
+            }
+            _ => None,
         })
         .collect();
-    let written = decisions::of_referrals(txn, referrals).await?;
+    let mut written = decisions::of_referrals(txn, unknown).await?;
+    written.extend(known.into_values().flatten());
     let payloads = items
         .into_iter()
         .filter_map(|item| match item {

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use sea_orm::ConnectionTrait;
+use uuid::Uuid;
 
 use crate::entities::enums::SuppressionReason;
 use crate::entities::referral_decision as decision;
@@ -53,6 +54,8 @@ struct Batch {
     decisions: Vec<decision::Model>,
     /// Addresses whose suppression the workflow read already, with the reason if suppressed.
     known_suppressions: HashMap<String, Option<SuppressionReason>>,
+    /// Referrals whose written decisions the workflow read already, oldest first.
+    known_decisions: HashMap<Uuid, Vec<decision::Model>>,
 }
 
 impl Batch {
@@ -92,6 +95,17 @@ pub fn suppressions_known(known: impl IntoIterator<Item = (String, Option<Suppre
     });
 }
 
+/// Tells the open batch the decisions written on `referral_id` before the workflow began, as
+/// it read them with the referral: that referral's events read no decisions. Nothing happens
+/// outside a batch.
+pub fn decisions_known(referral_id: Uuid, written: Vec<decision::Model>) {
+    let _ = BATCH.try_with(|batch| {
+        if let Some(batch) = batch.borrow_mut().as_mut() {
+            batch.known_decisions.insert(referral_id, written);
+        }
+    });
+}
+
 /// Queues `effect` when a batch is open, or applies it on `txn` now.
 pub async fn write(txn: &impl ConnectionTrait, effect: Effect) -> Result<(), AppError> {
     let mut unqueued = Some(effect);
@@ -108,7 +122,7 @@ pub async fn write(txn: &impl ConnectionTrait, effect: Effect) -> Result<(), App
     };
     match effect {
         Effect::Live(payload) => live::send_all(txn, vec![payload]).await,
-        Effect::Leaderboard(delta) => leaderboard::add_all(txn, vec![delta]).await,
+        Effect::Leaderboard(delta) => leaderboard::queue_all(txn, vec![delta]).await,
         Effect::Email(row) => outbox::write_all(txn, vec![*row], &HashMap::new())
             .await
             .map(|_| ()),
@@ -118,13 +132,13 @@ pub async fn write(txn: &impl ConnectionTrait, effect: Effect) -> Result<(), App
                 note,
                 decisions_before: 0,
             };
-            live::resolve_and_send(txn, vec![item], &[]).await
+            live::resolve_and_send(txn, vec![item], &[], HashMap::new()).await
         }
     }
 }
 
-/// Applies what the open batch holds on `txn`, one statement per kind (the leaderboard two:
-/// its days and its totals; referral events one read of their decisions), and leaves the batch
+/// Applies what the open batch holds on `txn`, one statement per kind (the leaderboard's is an
+/// insert into its queue; referral events one read of the decisions not known already), and leaves the batch
 /// open and empty. Call it when the rules are
 /// done and before the commit. Nothing happens outside a batch.
 pub async fn flush(txn: &impl ConnectionTrait) -> Result<(), AppError> {
@@ -135,8 +149,8 @@ pub async fn flush(txn: &impl ConnectionTrait) -> Result<(), AppError> {
     else {
         return Ok(());
     };
-    leaderboard::add_all(txn, batch.leaderboard).await?;
+    leaderboard::queue_all(txn, batch.leaderboard).await?;
     outbox::write_all(txn, batch.emails, &batch.known_suppressions).await?;
-    live::resolve_and_send(txn, batch.live, &batch.decisions).await?;
+    live::resolve_and_send(txn, batch.live, &batch.decisions, batch.known_decisions).await?;
     decisions::insert_all(txn, &batch.decisions).await
 }

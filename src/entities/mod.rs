@@ -9,6 +9,7 @@ pub mod customer_email;
 pub mod email_outbox;
 pub mod enums;
 pub mod leaderboard_day;
+pub mod leaderboard_queued;
 pub mod leaderboard_total;
 pub mod marketing_spend;
 pub mod order;

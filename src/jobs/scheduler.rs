@@ -25,6 +25,8 @@ pub struct PassReport {
     pub badges_backfilled: u64,
     /// Customers whose tier was re-evaluated by the daily check.
     pub tiers_checked: usize,
+    /// Queued leaderboard changes added to its days and totals.
+    pub leaderboard_applied: u64,
 }
 
 /// Runs every job once, now (as the clock tells).
@@ -84,6 +86,11 @@ pub async fn run_once(state: &AppState) -> PassReport {
     match daily_tier_check(&state.db, now).await {
         Ok(checked) => report.tiers_checked = checked,
         Err(error) => tracing::error!(%error, "checking tiers"),
+    }
+    // Readers apply the queue too; the pass keeps it short when nobody reads the leaderboard.
+    match crate::effects::leaderboard::apply_queued(&state.db).await {
+        Ok(applied) => report.leaderboard_applied = applied,
+        Err(error) => tracing::error!(%error, "applying the leaderboard queue"),
     }
     report
 }

@@ -1,14 +1,19 @@
-//! The leaderboard: two rollups kept up to date in the transaction of the event (a credit or
-//! take-back of points, a referral qualifying or being reversed): each customer's change of a
-//! metric per UTC day, which ranges sum through the `(metric, day)` index, and each customer's
-//! all-time total, which all-time rankings and a customer's own rank read in index order. The
-//! ledger is never scanned for them.
+//! The leaderboard: two rollups fed by the events that move it (a credit or take-back of
+//! points, a referral qualifying or being reversed): each customer's change of a metric per UTC
+//! day, which ranges sum through the `(metric, day)` index, and each customer's all-time total,
+//! which all-time rankings and a customer's own rank read in index order. The ledger is never
+//! scanned for them. The event's transaction queues the change (`effects::leaderboard`); every
+//! read here applies the queue first, so it sees every change committed before it.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
+use crate::effects::leaderboard as queue;
 use crate::effects::{self, Effect, LeaderboardDelta};
 use crate::entities::enums::LeaderboardMetric;
 use crate::entities::leaderboard_day as day;
@@ -49,12 +54,13 @@ pub struct Standing {
 /// Everyone with a positive value in the range, best first; ties go to whoever reached their
 /// value first.
 pub async fn standings(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     metric: LeaderboardMetric,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     limit: Option<u64>,
 ) -> Result<Vec<Standing>, AppError> {
+    queue::apply_queued(db).await?;
     if from.is_none() && to.is_none() {
         return all_time(db, metric, limit).await;
     }
@@ -128,11 +134,12 @@ async fn all_time(
 /// One customer's all-time standing: 1 + those ahead of them, counted through the index.
 /// `None` without a positive value.
 pub async fn position(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     metric: LeaderboardMetric,
     customer_id: Uuid,
 ) -> Result<Option<Standing>, AppError> {
     use sea_orm::{Condition, PaginatorTrait};
+    queue::apply_queued(db).await?;
     let Some(mine) = total::Entity::find()
         .filter(total::Column::Metric.eq(metric))
         .filter(total::Column::CustomerId.eq(customer_id))

@@ -19,6 +19,7 @@ mod fuzz;
 mod health;
 mod hostile;
 mod hostile_socket;
+mod leaderboard;
 mod lock_order;
 mod loyalty;
 mod metrics;
