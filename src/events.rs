@@ -8,11 +8,13 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseTransaction;
+use sea_orm::{DatabaseTransaction, QueryResult};
+use uuid::Uuid;
 
 use crate::customers::locks::Held;
 use crate::entities::{customer, order, reward};
 use crate::error::AppError;
+use crate::rollups::changes::Join;
 
 /// A customer registered, or registered again (`first` is false) with the same details.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +37,9 @@ pub struct OrderRecorded<'a> {
     pub program_version: Option<i64>,
     /// Whether the buyer has an active cart, when the workflow read it with its locks.
     pub has_active_cart: Option<bool>,
+    /// The buyer's rows of the order's snapshot, when it was read with
+    /// [`Reactions::order_snapshot_join`].
+    pub snapshot: Option<&'a [QueryResult]>,
 }
 
 /// Part of an order was refunded; `order` already carries the new refunded amount.
@@ -68,6 +73,11 @@ pub trait Reactions: Sync {
         txn: &DatabaseTransaction,
         event: CustomerRegistered<'_>,
     ) -> impl Future<Output = Result<(), AppError>> + Send;
+
+    /// What the reactions to an order of `buyer_id`, whose lock found a pending referral, read
+    /// with the order's snapshot ([`OrderRecorded::snapshot`]), so that it costs no statement of
+    /// its own.
+    fn order_snapshot_join(&self, buyer_id: Uuid) -> Join;
 
     fn order_recorded(
         &self,

@@ -5,6 +5,7 @@
 
 use chrono::Duration;
 use sea_orm::DatabaseTransaction;
+use uuid::Uuid;
 
 use crate::carts::service as carts;
 use crate::customers::locks::Held;
@@ -16,7 +17,8 @@ use crate::loyalty::program::{Program, ProgramCache};
 use crate::loyalty::{self, earning};
 use crate::referrals::attribution::{self, FraudLimits};
 use crate::referrals::service as referrals;
-use crate::referrals::{qualification, reversal};
+use crate::referrals::{pending, qualification, reversal};
+use crate::rollups::changes::Join;
 
 /// The settings the reacting capabilities need.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +33,15 @@ pub struct ProgramReactions<'a> {
 }
 
 impl Reactions for ProgramReactions<'_> {
+    fn order_snapshot_join(&self, buyer_id: Uuid) -> Join {
+        let (sql, values) = pending::join("r.customer_id", buyer_id);
+        Join {
+            sql,
+            columns: pending::COLUMNS,
+            values,
+        }
+    }
+
     async fn customer_registered(
         &self,
         txn: &DatabaseTransaction,
@@ -67,8 +78,15 @@ impl Reactions for ProgramReactions<'_> {
             None => self.program.current(txn).await?,
         };
         earning::on_order(txn, event.held, &program, self.currency, event.now, order).await?;
-        let referral =
-            qualification::on_order(txn, event.held, event.now, self.clock_skew, order).await?;
+        let referral = qualification::on_order(
+            txn,
+            event.held,
+            event.now,
+            self.clock_skew,
+            order,
+            event.snapshot,
+        )
+        .await?;
         for reward in &referral.rewards {
             earning::on_reward(txn, event.held, &program.settings, event.now, reward).await?;
         }

@@ -186,13 +186,14 @@ impl Held {
     }
 
     /// Reads the held customers' rollups now, with `extra` columns of the caller's on each
-    /// customer's row ([`rollups::changes::load_with`]), and returns those rows; before any other
-    /// change or question about the rollups (an internal error after one).
+    /// customer's row and a `join` ([`rollups::changes::load_with`]), and returns those rows;
+    /// before any other change or question about the rollups (an internal error after one).
     pub async fn read_rollups_with(
         &self,
         txn: &impl ConnectionTrait,
         extra: &[&str],
-    ) -> Result<HashMap<Uuid, sea_orm::QueryResult>, AppError> {
+        join: Option<rollups::changes::Join>,
+    ) -> Result<HashMap<Uuid, Vec<sea_orm::QueryResult>>, AppError> {
         let mut state = self.rollups.lock().await;
         if state.rows.is_some() {
             return Err(AppError::internal(
@@ -201,7 +202,7 @@ impl Held {
             ));
         }
         let ids: Vec<Uuid> = self.rows.iter().map(|c| c.id).collect();
-        let (rollups, rows) = rollups::changes::load_with(txn, &ids, extra).await?;
+        let (rollups, rows) = rollups::changes::load_with(txn, &ids, extra, join).await?;
         state.rows = Some(rollups);
         Ok(rows)
     }

@@ -207,6 +207,9 @@ async fn attempt(
     // What the rules read besides the locked rows comes in one statement: the rollups (with the
     // badges held), the buyer's latest order, the configuration's version, whether they have an
     // active cart and whether the held customers' addresses are suppressed.
+    // A pending referral (the lock found its referrer) comes with the buyer's rows.
+    let join_read = held.has_referrer(customer.id) == Some(true);
+    let join = join_read.then(|| reactions.order_snapshot_join(customer.id));
     let snapshot = held
         .read_rollups_with(
             &txn,
@@ -217,13 +220,17 @@ async fn attempt(
                 HAS_ACTIVE_CART,
                 SUPPRESSION,
             ],
+            join,
         )
         .await?;
     // The emails the order may send go to the held customers: whether their addresses are
     // suppressed came with the read.
     let mut suppressions = Vec::with_capacity(snapshot.len());
     for held_customer in held.rows() {
-        if let Some(row) = snapshot.get(&held_customer.id) {
+        if let Some(row) = snapshot
+            .get(&held_customer.id)
+            .and_then(|rows| rows.first())
+        {
             let what = "reading whether a customer's address is suppressed";
             let reason: Option<String> = row
                 .try_get_by_index(rollups::changes::EXTRA_FROM + 4)
@@ -236,7 +243,9 @@ async fn attempt(
         }
     }
     effects::suppressions_known(suppressions);
-    let (latest, program_version, has_active_cart) = match snapshot.get(&customer.id) {
+    let buyer_rows = snapshot.get(&customer.id).map(Vec::as_slice);
+    let (latest, program_version, has_active_cart) = match buyer_rows.and_then(|rows| rows.first())
+    {
         Some(row) => {
             let at = rollups::changes::EXTRA_FROM;
             let what = "reading what an order's rules need";
@@ -321,6 +330,7 @@ async fn attempt(
                 now,
                 program_version,
                 has_active_cart,
+                snapshot: buyer_rows.filter(|_| join_read),
             },
         )
         .await?;

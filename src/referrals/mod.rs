@@ -6,6 +6,7 @@ pub mod decisions;
 pub mod holds;
 pub mod invites;
 pub mod links;
+pub mod pending;
 pub mod qualification;
 pub mod reversal;
 pub mod service;

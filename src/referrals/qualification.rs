@@ -5,10 +5,9 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType, PaginatorTrait,
-    QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryResult,
+    QuerySelect,
 };
-use sea_orm::{QueryTrait, Statement};
 
 use crate::campaigns::service as campaigns;
 use crate::customers::locks::Held;
@@ -16,14 +15,16 @@ use crate::effects;
 use crate::entities::enums::{
     DecisionOutcome, LeaderboardMetric, ReferralStatus, RejectionReason, RewardSide, RewardStatus,
 };
-use crate::entities::{campaign, order, referral, referral_decision as decision, reward};
+use crate::entities::{campaign, order, referral, reward};
 use crate::error::{AppError, DbContext};
 use crate::live;
 use crate::loyalty::leaderboard;
-use crate::referrals::attribution::{SHARED_EMAIL_COLUMN, disguise};
+use crate::referrals::attribution::disguise;
 use crate::referrals::decisions::{self, Decision, rule};
+use crate::referrals::pending::{self, Pending};
 use crate::rewards::service::{self as rewards, Grant};
 use crate::rollups;
+use sea_orm::QueryTrait;
 use uuid::Uuid;
 
 /// What an order did to the buyer's referral.
@@ -37,23 +38,31 @@ pub struct Outcome {
 
 /// Applies a newly recorded order to the buyer's referral, if they have a pending one. `held`
 /// holds the buyer and their referrer.
+///
+/// `snapshot`: the buyer's rows of the order's snapshot, when it was read with
+/// [`pending::join`]; the referral is read otherwise.
 pub async fn on_order(
     txn: &impl ConnectionTrait,
     held: &Held,
     now: DateTime<Utc>,
     clock_skew: Duration,
     order: &order::Model,
+    snapshot: Option<&[QueryResult]>,
 ) -> Result<Outcome, AppError> {
     if held.has_referrer(order.customer_id) == Some(false) {
         // Nobody referred the buyer: no referral to read.
         return Ok(Outcome::default());
     }
+    let pending = match snapshot {
+        Some(rows) => pending::from_rows(rows)?,
+        None => pending::read(txn, order.customer_id).await?,
+    };
     let Some(Pending {
         referral,
         campaign,
         shared_email,
         decisions: taken,
-    }) = pending_of(txn, order.customer_id).await?
+    }) = pending
     else {
         return Ok(Outcome::default());
     };
@@ -201,71 +210,6 @@ pub async fn on_order(
         rewards: pay(txn, held, now, &referral, &campaign, paid_now).await?,
     })
 }
-
-/// A friend's pending referral, its campaign, an email the friend and the referrer have both
-/// used ([`SHARED_EMAIL_COLUMN`]), and the decisions taken on it so far, in one statement.
-struct Pending {
-    referral: referral::Model,
-    campaign: Option<campaign::Model>,
-    shared_email: Option<String>,
-    decisions: Vec<decision::Model>,
-}
-
-/// The referral, its campaign and the shared email come from an inner query (one row, so the
-/// email's subquery runs once); its decisions are joined to that row, one output row each.
-async fn pending_of(
-    txn: &impl ConnectionTrait,
-    referee_id: Uuid,
-) -> Result<Option<Pending>, AppError> {
-    let what = "loading a friend's pending referral";
-    let backend = txn.get_database_backend();
-    let inner = referral::Entity::find()
-        .filter(referral::Column::RefereeId.eq(referee_id))
-        .filter(referral::Column::Status.eq(ReferralStatus::Pending))
-        .join(
-            JoinType::LeftJoin,
-            referral::Entity::belongs_to(campaign::Entity)
-                .from(referral::Column::CampaignId)
-                .to(campaign::Column::Id)
-                .into(),
-        )
-        .select_also(campaign::Entity)
-        .column_as(Expr::cust(SHARED_EMAIL_COLUMN), "shared_email")
-        .limit(1)
-        .build(backend);
-    let sql = format!(
-        "SELECT p.*, {DECISION_COLUMNS} FROM ({}) p \
-         LEFT JOIN referral_decisions d ON d.referral_id = p.\"A_id\" ORDER BY d.id",
-        inner.sql
-    );
-    let values = inner.values.map(|v| v.0).unwrap_or_default();
-    let rows = txn
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await
-        .context(what)?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let mut decisions = Vec::with_capacity(rows.len());
-    for row in &rows {
-        if let Some(decision) =
-            decision::Model::from_query_result_optional(row, "C_").context(what)?
-        {
-            decisions.push(decision);
-        }
-    }
-    Ok(Some(Pending {
-        referral: referral::Model::from_query_result(first, "A_").context(what)?,
-        campaign: campaign::Model::from_query_result_optional(first, "B_").context(what)?,
-        shared_email: first.try_get("", "shared_email").context(what)?,
-        decisions,
-    }))
-}
-
-/// A decision's columns, prefixed as `FromQueryResult` reads them.
-const DECISION_COLUMNS: &str = "d.id AS \"C_id\", d.referral_id AS \"C_referral_id\", \
-     d.rule AS \"C_rule\", d.outcome AS \"C_outcome\", d.detail AS \"C_detail\", \
-     d.decided_at AS \"C_decided_at\"";
 
 async fn reject(
     txn: &impl ConnectionTrait,

@@ -164,42 +164,67 @@ pub async fn load(
     db: &impl ConnectionTrait,
     customer_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Rollup>, AppError> {
-    Ok(load_with(db, customer_ids, &[]).await?.0)
+    Ok(load_with(db, customer_ids, &[], None).await?.0)
+}
+
+/// What a workflow reads with the rollups besides its scalar columns: a join on the rollup
+/// row (`r`), the columns it adds and the values of its `?`. A join may give a customer more
+/// than one row.
+#[derive(Debug, Clone, Default)]
+pub struct Join {
+    pub sql: String,
+    pub columns: &'static str,
+    pub values: Vec<sea_orm::Value>,
 }
 
 /// [`load`], with `extra` columns on each customer's row: scalar expressions of the caller's
-/// (which may name the row's customer as `r.customer_id`), so that what a workflow needs to know
-/// besides the rollups comes in the same statement. Returns each customer's row too, whose
-/// extra columns start at index [`EXTRA_FROM`].
+/// (which may name the row's customer as `r.customer_id`), and a `join`, so that what a
+/// workflow needs to know besides the rollups comes in the same statement. Returns each
+/// customer's rows too (one, unless the join gives more), whose extra columns start at index
+/// [`EXTRA_FROM`] (the join's columns follow them).
 pub async fn load_with(
     db: &impl ConnectionTrait,
     customer_ids: &[Uuid],
     extra: &[&str],
-) -> Result<(HashMap<Uuid, Rollup>, HashMap<Uuid, sea_orm::QueryResult>), AppError> {
+    join: Option<Join>,
+) -> Result<
+    (
+        HashMap<Uuid, Rollup>,
+        HashMap<Uuid, Vec<sea_orm::QueryResult>>,
+    ),
+    AppError,
+> {
     let what = "reading customers' rollups";
     if customer_ids.is_empty() {
         return Ok(Default::default());
     }
+    let join = join.unwrap_or_default();
     let marks = vec!["?"; customer_ids.len()].join(", ");
-    let values = customer_ids.iter().map(|id| (*id).into()).collect();
+    let mut values = join.values;
+    values.extend(customer_ids.iter().map(|id| sea_orm::Value::from(*id)));
     let columns = std::iter::once(COLUMNS)
         .chain(extra.iter().copied())
+        .chain((!join.columns.is_empty()).then_some(join.columns))
         .collect::<Vec<_>>()
         .join(", ");
     let rows = db
         .query_all_raw(statement(
             db.get_database_backend(),
-            &format!("SELECT {columns} FROM customer_rollups r WHERE r.customer_id IN ({marks})"),
+            &format!(
+                "SELECT {columns} FROM customer_rollups r {} WHERE r.customer_id IN ({marks})",
+                join.sql
+            ),
             values,
         ))
         .await
         .context(what)?;
     let mut rollups = HashMap::with_capacity(rows.len());
-    let mut by_customer = HashMap::with_capacity(rows.len());
+    let mut by_customer: HashMap<Uuid, Vec<sea_orm::QueryResult>> =
+        HashMap::with_capacity(rows.len());
     for row in rows {
         let (id, rollup) = rollup_of(&row, what)?;
         rollups.insert(id, rollup);
-        by_customer.insert(id, row);
+        by_customer.entry(id).or_default().push(row);
     }
     Ok((rollups, by_customer))
 }
