@@ -206,8 +206,8 @@ async fn attempt(
     // and no order follows it. One placed earlier than another is linked both ways.
     // What the rules read besides the locked rows comes in one statement: the rollups (with the
     // badges held), the buyer's latest order, the configuration's version, whether they have an
-    // active cart and whether the held customers' addresses are suppressed.
-    // A pending referral (the lock found its referrer) comes with the buyer's rows.
+    // active cart, whether the held customers' addresses are suppressed, and the buyer's pending
+    // referral when the lock found its referrer (joined to the buyer's rows).
     let join_read = held.has_referrer(customer.id) == Some(true);
     let join = join_read.then(|| reactions.order_snapshot_join(customer.id));
     let snapshot = held
