@@ -1,8 +1,10 @@
 //! The baseline of the `me` load benchmark (bench/load.py): a minimal actix-web + sea-orm
-//! handler doing the same reads as `{ me { referralCode pointsBalance tier { name } } }`
-//! (the customer by the token's `sub`, their kept points, their tier) through the same rule functions,
-//! so the ratio between the two is what the GraphQL server adds: parsing and validating the
-//! query, the schema's limits, middleware, the request span and metrics.
+//! handler answering `{ me { referralCode pointsBalance tier { name } } }` with the physical
+//! read and nothing else: one statement takes the customer by the token's `sub`, their kept
+//! balance less what time has made pending or expired in their open lots, and their tier's name
+//! by key, with no rule functions. The ratio between the two is what Tandem adds: parsing and
+//! validating the query, the schema's limits, resolvers, middleware, the request span and
+//! metrics.
 //!
 //!     DATABASE_URL=postgres://… TANDEM_JWT_SECRET=… BIND=127.0.0.1:8099 \
 //!         cargo run --release --example raw_me
@@ -12,11 +14,21 @@ use std::time::Duration;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde::Deserialize;
 use serde_json::json;
-use tandem::customers::service::get_by_external_id;
-use tandem::loyalty::{balance, tiers};
+
+/// The customer, their balance and their tier's name (`$n` binds on both backends). A lot counts against the balance while it
+/// is not yet spendable or past its expiry (the scheduler has not taken it yet).
+const ME: &str = "SELECT c.referral_code, \
+       CAST(r.points_balance - COALESCE((SELECT SUM(l.remaining) FROM points_ledger l \
+         WHERE l.customer_id = c.id AND l.remaining > 0 AND l.delta > 0 \
+         AND (l.available_at > $1 OR l.expires_at <= $1)), 0) AS BIGINT), \
+       t.name \
+     FROM customers c \
+     LEFT JOIN customer_rollups r ON r.customer_id = c.id \
+     LEFT JOIN tiers t ON t.id = c.tier_id \
+     WHERE c.external_id = $2";
 
 struct Shared {
     db: DatabaseConnection,
@@ -49,13 +61,22 @@ async fn me(request: HttpRequest, shared: web::Data<Shared>, _body: web::Bytes) 
         _ => return refused(StatusCode::UNAUTHORIZED, "bad token"),
     };
     let read = async {
-        let customer = get_by_external_id(&shared.db, &claims.sub).await?;
-        let points = balance::of_customer(&shared.db, customer.id, chrono::Utc::now()).await?;
-        let tier = tiers::of_customer(&shared.db, &customer).await?;
-        Ok::<_, tandem::error::AppError>(json!({ "data": { "me": {
-            "referralCode": customer.referral_code,
-            "pointsBalance": points.balance(),
-            "tier": tier.map(|t| json!({ "name": t.name })),
+        let row = shared
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                shared.db.get_database_backend(),
+                ME,
+                [chrono::Utc::now().into(), claims.sub.into()],
+            ))
+            .await?
+            .ok_or_else(|| sea_orm::DbErr::RecordNotFound("no such customer".into()))?;
+        let referral_code: String = row.try_get_by_index(0)?;
+        let balance: Option<i64> = row.try_get_by_index(1)?;
+        let tier: Option<String> = row.try_get_by_index(2)?;
+        Ok::<_, sea_orm::DbErr>(json!({ "data": { "me": {
+            "referralCode": referral_code,
+            "pointsBalance": balance.unwrap_or_default(),
+            "tier": tier.map(|name| json!({ "name": name })),
         } } }))
     };
     match read.await {

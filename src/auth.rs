@@ -133,6 +133,38 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     issuer: Option<String>,
     audience: Option<String>,
+    /// What a token must satisfy, built once: every request checks one.
+    validation: Validation,
+}
+
+/// What a token must satisfy besides its time window, which [`JwtKeys::verify_window`] checks
+/// against the injected clock (with the same leeway).
+fn validation(
+    algorithm: Algorithm,
+    issuer: Option<&String>,
+    audience: Option<&String>,
+) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = LEEWAY_SECONDS as u64;
+    let mut required = vec!["exp", "sub"];
+    match issuer {
+        Some(issuer) => {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        None => validation.iss = None,
+    }
+    match audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
 }
 
 impl JwtKeys {
@@ -170,6 +202,11 @@ impl JwtKeys {
             decoding,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
+            validation: validation(
+                algorithm,
+                settings.issuer.as_ref(),
+                settings.audience.as_ref(),
+            ),
         })
     }
 
@@ -218,28 +255,7 @@ impl JwtKeys {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<(Principal, TokenWindow), String> {
-        let mut validation = Validation::new(self.algorithm);
-        // Time is checked below against the injected clock, with the same leeway.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = LEEWAY_SECONDS as u64;
-        let mut required = vec!["exp", "sub"];
-        match &self.issuer {
-            Some(issuer) => {
-                validation.set_issuer(&[issuer]);
-                required.push("iss");
-            }
-            None => validation.iss = None,
-        }
-        match &self.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| describe(&e))?
             .claims;
         let now = now.timestamp();

@@ -93,6 +93,10 @@ class Generaliser:
         return re.sub(r"\$(\d+)\b", lambda m: self.value(params[int(m.group(1))]), sql)
 
 
+# The referrer's id, set by the wrapped lock (gset c_).
+REFERRER_ID = ":c_pending_referrer_id::uuid"
+
+
 def main():
     case, path = sys.argv[1], sys.argv[2]
     found = statements(open(path).read())
@@ -118,7 +122,8 @@ def main():
         for index, (sql, params) in enumerate(found):
             if 'FROM "customers" WHERE "customers"."external_id"' in sql and "c_" not in gsets.values():
                 gsets[index] = "c_"
-            if 'WHERE "referrals"."referee_id" = $1' in sql and referral_select is None:
+            if referral_select is None and ('WHERE "referrals"."referee_id" = $1' in sql
+                                            or '"A_referee_id"' in sql):
                 referral_select = index
                 gsets[index] = "r_"
         # The referrer's and the referral's ids appear after the referral SELECT; learn them from
@@ -135,7 +140,7 @@ def main():
                 for row in range(len(params) // width):
                     side = literal_text(params[row * width + 4])
                     if side == "REFERRER":
-                        known[literal_text(params[row * width + 2])] = ":r_referrer_id::uuid"
+                        known[literal_text(params[row * width + 2])] = REFERRER_ID
         for sql, params in found:
             if sql.startswith('SELECT "campaigns"') and 'WHERE "campaigns"."id" = $1' in sql:
                 known[literal_text(params[1])] = ":r_campaign_id::uuid"
@@ -148,16 +153,26 @@ def main():
             expression = known.get(customer)
             if expression == ":c_id::uuid":
                 known[address] = "concat('pf', :f::text, '@friends.example')"
-            elif expression == ":r_referrer_id::uuid":
-                known[address] = "(SELECT email FROM customers WHERE id = :r_referrer_id::uuid)"
+            elif expression == REFERRER_ID:
+                known[address] = f"(SELECT email FROM customers WHERE id = {REFERRER_ID})"
         body = []
         for index, (sql, params) in enumerate(found):
             line = generaliser.sql(sql, params)
             if gsets.get(index) == "c_" and ("UNION ALL" in sql or " OR " in sql):
                 # The lock returns the buyer and their referrer; `\\gset` takes one row, so the
                 # same locking statement is wrapped to hand on the buyer's.
-                line = (f"SELECT * FROM ({line}) AS held "
+                # Its referrer (the lock's other row) is read from the buyer's pending referral,
+                # as the snapshot after it needs both ids.
+                line = (f"SELECT held.*, (SELECT referrals.referrer_id FROM referrals "
+                        f"WHERE referrals.referee_id = held.id AND referrals.status = 'PENDING' "
+                        f"LIMIT 1) AS pending_referrer_id FROM ({line}) AS held "
                         f"WHERE held.external_id = concat('pf', :f::text)")
+            if gsets.get(index) == "r_" and '"A_referee_id"' in sql:
+                # The order's snapshot carries the pending referral joined to the buyer's row (its
+                # columns prefixed A_); the wrapper hands on that row's referral as r_.
+                line = (f'SELECT held."A_id" AS id, held."A_referrer_id" AS referrer_id, '
+                        f'held."A_campaign_id" AS campaign_id FROM ({line}) AS held '
+                        f'WHERE held."A_id" IS NOT NULL LIMIT 1')
             if index in gsets:
                 line += f" \\gset {gsets[index]}"
             else:

@@ -187,6 +187,39 @@ pub async fn program(ctx: &Context<'_>) -> Result<Arc<Program>, AppError> {
         .cloned()
 }
 
+/// Whether this request keeps what it reads until it ends (see [`for_request`]): only then is a
+/// read made ahead of the fields worth handing to them.
+pub fn keeps_reads(ctx: &Context<'_>) -> bool {
+    loaders(ctx).is_ok_and(|loaders| loaders.keep_reads)
+}
+
+/// Hands the request a customer's points and the configuration's version read with another
+/// statement, so the fields that ask for them send none (the configuration is handed over only
+/// when the process keeps it at that version; otherwise the first field that needs it reads it).
+/// Does nothing when the request does not keep its reads.
+pub fn prime(
+    ctx: &Context<'_>,
+    customer_id: Uuid,
+    points: Points,
+    program_version: i64,
+) -> Result<(), AppError> {
+    let loaders = loaders(ctx)?;
+    if !loaders.keep_reads {
+        return Ok(());
+    }
+    let ready = async move { Ok(points) }.boxed().shared();
+    loaders
+        .points_asked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(customer_id, ready);
+    if let Some(program) = loaders.program_cache.kept_at(program_version) {
+        // Set at most once: a field that already read it read the same version or a later one.
+        let _ = loaders.program.set(program);
+    }
+    Ok(())
+}
+
 /// The badges a customer holds, batched with the other customers' the same request reads.
 pub async fn held_badges(
     ctx: &Context<'_>,

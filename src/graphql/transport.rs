@@ -662,7 +662,15 @@ fn answer(format: Format, outcome: Outcome) -> HttpResponse {
         (Outcome::TimedOut(_), Format::GraphQlResponse) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::OK,
     };
-    respond(format, status, outcome_body(outcome).to_string())
+    let body = match outcome {
+        // Written straight to text: the answer every request gets is not built twice.
+        Outcome::Executed(mut response) => {
+            label_request_errors(&mut response.errors);
+            serde_json::to_string(&response).unwrap_or_else(|_| json!({ "data": null }).to_string())
+        }
+        other => outcome_body(other).to_string(),
+    };
+    respond(format, status, body)
 }
 
 fn refused(format: Format, refusal: Refusal) -> HttpResponse {

@@ -3,19 +3,23 @@
 //! the customer's open lots through a partial index, never their history.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter,
+    QueryOrder, QueryResult, QuerySelect, Value,
 };
 use uuid::Uuid;
 
 use crate::db::statement;
+use crate::entities::customer;
 use crate::entities::points_ledger_entry as entry;
 use crate::error::{AppError, DbContext};
 use crate::loyalty::audit::Account;
 use crate::loyalty::ledger::OPEN_LOT;
+use crate::loyalty::program::VERSION_COLUMN;
 
 /// A customer's points at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,6 +41,48 @@ impl Points {
     }
 }
 
+/// The points columns of the customer whose rollup is `r` (held, lifetime, pending, expired;
+/// NULL when they have no rollup row), for a statement that binds [`POINTS_BINDS`] values of
+/// `now` where they appear.
+fn points_columns() -> String {
+    format!(
+        "r.points_balance, r.points_lifetime, \
+           CAST(COALESCE((SELECT SUM(points_ledger.remaining) FROM points_ledger \
+             WHERE points_ledger.customer_id = r.customer_id AND {OPEN_LOT} \
+             AND points_ledger.available_at > ? \
+             AND (points_ledger.expires_at IS NULL OR points_ledger.expires_at > ?)), 0) AS BIGINT), \
+           CAST(COALESCE((SELECT SUM(points_ledger.remaining) FROM points_ledger \
+             WHERE points_ledger.customer_id = r.customer_id AND {OPEN_LOT} \
+             AND points_ledger.expires_at <= ?), 0) AS BIGINT)"
+    )
+}
+
+/// How many times [`points_columns`] binds `now`.
+const POINTS_BINDS: usize = 3;
+
+/// The points read by [`points_columns`] from the row's columns `first..first + 4`; `None` when
+/// the customer has no rollup row.
+fn points_at(row: &QueryResult, first: usize) -> Result<Option<Points>, AppError> {
+    let held: Option<i64> = row
+        .try_get_by_index(first)
+        .context("reading customers' points")?;
+    let Some(held) = held else {
+        return Ok(None);
+    };
+    let column = |n: usize| -> Result<i64, AppError> {
+        let value: Option<i64> = row
+            .try_get_by_index(first + n)
+            .context("reading customers' points")?;
+        Ok(value.unwrap_or_default())
+    };
+    Ok(Some(Points {
+        held,
+        lifetime: column(1)?,
+        pending: column(2)?,
+        expired: column(3)?,
+    }))
+}
+
 /// The points of each customer in `customer_ids`, in one statement whatever their number and
 /// history.
 pub async fn of_customers(
@@ -48,17 +94,10 @@ pub async fn of_customers(
         return Ok(HashMap::new());
     }
     let mut sql = format!(
-        "SELECT r.customer_id, r.points_balance, r.points_lifetime, \
-           CAST(COALESCE((SELECT SUM(points_ledger.remaining) FROM points_ledger \
-             WHERE points_ledger.customer_id = r.customer_id AND {OPEN_LOT} \
-             AND points_ledger.available_at > ? \
-             AND (points_ledger.expires_at IS NULL OR points_ledger.expires_at > ?)), 0) AS BIGINT), \
-           CAST(COALESCE((SELECT SUM(points_ledger.remaining) FROM points_ledger \
-             WHERE points_ledger.customer_id = r.customer_id AND {OPEN_LOT} \
-             AND points_ledger.expires_at <= ?), 0) AS BIGINT) \
-         FROM customer_rollups r WHERE r.customer_id IN ("
+        "SELECT r.customer_id, {} FROM customer_rollups r WHERE r.customer_id IN (",
+        points_columns()
     );
-    let mut values: Vec<Value> = vec![now.into(), now.into(), now.into()];
+    let mut values: Vec<Value> = vec![now.into(); POINTS_BINDS];
     for (i, id) in customer_ids.iter().enumerate() {
         sql.push_str(if i == 0 { "?" } else { ", ?" });
         values.push((*id).into());
@@ -73,23 +112,9 @@ pub async fn of_customers(
         let id: Uuid = row
             .try_get_by_index(0)
             .context("reading customers' points")?;
-        points.insert(
-            id,
-            Points {
-                held: row
-                    .try_get_by_index(1)
-                    .context("reading customers' points")?,
-                lifetime: row
-                    .try_get_by_index(2)
-                    .context("reading customers' points")?,
-                pending: row
-                    .try_get_by_index(3)
-                    .context("reading customers' points")?,
-                expired: row
-                    .try_get_by_index(4)
-                    .context("reading customers' points")?,
-            },
-        );
+        if let Some(read) = points_at(&row, 1)? {
+            points.insert(id, read);
+        }
     }
     let missing: Vec<Uuid> = customer_ids
         .iter()
@@ -104,6 +129,63 @@ pub async fn of_customers(
         }
     }
     Ok(points)
+}
+
+/// A customer, their points and the configuration's version, as one app screen needs them.
+#[derive(Debug, Clone)]
+pub struct CustomerPoints {
+    pub customer: customer::Model,
+    pub points: Points,
+    /// `program_settings.version`, for [`crate::loyalty::program::ProgramCache::at`].
+    pub program_version: i64,
+}
+
+/// The statement of [`customer_with_points`], and how many of the customer's own columns come
+/// first (read by name; the points and the version follow them).
+static CUSTOMER_WITH_POINTS: LazyLock<(String, usize)> = LazyLock::new(|| {
+    let own: Vec<String> = customer::Column::iter()
+        .map(|column| format!("c.{}", column.as_str()))
+        .collect();
+    let sql = format!(
+        "SELECT {}, {}, {VERSION_COLUMN} FROM customers c \
+         LEFT JOIN customer_rollups r ON r.customer_id = c.id WHERE c.external_id = ?",
+        own.join(", "),
+        points_columns()
+    );
+    (sql, own.len())
+});
+
+/// The customer with `external_id`, their points and the configuration's version in one
+/// statement: what a customer's own screen reads (their tier is then the kept configuration's).
+pub async fn customer_with_points(
+    db: &impl ConnectionTrait,
+    external_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<CustomerPoints>, AppError> {
+    let (sql, columns) = &*CUSTOMER_WITH_POINTS;
+    let mut values: Vec<Value> = vec![now.into(); POINTS_BINDS];
+    values.push(external_id.into());
+    let Some(row) = db
+        .query_one_raw(statement(db.get_database_backend(), sql, values))
+        .await
+        .context("loading a customer and their points")?
+    else {
+        return Ok(None);
+    };
+    let customer =
+        customer::Model::from_query_result(&row, "").context("reading a customer's row")?;
+    let program_version: i64 = row
+        .try_get_by_index(*columns + 4)
+        .context("reading the program's version")?;
+    let points = match points_at(&row, *columns)? {
+        Some(points) => points,
+        None => of_customer(db, customer.id, now).await?,
+    };
+    Ok(Some(CustomerPoints {
+        customer,
+        points,
+        program_version,
+    }))
 }
 
 /// One customer's points.

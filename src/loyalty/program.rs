@@ -79,9 +79,7 @@ impl ProgramCache {
         db: &impl ConnectionTrait,
         version: i64,
     ) -> Result<Arc<Program>, AppError> {
-        if let Some(kept) = self.kept()
-            && kept.version() == version
-        {
+        if let Some(kept) = self.kept_at(version) {
             return Ok(kept);
         }
         let fresh = Arc::new(Program::load(db).await?);
@@ -94,6 +92,11 @@ impl ProgramCache {
             *last = Some(fresh.clone());
         }
         Ok(fresh)
+    }
+
+    /// The kept snapshot when it is at `version`, without reading anything.
+    pub fn kept_at(&self, version: i64) -> Option<Arc<Program>> {
+        self.kept().filter(|kept| kept.version() == version)
     }
 
     fn kept(&self) -> Option<Arc<Program>> {
