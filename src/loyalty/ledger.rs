@@ -11,6 +11,9 @@
 //! consumes and the debts it pays, never the customer's history (`audit` recomputes the same
 //! values from the history, and the property tests hold the two equal).
 //!
+//! A debit loads what it may consume (its lot, the spendable lots oldest first until they reach
+//! what it needs, what is owed), and `debit_plan` decides what it takes, with no I/O.
+//!
 //! Each entry names its source and a source writes at most one entry (a unique index), so a
 //! replayed or concurrent event cannot write twice. Writers hold the customer's row lock
 //! (`customers::locks::Held`, asked for by every write here), so two debits never consume the
@@ -31,6 +34,7 @@ use crate::entities::points_consumption as consumption;
 use crate::entities::points_ledger_entry as entry;
 use crate::error::{AppError, DbContext};
 use crate::live;
+use crate::loyalty::debit_plan::{self, Lots};
 use crate::loyalty::leaderboard;
 use crate::rollups::{self, Change};
 
@@ -180,70 +184,59 @@ pub async fn debit(
     held.customer(debit.customer_id)?;
     // A debit reads the open lots: the credits waiting are written first.
     write_deferred(txn, held).await?;
-    let mut plan: Plan = Vec::new();
-    let mut wanted = debit.amount;
-    match debit.consume {
-        Consume::LotOnly(lot_id) => {
-            wanted = wanted.min(open_of_lot(txn, debit.customer_id, lot_id).await?);
-            if wanted <= 0 {
-                return Ok(None);
-            }
-            plan.push((lot_id, wanted));
-            wanted = 0;
+    let customer_id = debit.customer_id;
+    let amount = debit.amount;
+    // Load what the debit may consume, then let the plan decide what it takes.
+    let decided = match debit.consume {
+        Consume::LotOnly(lot) => {
+            let open = open_of_lot(txn, customer_id, lot).await?;
+            debit_plan::plan(amount, Lots::LotOnly { lot, open })
         }
-        Consume::LotFirst(lot_id) => {
-            let first = open_of_lot(txn, debit.customer_id, lot_id)
-                .await?
-                .min(wanted);
-            if first > 0 {
-                plan.push((lot_id, first));
-                wanted -= first;
-            }
-            take_spendable(
-                txn,
-                debit.customer_id,
-                now,
-                Some(lot_id),
-                &mut wanted,
-                &mut plan,
+        Consume::LotFirst(lot) => {
+            let open = open_of_lot(txn, customer_id, lot).await?;
+            let need = amount - open.clamp(0, amount);
+            let spendable = spendable_lots(txn, customer_id, now, Some(lot), need).await?;
+            debit_plan::plan(
+                amount,
+                Lots::LotFirst {
+                    lot,
+                    open,
+                    spendable: &spendable,
+                },
             )
-            .await?;
         }
         Consume::Fifo { debt } => {
             let owed = if debt {
                 0
             } else {
-                owed(txn, debit.customer_id).await?
+                owed(txn, customer_id).await?
             };
-            // Reading on past the amount by what is owed tells whether the balance covers it.
-            let mut reach = debit.amount + owed;
-            let mut reached: Plan = Vec::new();
-            take_spendable(txn, debit.customer_id, now, None, &mut reach, &mut reached).await?;
-            if !debt && reach > 0 {
-                let balance = debit.amount - reach;
-                return Err(AppError::InsufficientPoints(format!(
-                    "this needs {} points and {} can be spent now",
-                    debit.amount,
-                    balance.max(0)
-                )));
-            }
-            for (lot_id, available) in reached {
-                let taken = available.min(wanted);
-                if taken > 0 {
-                    plan.push((lot_id, taken));
-                    wanted -= taken;
-                }
-            }
+            let need = debit_plan::reach(amount, owed);
+            let spendable = spendable_lots(txn, customer_id, now, None, need).await?;
+            debit_plan::plan(
+                amount,
+                Lots::Fifo {
+                    debt,
+                    owed,
+                    spendable: &spendable,
+                },
+            )
         }
-    }
-    let total = match debit.consume {
-        Consume::LotOnly(_) => plan.iter().map(|(_, amount)| amount).sum(),
-        _ => debit.amount,
+    };
+    let plan = match decided {
+        Ok(Some(plan)) => plan,
+        Ok(None) => return Ok(None),
+        Err(shortfall) => {
+            return Err(AppError::InsufficientPoints(format!(
+                "this needs {} points and {} can be spent now",
+                shortfall.needed, shortfall.spendable
+            )));
+        }
     };
     let model = entry::Model {
         id: Uuid::now_v7(),
         customer_id: debit.customer_id,
-        delta: -total,
+        delta: -plan.total,
         reason: debit.reason,
         description: debit.description,
         source_kind: debit.source_kind.to_owned(),
@@ -253,17 +246,18 @@ pub async fn debit(
         expires_at: None,
         actor: debit.actor,
         created_at: now,
-        remaining: wanted,
+        remaining: plan.unpaid,
     };
     if insert(txn, held, &model).await?.is_none() {
         return Ok(None);
     }
     rank(txn, &model, now).await?;
     let consumptions = plan
+        .taken
         .iter()
         .map(|(lot_id, amount)| (model.id, *lot_id, *amount))
         .collect::<Vec<_>>();
-    consume(txn, now, debit.customer_id, &consumptions, &plan).await?;
+    consume(txn, now, debit.customer_id, &consumptions, &plan.taken).await?;
     Ok(Some(model))
 }
 
@@ -299,18 +293,20 @@ async fn owed(txn: &impl ConnectionTrait, customer_id: Uuid) -> Result<i64, AppE
     Ok(owed.into_iter().sum())
 }
 
-/// Adds spendable open lots, oldest earned first (skipping `except`), to `plan` until `wanted`
-/// is covered or none is left; each lot is planned for what it can give, up to what is wanted.
-async fn take_spendable(
+/// The customer's spendable open lots (what remains of each), oldest earned first, skipping
+/// `except`: read a page at a time until their remainders reach `need` or none are left, so a
+/// debit reads the lots it may take and not the customer's whole history.
+async fn spendable_lots(
     txn: &impl ConnectionTrait,
     customer_id: Uuid,
     now: DateTime<Utc>,
     except: Option<Uuid>,
-    wanted: &mut i64,
-    plan: &mut Plan,
-) -> Result<(), AppError> {
+    need: i64,
+) -> Result<Vec<(Uuid, i64)>, AppError> {
+    let mut lots: Vec<(Uuid, i64)> = Vec::new();
+    let mut reached = 0i64;
     let mut offset = 0;
-    while *wanted > 0 {
+    while reached < need {
         let mut page = entry::Entity::find()
             .select_only()
             .column(entry::Column::Id)
@@ -330,7 +326,7 @@ async fn take_spendable(
         if let Some(except) = except {
             page = page.filter(entry::Column::Id.ne(except));
         }
-        let lots: Vec<(Uuid, i64)> = page
+        let read: Vec<(Uuid, i64)> = page
             .order_by_asc(entry::Column::EarnedAt)
             .order_by_asc(entry::Column::Id)
             .offset(offset)
@@ -339,23 +335,20 @@ async fn take_spendable(
             .all(txn)
             .await
             .context("loading the lots a debit consumes")?;
-        let last_page = (lots.len() as u64) < LOT_PAGE;
-        for (lot_id, remaining) in lots {
-            let taken = remaining.min(*wanted);
-            if taken > 0 {
-                plan.push((lot_id, taken));
-                *wanted -= taken;
-            }
-            if *wanted == 0 {
+        let last_page = (read.len() as u64) < LOT_PAGE;
+        for lot in read {
+            if reached >= need {
                 break;
             }
+            reached = reached.saturating_add(lot.1.max(0));
+            lots.push(lot);
         }
         if last_page {
             break;
         }
         offset += LOT_PAGE;
     }
-    Ok(())
+    Ok(lots)
 }
 
 /// Points earned (or taken back) move the POINTS_EARNED leaderboard on the entry's own date.

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod badges;
 pub mod balance;
+pub mod debit_plan;
 pub mod earning;
 pub mod expiry;
 pub mod facts;
