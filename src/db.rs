@@ -196,6 +196,35 @@ where
     Ok((rows, has_next))
 }
 
+/// How many rows `query` selects, counting no further than `limit`: a count that is only
+/// compared with a threshold (a cap, the largest milestone) reads at most that many rows,
+/// however many the table holds for the subject.
+pub async fn count_up_to<E: sea_orm::EntityTrait>(
+    db: &impl ConnectionTrait,
+    query: sea_orm::Select<E>,
+    limit: u64,
+) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::{Alias, Expr, Query};
+    use sea_orm::{QuerySelect, QueryTrait};
+    let capped = query
+        .select_only()
+        .expr(Expr::value(1))
+        .limit(limit)
+        .into_query();
+    let count = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from_subquery(capped, Alias::new("capped"))
+        .to_owned();
+    let row = db
+        .query_one_raw(db.get_database_backend().build(&count))
+        .await?;
+    let counted: i64 = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    Ok(u64::try_from(counted).unwrap_or_default())
+}
+
 /// A statement with `?` placeholders, numbered for PostgreSQL.
 pub fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = if backend == DbBackend::Postgres {

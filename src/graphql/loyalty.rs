@@ -26,6 +26,7 @@ use crate::loyalty::settings::{self, SettingsChanges};
 use crate::loyalty::tiers::{self, TierInput};
 use crate::loyalty::{self, facts, leaderboard};
 use crate::rewards::catalog::{self, OptionInput};
+use crate::rewards::redemption;
 
 pub struct ProgramSettings(pub program_settings::Model);
 
@@ -804,7 +805,7 @@ impl LoyaltyMutation {
         let external_id = input::identifier("token sub", &principal.subject)?;
         let option_id = parse_id("optionId", &option_id)?;
         Ok(Reward(
-            catalog::redeem(&state.db, state.clock.as_ref(), &external_id, option_id).await?,
+            redemption::redeem(&state.db, state.clock.as_ref(), &external_id, option_id).await?,
         ))
     }
 }

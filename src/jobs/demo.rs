@@ -27,6 +27,7 @@ use crate::orders::service::{self as orders, NewOrder, OrderItem};
 use crate::referrals::links::{self, Channel, Visitor};
 use crate::referrals::service as referrals;
 use crate::rewards::catalog::{self, OptionInput};
+use crate::rewards::redemption;
 use crate::state::AppState;
 
 /// What to seed.
@@ -457,7 +458,7 @@ async fn order(
     }
     if dice.chance(15) {
         for option in catalog::list(&state.db, false).await? {
-            match catalog::redeem(&state.db, state.clock.as_ref(), buyer, option.id).await {
+            match redemption::redeem(&state.db, state.clock.as_ref(), buyer, option.id).await {
                 Ok(_) => {
                     report.redemptions += 1;
                     break;

@@ -194,7 +194,7 @@ pub async fn debit(
         }
         Consume::LotFirst(lot) => {
             let open = open_of_lot(txn, customer_id, lot).await?;
-            let need = amount - open.clamp(0, amount);
+            let need = amount - open.max(0).min(amount);
             let spendable = spendable_lots(txn, customer_id, now, Some(lot), need).await?;
             debit_plan::plan(
                 amount,

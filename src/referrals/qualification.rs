@@ -4,13 +4,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryResult,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult, QuerySelect};
 
 use crate::campaigns::service as campaigns;
 use crate::customers::locks::Held;
+use crate::db::count_up_to;
 use crate::effects;
 use crate::entities::enums::{
     DecisionOutcome, LeaderboardMetric, ReferralStatus, RejectionReason, RewardSide, RewardStatus,
@@ -274,17 +272,21 @@ pub async fn pay(
     }];
 
     // Caps and milestones count within this campaign: a new campaign starts every referrer at 0.
-    // Each count is read only when the campaign has what it is for.
-    let earned = match campaign.max_rewards_per_referrer {
-        Some(_) => Some(referrer_rewards_in(txn, referral.referrer_id, campaign.id).await?),
+    // Each count is read only when the campaign has what it is for, and no further than the
+    // threshold it is compared with, so it does not grow with the referrer's history.
+    let cap = campaign
+        .max_rewards_per_referrer
+        .map(|cap| u64::try_from(cap).unwrap_or_default());
+    let earned = match cap {
+        Some(cap) => Some(referrer_rewards_in(txn, referral.referrer_id, campaign.id, cap).await?),
         None => None,
     };
-    match (campaign.max_rewards_per_referrer, earned) {
-        (Some(cap), Some(earned)) if earned >= cap as u64 => {
+    match (cap, earned) {
+        (Some(cap), Some(earned)) if earned >= cap => {
             notes.push(Decision::new(
                 rule::REFERRER_CAP,
                 DecisionOutcome::Skipped,
-                format!("the referrer already earned {earned} referral rewards; the campaign caps them at {cap}, so only the friend is rewarded"),
+                format!("the referrer already earned the {cap} referral rewards the campaign caps them at, so only the friend is rewarded"),
             ));
         }
         _ => grants.push(Grant {
@@ -300,10 +302,13 @@ pub async fn pay(
     }
 
     let milestones = campaigns::milestones(campaign);
-    let successful = if milestones.is_empty() {
-        0
-    } else {
-        successful_in(txn, referral.referrer_id, campaign.id).await?
+    let highest = milestones
+        .iter()
+        .filter_map(|milestone| u64::try_from(milestone.referrals).ok())
+        .max();
+    let successful = match highest {
+        None => 0,
+        Some(highest) => successful_in(txn, referral.referrer_id, campaign.id, highest).await?,
     };
     for milestone in milestones {
         // Reached at `>=`, so a count that passed N while another referral was reversed still
@@ -372,11 +377,13 @@ pub async fn pay(
     Ok(granted_now)
 }
 
-/// The referrer's rewards for referrals of the campaign that were not reversed.
+/// The referrer's rewards for referrals of the campaign that were not reversed, counted up to
+/// `up_to`.
 async fn referrer_rewards_in(
     txn: &impl ConnectionTrait,
     referrer_id: Uuid,
     campaign_id: Uuid,
+    up_to: u64,
 ) -> Result<u64, AppError> {
     let campaign_referrals = referral::Entity::find()
         .select_only()
@@ -384,29 +391,31 @@ async fn referrer_rewards_in(
         .filter(referral::Column::ReferrerId.eq(referrer_id))
         .filter(referral::Column::CampaignId.eq(campaign_id))
         .into_query();
-    reward::Entity::find()
+    let rewards = reward::Entity::find()
         .filter(reward::Column::ReferralId.in_subquery(campaign_referrals))
         .filter(reward::Column::Side.eq(RewardSide::Referrer))
-        .filter(reward::Column::Status.ne(RewardStatus::Reversed))
-        .count(txn)
+        .filter(reward::Column::Status.ne(RewardStatus::Reversed));
+    count_up_to(txn, rewards, up_to)
         .await
         .context("counting a referrer's rewards")
 }
 
-/// The referrer's unflagged referrals of the campaign that qualified and were not reversed.
+/// The referrer's unflagged referrals of the campaign that qualified and were not reversed,
+/// counted up to `up_to`.
 async fn successful_in(
     txn: &impl ConnectionTrait,
     referrer_id: Uuid,
     campaign_id: Uuid,
+    up_to: u64,
 ) -> Result<u64, AppError> {
-    referral::Entity::find()
+    let successful = referral::Entity::find()
         .filter(referral::Column::ReferrerId.eq(referrer_id))
         .filter(referral::Column::CampaignId.eq(campaign_id))
         .filter(
             referral::Column::Status.is_in([ReferralStatus::Qualified, ReferralStatus::Rewarded]),
         )
-        .filter(referral::Column::Flagged.eq(false))
-        .count(txn)
+        .filter(referral::Column::Flagged.eq(false));
+    count_up_to(txn, successful, up_to)
         .await
         .context("counting a referrer's successful referrals")
 }

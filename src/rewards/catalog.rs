@@ -1,26 +1,17 @@
-//! The rewards catalog: options bought with points. A redemption debits the points (oldest lots
-//! first) and issues the reward with its own coupon code in one transaction, under the
-//! customer's row lock, so parallel redemptions can never overdraw the balance.
+//! The rewards catalog: options bought with points (buying one is `redemption`).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
-use crate::campaigns::RewardRule;
-use crate::clock::Clock;
-use crate::customers::locks;
-use crate::customers::service as customers;
-use crate::db::begin_write;
-use crate::entities::enums::{PointsReason, RewardKind, RewardSide};
-use crate::entities::{reward, reward_option};
+use crate::entities::enums::RewardKind;
+use crate::entities::reward_option;
 use crate::error::{AppError, DbContext};
 use crate::input;
-use crate::loyalty::ledger::{self, Consume, Debit};
 use crate::loyalty::tiers;
-use crate::rewards::service::{self as rewards, Grant};
 
 /// The values of an option.
 #[derive(Debug, Clone)]
@@ -102,19 +93,6 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<reward_option::M
         .ok_or_else(|| AppError::NotFound(format!("no reward option has id '{id}'")))
 }
 
-/// [`get`], holding the row (`FOR SHARE` on PostgreSQL; SQLite's writers hold the whole
-/// database) until the transaction ends.
-async fn get_held(txn: &impl ConnectionTrait, id: Uuid) -> Result<reward_option::Model, AppError> {
-    use sea_orm::QuerySelect;
-    use sea_orm::sea_query::LockType;
-    reward_option::Entity::find_by_id(id)
-        .lock(LockType::Share)
-        .one(txn)
-        .await
-        .context("loading a reward option")?
-        .ok_or_else(|| AppError::NotFound(format!("no reward option has id '{id}'")))
-}
-
 /// Options, cheapest first; inactive ones only when asked for.
 pub async fn list(
     db: &impl ConnectionTrait,
@@ -127,76 +105,4 @@ pub async fn list(
         query = query.filter(reward_option::Column::Active.eq(true));
     }
     query.all(db).await.context("loading reward options")
-}
-
-/// Buys an option with the customer's points.
-pub async fn redeem(
-    db: &DatabaseConnection,
-    clock: &dyn Clock,
-    customer_external_id: &str,
-    option_id: Uuid,
-) -> Result<reward::Model, AppError> {
-    let now = clock.now();
-    let txn = begin_write(db).await.context("starting a redemption")?;
-    let customer = customers::get_by_external_id(&txn, customer_external_id).await?;
-    let held = locks::one(&txn, customer.id).await?;
-    let customer = held.customer(customer.id)?;
-    // Read under the customer's lock, and held: a price change waits for the redemptions that
-    // read the old price, and the ones after it read the new one.
-    let option = get_held(&txn, option_id).await?;
-    if !option.active {
-        return Err(AppError::NotFound(format!(
-            "the reward option '{}' is no longer offered",
-            option.name
-        )));
-    }
-    if let Some(min_tier_id) = option.min_tier_id {
-        let needed = tiers::get(&txn, min_tier_id).await?;
-        let held = tiers::of_customer(&txn, customer).await?;
-        if held.as_ref().is_none_or(|t| t.threshold < needed.threshold) {
-            return Err(AppError::Forbidden(format!(
-                "'{}' needs the {} tier or higher",
-                option.name, needed.name
-            )));
-        }
-    }
-    let reward_id = Uuid::now_v7();
-    ledger::debit(
-        &txn,
-        &held,
-        now,
-        Debit {
-            customer_id: customer.id,
-            amount: option.points_cost,
-            reason: PointsReason::Redemption,
-            description: format!("{} points spent on {}", option.points_cost, option.name),
-            source_kind: "redemption",
-            source_id: reward_id.to_string(),
-            earned_at: now,
-            actor: None,
-            consume: Consume::Fifo { debt: false },
-        },
-    )
-    .await?;
-    let reward = rewards::grant(
-        &txn,
-        now,
-        Grant {
-            customer_id: customer.id,
-            referral_id: None,
-            side: RewardSide::Redemption,
-            rule: RewardRule {
-                kind: option.kind,
-                amount: option.amount,
-            },
-            dedupe_key: format!("redemption:{reward_id}"),
-            milestone: None,
-            release_at: None,
-            customer: Some(customer.clone()),
-        },
-    )
-    .await?
-    .ok_or_else(|| AppError::internal("redeeming points", "the reward key was taken"))?;
-    txn.commit().await.context("committing a redemption")?;
-    Ok(reward)
 }

@@ -2,4 +2,5 @@
 
 pub mod catalog;
 pub mod coupon;
+pub mod redemption;
 pub mod service;

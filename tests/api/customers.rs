@@ -369,3 +369,45 @@ async fn a_referral_code_already_taken_is_drawn_again() {
     assert_eq!(first.referral_code, taken.as_str());
     assert_eq!(second.referral_code, fresh.as_str());
 }
+
+#[tokio::test]
+async fn an_answer_lists_the_fields_in_the_order_the_query_asked_alone_and_in_a_batch() {
+    let app = TestApp::spawn().await;
+    data(&app.register_customer("ann", "ann@example.com").await);
+    let query = "{ me { referralCode pointsBalance externalId email } }";
+    let post = |body: String| {
+        app.client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(app.customer_token("ann"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let single = post(json!({ "query": query }).to_string())
+        .await
+        .expect("the server answers")
+        .text()
+        .await
+        .unwrap();
+    let batch =
+        post(json!([{ "query": query }, { "query": "{ me { email externalId } }" }]).to_string())
+            .await
+            .expect("the server answers")
+            .text()
+            .await
+            .unwrap();
+    let at = |text: &str, key: &str| {
+        text.find(&format!("\"{key}\""))
+            .unwrap_or_else(|| panic!("{key} is missing from {text}"))
+    };
+    let asked = ["referralCode", "pointsBalance", "externalId", "email"];
+    let positions: Vec<usize> = asked.iter().map(|key| at(&single, key)).collect();
+    assert!(positions.is_sorted(), "{single}");
+    let between = batch.find("},{\"data\"").expect("two answers");
+    let (first, second) = batch.split_at(between + 2);
+    let positions: Vec<usize> = asked.iter().map(|key| at(first, key)).collect();
+    assert!(positions.is_sorted(), "{batch}");
+    assert!(at(second, "email") < at(second, "externalId"), "{batch}");
+    let parsed: Value = serde_json::from_str(&batch).unwrap();
+    assert_eq!(parsed[1]["data"]["me"]["email"], "ann@example.com");
+}
