@@ -714,6 +714,7 @@ impl LoyaltyMutation {
             loyalty::adjust(
                 &state.db,
                 state.clock.as_ref(),
+                &state.program,
                 &customer_external_id,
                 i64::from(delta),
                 &reason,

@@ -31,20 +31,9 @@ use crate::error::{AppError, DbContext};
 use crate::input;
 use ledger::{Consume, Credit, Debit};
 
-/// Re-evaluates what follows from a customer's points, orders or referrals changing: their tier
-/// and their badges. Runs in the transaction of the change.
-pub async fn activity(
-    txn: &impl ConnectionTrait,
-    held: &Held,
-    now: DateTime<Utc>,
-    customer_id: Uuid,
-) -> Result<(), AppError> {
-    let program = program::Program::load(txn).await?;
-    activity_under(txn, held, &program, now, &[customer_id]).await
-}
-
-/// [`activity`] of each of `customer_ids`, under the configuration the caller has already read
-/// in this transaction. The badges they hold come with their rollups (read once for all of
+/// Re-evaluates what follows from the points, orders or referrals of each of `customer_ids`
+/// changing (their tier and their badges), in the transaction of the change and under the
+/// configuration the caller has already read in it. The badges they hold come with their rollups (read once for all of
 /// them, for those without a rollup row).
 pub async fn activity_under<C: ConnectionTrait>(
     txn: &C,
@@ -91,6 +80,7 @@ pub const MAX_ADJUSTMENT: i64 = 100_000_000;
 pub async fn adjust(
     db: &DatabaseConnection,
     clock: &dyn Clock,
+    programs: &program::ProgramCache,
     customer_external_id: &str,
     delta: i64,
     reason: &str,
@@ -107,7 +97,8 @@ pub async fn adjust(
     let txn = begin_write(db).await.context("starting an adjustment")?;
     let customer = customers::get_by_external_id(&txn, &external_id).await?;
     let held = locks::one(&txn, customer.id).await?;
-    let settings = settings::load(&txn).await?;
+    // The configuration's version is read in the transaction; the process keeps the rest.
+    let program = programs.current(&txn).await?;
     let source_id = Uuid::now_v7().to_string();
     let written = if delta > 0 {
         ledger::credit(
@@ -123,7 +114,7 @@ pub async fn adjust(
                 source_id,
                 earned_at: now,
                 available_at: now,
-                expires_at: settings::expiry_of(&settings, now),
+                expires_at: settings::expiry_of(&program.settings, now),
                 actor: Some(actor.to_owned()),
             },
         )
@@ -149,7 +140,7 @@ pub async fn adjust(
     };
     let written =
         written.ok_or_else(|| AppError::internal("adjusting points", "nothing was written"))?;
-    activity(&txn, &held, now, customer.id).await?;
+    activity_under(&txn, &held, &program, now, &[customer.id]).await?;
     txn.commit().await.context("committing an adjustment")?;
     Ok(written)
 }
