@@ -33,8 +33,8 @@ use ledger::{Consume, Credit, Debit};
 
 /// Re-evaluates what follows from the points, orders or referrals of each of `customer_ids`
 /// changing (their tier and their badges), in the transaction of the change and under the
-/// configuration the caller has already read in it. The badges they hold come with their rollups (read once for all of
-/// them, for those without a rollup row).
+/// configuration the caller has already read in it. The badges they hold come with their
+/// rollups (read once for all of them, for those without a rollup row).
 pub async fn activity_under<C: ConnectionTrait>(
     txn: &C,
     held: &Held,
