@@ -35,7 +35,8 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Recompute the metrics rollups from the data (after loading rows around the API).
+    /// Recompute the metrics rollups, the kept points and the leaderboard from the data (after
+    /// loading rows around the API).
     RebuildRollups,
     /// Print a signed token for calling the API.
     Token {

@@ -44,6 +44,14 @@ const APPLY_BATCH: u64 = 1_000;
 /// What serialises those who apply the queue ([`db::lock_subject`]).
 const APPLY_LOCK: &str = "leaderboard-queue";
 
+/// Makes those who apply the queue wait until `txn` ends: a rebuild of some customers' rows
+/// takes it before their locks, so no applier adds to the rows it replaces.
+pub async fn hold_appliers(txn: &impl ConnectionTrait) -> Result<(), AppError> {
+    db::lock_subject(txn, APPLY_LOCK)
+        .await
+        .context("waiting for the leaderboard's appliers")
+}
+
 /// Queues `deltas` with `txn`, in one insert per [`PER_STATEMENT`].
 pub async fn queue_all(
     txn: &impl ConnectionTrait,
@@ -132,12 +140,13 @@ fn in_event_order(mut rows: Vec<queued::Model>) -> Vec<LeaderboardDelta> {
 }
 
 /// Adds `deltas` to the days and the totals, as if each were added in turn, in two statements
-/// when no key moves both up and down in the batch.
+/// when no key moves both up and down in the batch. A rebuild adds its recount with it onto
+/// emptied rows (`rollups::leaderboard`).
 ///
 /// PostgreSQL refuses an upsert that meets one key twice, so the deltas of a key are summed
 /// first. Only a run of the same sign may be summed: a rise sets `reached_at` and a fall keeps
 /// it, so a key that rises and falls takes one round per run, in order.
-async fn add_all(
+pub async fn add_all(
     txn: &impl ConnectionTrait,
     deltas: Vec<LeaderboardDelta>,
 ) -> Result<(), AppError> {

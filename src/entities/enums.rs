@@ -295,7 +295,8 @@ pub enum BadgeRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum LeaderboardMetric {
-    /// Friends referred whose first order qualified in the range (reversed ones do not count).
+    /// Friends referred whose first order qualified in the range (reversed ones, and flagged ones
+    /// refused at review, do not count).
     #[sea_orm(string_value = "SUCCESSFUL_REFERRALS")]
     SuccessfulReferrals,
     /// Points earned in the range, less reversals and refunds.

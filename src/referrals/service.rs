@@ -10,7 +10,7 @@ use crate::campaigns::service as campaigns;
 use crate::clock::Clock;
 use crate::customers::locks;
 use crate::db::{begin_write, keyset_page};
-use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
+use crate::entities::enums::{DecisionOutcome, LeaderboardMetric, ReferralStatus, RejectionReason};
 use crate::entities::referral;
 use crate::error::{AppError, DbContext};
 use crate::events::{Reactions, ReferralRewarded};
@@ -147,6 +147,19 @@ pub async fn review(
     }
     if !approve {
         rollups::referral_changed(&txn, found.referee_id).await?;
+    }
+    if !approve && found.status == ReferralStatus::Qualified {
+        // Its qualifying order counted it a success; refused, it is not one. Taken back on the
+        // day it was counted, as a reversal does.
+        crate::loyalty::leaderboard::add(
+            &txn,
+            LeaderboardMetric::SuccessfulReferrals,
+            found.referrer_id,
+            found.qualified_at.unwrap_or(now),
+            -1,
+            now,
+        )
+        .await?;
     }
     let verdict = if approve { "approved" } else { "refused" };
     let detail = match &note {

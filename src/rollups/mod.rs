@@ -13,6 +13,7 @@ use crate::entities::{customer, order};
 use crate::error::{AppError, DbContext};
 
 pub mod changes;
+pub mod leaderboard;
 pub mod months;
 
 use months::MonthRuns;
@@ -24,8 +25,9 @@ pub use migration::rollups::{LATE_ACTIVITY_BIT, rebuild};
 /// Customers a rebuild beside live writes takes at a time.
 pub const REBUILD_BATCH: u64 = 1_000;
 
-/// Recomputes every customer's rollups while the API may be writing: a batch of customers at a
-/// time, each batch in its own transaction that first locks its customers, ascending by id as
+/// Recomputes every customer's rollups, kept points and counters, and leaderboard rows while
+/// the API may be writing: a batch of customers at a time, each batch in its own transaction
+/// that first holds the leaderboard's appliers and then locks its customers, ascending by id as
 /// every writer does (`customers::locks`).
 /// A write to one of them either committed before the batch reads, or waits for the batch and
 /// then updates the rebuilt row; none is lost. Returns how many customers were rebuilt.
@@ -47,6 +49,7 @@ pub async fn rebuild_beside_writes(
         let txn = crate::db::begin_write(db)
             .await
             .context("starting a rollup rebuild")?;
+        crate::effects::leaderboard::hold_appliers(&txn).await?;
         let mut next = customer::Entity::find()
             .select_only()
             .column(customer::Column::Id)
@@ -65,9 +68,16 @@ pub async fn rebuild_beside_writes(
             txn.commit().await.context("ending a rollup rebuild")?;
             return Ok(rebuilt);
         };
-        migration::rollups::rebuild_where(&txn, customers, vec![first.into(), last.into()])
+        let bounds = vec![first.into(), last.into()];
+        migration::rollups::rebuild_where(&txn, customers, bounds.clone())
             .await
             .context("rebuilding a batch of rollups")?;
+        leaderboard::rebuild_where(
+            &txn,
+            "SELECT id FROM customers WHERE id >= ? AND id <= ?",
+            bounds,
+        )
+        .await?;
         txn.commit()
             .await
             .context("committing a batch of rollups")?;

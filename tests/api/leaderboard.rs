@@ -2,7 +2,7 @@
 //! worker apply them. Whatever the interleaving, what the leaderboard holds once applied is what
 //! the ledger and the referrals say.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
 use sea_orm::{ConnectionTrait, Statement};
@@ -10,16 +10,21 @@ use serde_json::json;
 
 use crate::common::{TestApp, data};
 
-/// Reads `sql` (two columns: a customer's id as text and a number) into a map, zeros left out.
-async fn by_customer(app: &TestApp, sql: &str) -> BTreeMap<String, i64> {
+/// The rows `sql` reads.
+async fn rows(app: &TestApp, sql: &str) -> Vec<sea_orm::QueryResult> {
     let backend = app.state.db.get_database_backend();
-    let rows = app
-        .state
+    app.state
         .db
         .query_all_raw(Statement::from_string(backend, sql.to_owned()))
         .await
-        .expect(sql);
-    rows.iter()
+        .expect(sql)
+}
+
+/// Reads `sql` (two columns: a customer's id as text and a number) into a map, zeros left out.
+async fn by_customer(app: &TestApp, sql: &str) -> BTreeMap<String, i64> {
+    rows(app, sql)
+        .await
+        .iter()
         .map(|row| {
             let id: uuid::Uuid = row.try_get_by_index(0).expect("a customer id");
             let value: i64 = row.try_get_by_index(1).expect("a value");
@@ -29,18 +34,65 @@ async fn by_customer(app: &TestApp, sql: &str) -> BTreeMap<String, i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn the_leaderboard_applied_from_its_queue_equals_a_recount_of_the_ledger_and_the_referrals() {
-    let app = TestApp::spawn().await;
+/// A leaderboard row with a value: metric, customer, day (`None` for a total) and value.
+type Cell = (String, String, Option<String>, i64);
+
+/// Every leaderboard row with a value.
+async fn cells(app: &TestApp) -> BTreeSet<Cell> {
+    let sql = "SELECT metric, customer_id, day, value FROM leaderboard_days WHERE value <> 0 \
+               UNION ALL SELECT metric, customer_id, NULL, value FROM leaderboard_totals \
+               WHERE value <> 0";
+    rows(app, sql)
+        .await
+        .iter()
+        .map(|row| {
+            let customer: uuid::Uuid = row.try_get_by_index(1).expect("a customer id");
+            (
+                row.try_get_by_index(0).expect("a metric"),
+                customer.to_string(),
+                row.try_get_by_index(2).expect("a day"),
+                row.try_get_by_index(3).expect("a value"),
+            )
+        })
+        .collect()
+}
+
+/// The leaderboard's rows, then the same after `tandem rebuild-rollups` recounted them.
+async fn kept_and_rebuilt(app: &TestApp) -> (BTreeSet<Cell>, BTreeSet<Cell>) {
+    // A ranking read applies what is queued.
+    data(
+        &app.graphql(
+            Some(&app.admin_token()),
+            "{ leaderboard(metric: POINTS_EARNED) { value } }",
+            json!({}),
+        )
+        .await,
+    );
+    let kept = cells(app).await;
+    tandem::rollups::rebuild_beside_writes(&app.state.db, 2)
+        .await
+        .expect("a rebuild");
+    (kept, cells(app).await)
+}
+
+/// A campaign paying the referrer 300 points and the friend a 5.00 coupon, from an order of
+/// `min_order_amount`.
+async fn points_for_friends(app: &TestApp, min_order_amount: i64) {
     data(
         &app.create_campaign(json!({
             "name": "Points for friends",
             "referrerReward": { "kind": "POINTS", "amount": 300 },
             "refereeReward": { "kind": "FIXED_COUPON", "amount": 500 },
-            "minOrderAmount": 2_000,
+            "minOrderAmount": min_order_amount,
         }))
         .await,
     );
+}
+
+#[tokio::test]
+async fn the_leaderboard_applied_from_its_queue_equals_a_recount_of_the_ledger_and_the_referrals() {
+    let app = TestApp::spawn().await;
+    points_for_friends(&app, 2_000).await;
     let referrers = ["amy", "ben", "cal"];
     for referrer in referrers {
         data(
@@ -164,4 +216,54 @@ async fn the_leaderboard_applied_from_its_queue_equals_a_recount_of_the_ledger_a
         .map(|entry| entry["value"].as_i64().expect("a value"))
         .sum();
     assert_eq!(board_successes, 9);
+
+    let (kept, rebuilt) = kept_and_rebuilt(&app).await;
+    assert!(kept.len() > 20, "{kept:?}");
+    assert_eq!(kept, rebuilt, "the queue's sums equal a recount");
+}
+
+#[tokio::test]
+async fn a_flagged_referral_refused_at_review_leaves_the_successful_referrals() {
+    let app = TestApp::spawn().await;
+    points_for_friends(&app, 0).await;
+    data(
+        &app.register(
+            json!({ "externalId": "ann", "email": "ann@example.com", "ip": "198.51.100.4" }),
+        )
+        .await,
+    );
+    let referred = app
+        .refer("ann", "bob", json!({ "ip": "198.51.100.4" }))
+        .await;
+    let referral = &data(&referred)["registerCustomer"]["referral"];
+    assert_eq!(referral["flagged"], true, "{referred}");
+    let id = referral["id"].as_str().expect("an id").to_owned();
+    data(&app.record_order("bob-1", "bob", 5_000).await);
+    let successes = "{ leaderboard(metric: SUCCESSFUL_REFERRALS) { value } }";
+    let before = app
+        .graphql(Some(&app.admin_token()), successes, json!({}))
+        .await;
+    assert_eq!(
+        data(&before)["leaderboard"],
+        json!([{ "value": 1 }]),
+        "a qualified referral waiting for review counts"
+    );
+    let refused = app
+        .graphql(
+            Some(&app.admin_token()),
+            "mutation($id: ID!) { reviewReferral(id: $id, approve: false) { status } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(data(&refused)["reviewReferral"]["status"], "REJECTED");
+    let after = app
+        .graphql(Some(&app.admin_token()), successes, json!({}))
+        .await;
+    assert_eq!(
+        data(&after)["leaderboard"],
+        json!([]),
+        "a refused one does not"
+    );
+    let (kept, rebuilt) = kept_and_rebuilt(&app).await;
+    assert_eq!(kept, rebuilt);
 }
