@@ -64,7 +64,7 @@ pub async fn run_once(state: &AppState) -> PassReport {
         Err(error) => tracing::error!(%error, "pruning live events"),
     }
     let now = state.clock.now();
-    match expiry::expire_due(&state.db, now).await {
+    match crate::loyalty::expiry_pass::expire_due(&state.db, now).await {
         Ok(expired) => report.lots_expired = expired,
         Err(error) => tracing::error!(%error, "expiring points"),
     }

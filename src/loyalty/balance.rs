@@ -44,7 +44,7 @@ impl Points {
 /// The points columns of the customer whose rollup is `r` (held, lifetime, pending, expired;
 /// NULL when they have no rollup row), for a statement that binds [`POINTS_BINDS`] values of
 /// `now` where they appear.
-fn points_columns() -> String {
+static POINTS_COLUMNS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "r.points_balance, r.points_lifetime, \
            CAST(COALESCE((SELECT SUM(points_ledger.remaining) FROM points_ledger \
@@ -55,12 +55,12 @@ fn points_columns() -> String {
              WHERE points_ledger.customer_id = r.customer_id AND {OPEN_LOT} \
              AND points_ledger.expires_at <= ?), 0) AS BIGINT)"
     )
-}
+});
 
-/// How many times [`points_columns`] binds `now`.
+/// How many times [`POINTS_COLUMNS`] binds `now`.
 const POINTS_BINDS: usize = 3;
 
-/// The points read by [`points_columns`] from the row's columns `first..first + 4`; `None` when
+/// The points read by [`POINTS_COLUMNS`] from the row's columns `first..first + 4`; `None` when
 /// the customer has no rollup row.
 fn points_at(row: &QueryResult, first: usize) -> Result<Option<Points>, AppError> {
     let held: Option<i64> = row
@@ -95,7 +95,7 @@ pub async fn of_customers(
     }
     let mut sql = format!(
         "SELECT r.customer_id, {} FROM customer_rollups r WHERE r.customer_id IN (",
-        points_columns()
+        &*POINTS_COLUMNS
     );
     let mut values: Vec<Value> = vec![now.into(); POINTS_BINDS];
     for (i, id) in customer_ids.iter().enumerate() {
@@ -150,7 +150,7 @@ static CUSTOMER_WITH_POINTS: LazyLock<(String, usize)> = LazyLock::new(|| {
         "SELECT {}, {}, {VERSION_COLUMN} FROM customers c \
          LEFT JOIN customer_rollups r ON r.customer_id = c.id WHERE c.external_id = ?",
         own.join(", "),
-        points_columns()
+        &*POINTS_COLUMNS
     );
     (sql, own.len())
 });

@@ -61,8 +61,6 @@ pub enum Consume {
     /// This lot first, even while it is pending (a refund cancels its own order's points), then
     /// spendable lots oldest first, then a debt.
     LotFirst(Uuid),
-    /// Exactly what remains of this lot (expiry).
-    LotOnly(Uuid),
 }
 
 /// A debit to write. `amount` is positive; the entry's delta is its negative.
@@ -159,11 +157,11 @@ pub async fn credit(
     if !paid.is_empty() {
         let consumptions = paid
             .iter()
-            .map(|(debit_id, amount)| (*debit_id, model.id, *amount))
+            .map(|(debit_id, amount)| (credit.customer_id, *debit_id, model.id, *amount))
             .collect::<Vec<_>>();
         let mut closed = paid.clone();
         closed.push((model.id, credit.amount - left));
-        consume(txn, now, credit.customer_id, &consumptions, &closed).await?;
+        consume(txn, now, &consumptions, &closed).await?;
         let paid = credit.amount - left;
         held.change_rollup(txn, credit.customer_id, Change::DebtsPaid { paid })
             .await?;
@@ -188,10 +186,6 @@ pub async fn debit(
     let amount = debit.amount;
     // Load what the debit may consume, then let the plan decide what it takes.
     let decided = match debit.consume {
-        Consume::LotOnly(lot) => {
-            let open = open_of_lot(txn, customer_id, lot).await?;
-            debit_plan::plan(amount, Lots::LotOnly { lot, open })
-        }
         Consume::LotFirst(lot) => {
             let open = open_of_lot(txn, customer_id, lot).await?;
             let need = amount - open.max(0).min(amount);
@@ -255,9 +249,9 @@ pub async fn debit(
     let consumptions = plan
         .taken
         .iter()
-        .map(|(lot_id, amount)| (model.id, *lot_id, *amount))
+        .map(|(lot_id, amount)| (debit.customer_id, model.id, *lot_id, *amount))
         .collect::<Vec<_>>();
-    consume(txn, now, debit.customer_id, &consumptions, &plan.taken).await?;
+    consume(txn, now, &consumptions, &plan.taken).await?;
     Ok(Some(model))
 }
 
@@ -352,7 +346,7 @@ async fn spendable_lots(
 }
 
 /// Points earned (or taken back) move the POINTS_EARNED leaderboard on the entry's own date.
-async fn rank(
+pub(super) async fn rank(
     txn: &impl ConnectionTrait,
     entry: &entry::Model,
     now: DateTime<Utc>,
@@ -389,22 +383,8 @@ async fn insert(
             return Ok(None);
         }
     }
-    let lifetime = if counts_toward_lifetime(model.reason) {
-        model.delta
-    } else {
-        0
-    };
-    let owed = if model.delta < 0 { model.remaining } else { 0 };
     let kept = held
-        .change_rollup(
-            txn,
-            model.customer_id,
-            Change::PointsWritten {
-                delta: model.delta,
-                lifetime,
-                owed,
-            },
-        )
+        .change_rollup(txn, model.customer_id, points_written(model))
         .await?;
     if model.delta > 0 {
         live::publish(
@@ -421,8 +401,21 @@ async fn insert(
     Ok(Some(kept))
 }
 
+/// What writing `model` changes in its customer's rollup.
+pub(super) fn points_written(model: &entry::Model) -> Change {
+    Change::PointsWritten {
+        delta: model.delta,
+        lifetime: if counts_toward_lifetime(model.reason) {
+            model.delta
+        } else {
+            0
+        },
+        owed: if model.delta < 0 { model.remaining } else { 0 },
+    }
+}
+
 /// An entry's source writes one entry: another is skipped.
-fn once_per_source() -> OnConflict {
+pub(super) fn once_per_source() -> OnConflict {
     OnConflict::columns([entry::Column::SourceKind, entry::Column::SourceId])
         .do_nothing()
         .to_owned()
@@ -454,28 +447,27 @@ pub async fn write_deferred(txn: &impl ConnectionTrait, held: &Held) -> Result<(
     Ok(())
 }
 
-/// Records what debits consumed of lots (`(debit, lot, amount)`) and closes that much of each
-/// entry in `closed` (`(entry, amount)`), each in one statement whatever their number.
-async fn consume(
+/// Records what debits consumed of lots (`(customer, debit, lot, amount)`) and closes that much
+/// of each entry in `closed` (`(entry, amount)`), each in one statement whatever their number.
+pub(super) async fn consume(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
-    customer_id: Uuid,
-    consumptions: &[(Uuid, Uuid, i64)],
+    consumptions: &[(Uuid, Uuid, Uuid, i64)],
     closed: &[(Uuid, i64)],
 ) -> Result<(), AppError> {
     if consumptions.is_empty() {
         return Ok(());
     }
-    consumption::Entity::insert_many(consumptions.iter().map(|(debit_id, lot_id, amount)| {
-        consumption::ActiveModel {
+    consumption::Entity::insert_many(consumptions.iter().map(
+        |(customer_id, debit_id, lot_id, amount)| consumption::ActiveModel {
             id: Set(Uuid::now_v7()),
-            customer_id: Set(customer_id),
+            customer_id: Set(*customer_id),
             debit_id: Set(*debit_id),
             lot_id: Set(*lot_id),
             amount: Set(*amount),
             created_at: Set(now),
-        }
-    }))
+        },
+    ))
     .exec_without_returning(txn)
     .await
     .context("recording what a debit consumed")?;

@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use futures::future::join_all;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use tandem::entities::{email_outbox, points_ledger_entry};
 
@@ -589,6 +589,62 @@ async fn two_schedulers_expire_each_lot_once() {
         "each exactly its lot"
     );
     assert_eq!(app.run_scheduler().await.lots_expired, 0);
+}
+
+#[tokio::test]
+async fn a_lot_that_cannot_expire_is_left_for_the_next_pass_and_the_others_expire() {
+    let app = TestApp::spawn().await;
+    settings(&app, json!({ "pointsExpireAfterDays": 10 })).await;
+    for id in ["amy", "ben", "cal"] {
+        app.register_customer(id, &format!("{id}@example.com"))
+            .await;
+        data(&app.record_order(&format!("{id}-1"), id, 2_000).await);
+    }
+    let lots = points_ledger_entry::Entity::find()
+        .filter(points_ledger_entry::Column::SourceKind.eq("order"))
+        .order_by_asc(points_ledger_entry::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(lots.len(), 3, "amy's, ben's and cal's, in that order");
+    // A row in the way of one lot's expiry: its debit meets an entry of the same source, so
+    // the pass's write for that lot fails.
+    let blocked = &lots[1];
+    let squatter = points_ledger_entry::Model {
+        id: uuid::Uuid::now_v7(),
+        delta: 0,
+        reason: tandem::entities::enums::PointsReason::Expiry,
+        description: "in the way".into(),
+        source_kind: "expiry".into(),
+        source_id: blocked.id.to_string(),
+        available_at: None,
+        expires_at: None,
+        remaining: 0,
+        ..blocked.clone()
+    };
+    points_ledger_entry::Entity::insert(sea_orm::IntoActiveModel::into_active_model(squatter))
+        .exec_without_returning(&app.state.db)
+        .await
+        .unwrap();
+
+    app.clock.advance(Duration::days(11));
+    assert_eq!(app.run_scheduler().await.lots_expired, 2);
+    let open = |id: uuid::Uuid| {
+        let app = &app;
+        async move {
+            points_ledger_entry::Entity::find_by_id(id)
+                .one(&app.state.db)
+                .await
+                .unwrap()
+                .unwrap()
+                .remaining
+        }
+    };
+    assert_eq!(open(blocked.id).await, 20, "left open for the next pass");
+    assert_eq!(open(lots[0].id).await, 0);
+    assert_eq!(open(lots[2].id).await, 0);
+    assert_eq!(points(&app, "amy").await["pointsBalance"], 0);
+    assert_eq!(points(&app, "cal").await["pointsBalance"], 0);
 }
 
 #[tokio::test]

@@ -218,3 +218,42 @@ async fn a_list_of_customers_reads_their_points_in_the_same_statements_whatever_
         "the points of a page are read in one batch, not once per row"
     );
 }
+
+#[tokio::test]
+async fn an_expiry_pass_sends_the_same_statements_for_one_lot_as_for_fifty() {
+    let app = TestApp::spawn().await;
+    data(
+        &app.graphql(
+            Some(&app.admin_token()),
+            "mutation { updateProgramSettings(input: { pointsExpireAfterDays: 10 }) { pointValue } }",
+            json!({}),
+        )
+        .await,
+    );
+    let mut sent = Vec::new();
+    for (round, customers) in [1, 50].into_iter().enumerate() {
+        for n in 0..customers {
+            let id = format!("r{round}-c{n}");
+            data(
+                &app.register_customer(&id, &format!("{id}@example.com"))
+                    .await,
+            );
+            data(&app.record_order(&format!("{id}-1"), &id, 1_000).await);
+        }
+        app.clock.advance(chrono::Duration::days(11));
+        let now = app.clock_now();
+        let db = &app.state.db;
+        let (statements, expired) = statements_of(&app, || async {
+            let expired = tandem::loyalty::expiry_pass::expire_due(db, now)
+                .await
+                .expect("an expiry pass");
+            json!(expired)
+        })
+        .await;
+        assert_eq!(expired, json!(customers));
+        sent.push(statements);
+    }
+    // The due lots, then in one transaction: the customers' lock, the lots under it, the
+    // debits, their consumptions, the lots' remainders, the rollups read and written.
+    assert_eq!(sent, vec![8, 8], "one lot, then fifty");
+}
