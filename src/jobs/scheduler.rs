@@ -2,7 +2,7 @@
 
 use crate::carts::abandonment;
 use crate::email::outbox;
-use crate::loyalty::{badges, expiry, tiers};
+use crate::loyalty::{expiry, tiers};
 use crate::referrals::holds;
 use crate::state::AppState;
 
@@ -74,7 +74,7 @@ pub async fn run_once(state: &AppState) -> PassReport {
     }
     // A bounded number of steps a pass, so one large backfill cannot hold the other jobs up.
     for _ in 0..BACKFILL_STEPS_PER_PASS {
-        match badges::backfill_step(&state.db, now).await {
+        match crate::loyalty::badge_backfill::backfill_step(&state.db, now).await {
             Ok(Some(awarded)) => report.badges_backfilled += awarded,
             Ok(None) => break,
             Err(error) => {

@@ -1,11 +1,11 @@
 //! Badges: awarded once per customer (a unique index) in the transaction of the event that
 //! meets the rule. A badge created later reaches those who already meet it through a job that
-//! walks customers in batches, outside the admin's request.
+//! walks customers in batches, outside the admin's request (`badge_backfill`).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use crate::db::begin_write;
 use crate::entities::enums::BadgeRule;
-use crate::entities::{badge, customer, customer_badge};
+use crate::entities::{badge, customer_badge};
 use crate::error::{AppError, DbContext};
 use crate::input;
-use crate::loyalty::facts::{self, Measures};
+use crate::loyalty::facts::Measures;
 
 /// A badge to create.
 #[derive(Debug, Clone)]
@@ -137,19 +137,6 @@ pub async fn evaluate<'b, C: ConnectionTrait>(
     Ok(awarded)
 }
 
-/// Awards `badge` to the customer if they meet it. Returns whether an award was written.
-async fn check(
-    txn: &impl ConnectionTrait,
-    now: DateTime<Utc>,
-    customer_id: Uuid,
-    badge: &badge::Model,
-) -> Result<bool, AppError> {
-    if facts::badge_value(txn, customer_id, badge.rule).await? < badge.threshold {
-        return Ok(false);
-    }
-    award(txn, now, customer_id, badge).await
-}
-
 /// Awards `badge` to the customer, once. Returns whether an award was written.
 async fn award(
     txn: &impl ConnectionTrait,
@@ -157,12 +144,26 @@ async fn award(
     customer_id: Uuid,
     badge: &badge::Model,
 ) -> Result<bool, AppError> {
-    let written = customer_badge::Entity::insert(customer_badge::ActiveModel {
+    Ok(award_all(txn, now, badge, &[customer_id]).await? > 0)
+}
+
+/// Awards `badge` to `customers` in one insert, once each (the unique key skips a holder).
+/// Returns how many awards were written.
+pub async fn award_all(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    badge: &badge::Model,
+    customers: &[Uuid],
+) -> Result<u64, AppError> {
+    if customers.is_empty() {
+        return Ok(0);
+    }
+    customer_badge::Entity::insert_many(customers.iter().map(|id| customer_badge::ActiveModel {
         id: Set(Uuid::now_v7()),
-        customer_id: Set(customer_id),
+        customer_id: Set(*id),
         badge_id: Set(badge.id),
         awarded_at: Set(now),
-    })
+    }))
     .on_conflict(
         OnConflict::columns([
             customer_badge::Column::CustomerId,
@@ -173,62 +174,5 @@ async fn award(
     )
     .exec_without_returning(txn)
     .await
-    .context("awarding a badge")?;
-    Ok(written > 0)
-}
-
-/// How many customers one backfill step reads.
-pub const BACKFILL_BATCH: u64 = 200;
-
-/// One step of awarding badges created after the fact: for the oldest badge not yet backfilled,
-/// checks the next batch of customers and moves its cursor, in one transaction. Returns the
-/// number of awards written, or `None` when no badge needs it.
-pub async fn backfill_step(
-    db: &DatabaseConnection,
-    now: DateTime<Utc>,
-) -> Result<Option<u64>, AppError> {
-    let txn = begin_write(db).await.context("starting a badge backfill")?;
-    // Locking the badge row keeps two schedulers off the same batch.
-    let Some(badge) = badge::Entity::find()
-        .filter(badge::Column::BackfilledAt.is_null())
-        .order_by_asc(badge::Column::Id)
-        .lock_exclusive()
-        .one(&txn)
-        .await
-        .context("loading a badge to backfill")?
-    else {
-        return Ok(None);
-    };
-    let mut query = customer::Entity::find()
-        .select_only()
-        .column(customer::Column::Id)
-        .order_by_asc(customer::Column::Id)
-        .limit(BACKFILL_BATCH);
-    if let Some(after) = badge.backfill_cursor {
-        query = query.filter(customer::Column::Id.gt(after));
-    }
-    let ids: Vec<Uuid> = query
-        .into_tuple()
-        .all(&txn)
-        .await
-        .context("loading customers to backfill")?;
-    let mut awarded = 0;
-    for id in &ids {
-        if check(&txn, now, *id, &badge).await? {
-            awarded += 1;
-        }
-    }
-    let mut update = badge::Entity::update_many().filter(badge::Column::Id.eq(badge.id));
-    update = match ids.last() {
-        Some(last) if ids.len() as u64 == BACKFILL_BATCH => {
-            update.col_expr(badge::Column::BackfillCursor, Expr::value(*last))
-        }
-        _ => update.col_expr(badge::Column::BackfilledAt, Expr::value(now)),
-    };
-    update
-        .exec(&txn)
-        .await
-        .context("moving a badge backfill on")?;
-    txn.commit().await.context("committing a badge backfill")?;
-    Ok(Some(awarded))
+    .context("awarding a badge")
 }

@@ -38,6 +38,31 @@ pub async fn successful_referrals(
     Ok(count as i64)
 }
 
+/// [`successful_referrals`] ever of each of `referrer_ids`, in one statement; a referrer with
+/// none is missing from the map.
+pub async fn successful_referrals_of(
+    db: &impl ConnectionTrait,
+    referrer_ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>, AppError> {
+    if referrer_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(Uuid, i64)> = referral::Entity::find()
+        .select_only()
+        .column(referral::Column::ReferrerId)
+        .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
+        .filter(referral::Column::ReferrerId.is_in(referrer_ids.iter().copied()))
+        .filter(
+            referral::Column::Status.is_in([ReferralStatus::Qualified, ReferralStatus::Rewarded]),
+        )
+        .group_by(referral::Column::ReferrerId)
+        .into_tuple()
+        .all(db)
+        .await
+        .context("counting successful referrals")?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Order amounts less refunds, in minor units.
 pub async fn spend(
     db: &impl ConnectionTrait,
@@ -158,8 +183,9 @@ impl<'a, C: ConnectionTrait> Measures<'a, C> {
     }
 }
 
-/// A badge rule the rollup keeps, measured from it.
-fn of_kept(rule: BadgeRule, kept: Kept) -> i64 {
+/// A badge rule the rollup keeps, measured from it (referrals, which it does not keep, read 0:
+/// callers measure them with [`successful_referrals`]).
+pub fn of_kept(rule: BadgeRule, kept: Kept) -> i64 {
     match rule {
         BadgeRule::Orders => kept.kept_orders,
         BadgeRule::LifetimeSpend => kept.net,

@@ -3,6 +3,7 @@
 //! order effects reach it through `crate::reactions`.
 
 pub mod audit;
+pub mod badge_backfill;
 pub mod badges;
 pub mod balance;
 pub mod debit_plan;

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, data};
@@ -219,6 +220,18 @@ async fn a_list_of_customers_reads_their_points_in_the_same_statements_whatever_
     );
 }
 
+/// Registers `customers` customers named `r{round}-c{n}`, each with one order.
+async fn customers_with_an_order(app: &TestApp, round: usize, customers: usize) {
+    for n in 0..customers {
+        let id = format!("r{round}-c{n}");
+        data(
+            &app.register_customer(&id, &format!("{id}@example.com"))
+                .await,
+        );
+        data(&app.record_order(&format!("{id}-1"), &id, 1_000).await);
+    }
+}
+
 #[tokio::test]
 async fn an_expiry_pass_sends_the_same_statements_for_one_lot_as_for_fifty() {
     let app = TestApp::spawn().await;
@@ -232,14 +245,7 @@ async fn an_expiry_pass_sends_the_same_statements_for_one_lot_as_for_fifty() {
     );
     let mut sent = Vec::new();
     for (round, customers) in [1, 50].into_iter().enumerate() {
-        for n in 0..customers {
-            let id = format!("r{round}-c{n}");
-            data(
-                &app.register_customer(&id, &format!("{id}@example.com"))
-                    .await,
-            );
-            data(&app.record_order(&format!("{id}-1"), &id, 1_000).await);
-        }
+        customers_with_an_order(&app, round, customers).await;
         app.clock.advance(chrono::Duration::days(11));
         let now = app.clock_now();
         let db = &app.state.db;
@@ -256,4 +262,72 @@ async fn an_expiry_pass_sends_the_same_statements_for_one_lot_as_for_fifty() {
     // The due lots, then in one transaction: the customers' lock, the lots under it, the
     // debits, their consumptions, the lots' remainders, the rollups read and written.
     assert_eq!(sent, vec![8, 8], "one lot, then fifty");
+}
+
+#[tokio::test]
+async fn a_badge_backfill_step_sends_the_same_statements_for_four_customers_as_for_sixty_four() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    let mut sent = Vec::new();
+    for (round, customers) in [3, 60].into_iter().enumerate() {
+        customers_with_an_order(&app, round, customers).await;
+        if round == 0 {
+            data(
+                &app.create_campaign(json!({
+                    "name": "Friends",
+                    "referrerReward": { "kind": "POINTS", "amount": 100 },
+                    "refereeReward": { "kind": "FIXED_COUPON", "amount": 500 },
+                }))
+                .await,
+            );
+            data(&app.refer("r0-c0", "r0-friend", json!({})).await);
+            data(&app.record_order("r0-friend-1", "r0-friend", 5_000).await);
+        }
+        // Created after the orders: only the backfill awards it.
+        for rule in ["ORDERS", "SUCCESSFUL_REFERRALS"] {
+            let create = format!(
+                "mutation {{ createBadge(input: {{ key: \"{rule}-{round}\", name: \"N\", \
+                 rule: {rule}, threshold: 1 }}) {{ id }} }}"
+            );
+            data(&app.graphql(Some(&admin), &create, json!({})).await);
+        }
+        let now = app.clock_now();
+        let db = &app.state.db;
+        for rule in ["ORDERS", "SUCCESSFUL_REFERRALS"] {
+            // Earlier rounds' badges first: they take the earlier customers too.
+            loop {
+                let (statements, awarded) = statements_of(&app, || async {
+                    json!(
+                        tandem::loyalty::badge_backfill::backfill_step(db, now)
+                            .await
+                            .expect("a backfill step")
+                    )
+                })
+                .await;
+                let key_done = tandem::entities::badge::Entity::find()
+                    .filter(tandem::entities::badge::Column::Key.eq(format!("{rule}-{round}")))
+                    .one(db)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .backfilled_at
+                    .is_some();
+                if key_done {
+                    sent.push((rule, statements, awarded));
+                    break;
+                }
+            }
+        }
+    }
+    // The badge, the customers, their rollups (and their referrals for a referrals badge),
+    // the awards, the cursor.
+    assert_eq!(
+        sent,
+        vec![
+            ("ORDERS", 5, json!(4)),
+            ("SUCCESSFUL_REFERRALS", 6, json!(1)),
+            ("ORDERS", 5, json!(64)),
+            ("SUCCESSFUL_REFERRALS", 6, json!(1)),
+        ]
+    );
 }
