@@ -55,12 +55,14 @@ pub struct OrderRefunded<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// A referral reward was issued: at qualification, after an admin's review, or when its hold
+/// Referral rewards were issued: at qualification, after an admin's review, or when their hold
 /// ended.
 #[derive(Debug, Clone, Copy)]
 pub struct ReferralRewarded<'a> {
-    pub reward: &'a reward::Model,
-    /// The customers of the reward's referral (or its holder), locked.
+    /// Rewards issued together (both sides of a referral, or a referrer's reward and the
+    /// milestone it reaches), each held by one of `held`.
+    pub rewards: &'a [reward::Model],
+    /// The customers of the rewards' referral (or their holder), locked.
     pub held: &'a Held,
     pub now: DateTime<Utc>,
 }

@@ -133,17 +133,19 @@ impl Reactions for ProgramReactions<'_> {
         txn: &DatabaseTransaction,
         event: ReferralRewarded<'_>,
     ) -> Result<(), AppError> {
-        // Loyalty's part: the points credited, then tiers and badges.
+        // Loyalty's part: the points credited, then tiers and badges, once per holder.
+        if event.rewards.is_empty() {
+            return Ok(());
+        }
         let program = self.program.current(txn).await?;
-        earning::on_reward(txn, event.held, &program.settings, event.now, event.reward).await?;
-        loyalty::activity_under(
-            txn,
-            event.held,
-            &program,
-            event.now,
-            &[event.reward.customer_id],
-        )
-        .await
+        let mut holders = Vec::with_capacity(event.rewards.len());
+        for reward in event.rewards {
+            earning::on_reward(txn, event.held, &program.settings, event.now, reward).await?;
+            if !holders.contains(&reward.customer_id) {
+                holders.push(reward.customer_id);
+            }
+        }
+        loyalty::activity_under(txn, event.held, &program, event.now, &holders).await
     }
 }
 

@@ -189,18 +189,17 @@ pub async fn review(
         && reviewed.status == ReferralStatus::Qualified
         && let Some(campaign) = campaign
     {
-        for reward in qualification::pay(&txn, &held, now, &reviewed, &campaign, false).await? {
-            reactions
-                .referral_rewarded(
-                    &txn,
-                    ReferralRewarded {
-                        reward: &reward,
-                        held: &held,
-                        now,
-                    },
-                )
-                .await?;
-        }
+        let rewards = qualification::pay(&txn, &held, now, &reviewed, &campaign, false).await?;
+        reactions
+            .referral_rewarded(
+                &txn,
+                ReferralRewarded {
+                    rewards: &rewards,
+                    held: &held,
+                    now,
+                },
+            )
+            .await?;
     }
     let result = find(&txn, id)
         .await?

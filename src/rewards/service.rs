@@ -210,26 +210,57 @@ pub fn reason(side: RewardSide) -> &'static str {
     }
 }
 
-/// Moves a held reward to ISSUED. `false` when it was no longer PENDING.
-pub async fn issue(
+/// Issues held rewards whose hold has passed, in one conditional update (PENDING to ISSUED),
+/// then tells their holders (`held`, the customers the caller locked) and the live feed.
+/// Returns the rewards as issued. The caller claimed them (their rows locked while PENDING): one
+/// that is not PENDING any more is an internal error, which rolls the transaction back.
+pub async fn issue_all(
     txn: &impl ConnectionTrait,
+    held: &Held,
     now: DateTime<Utc>,
-    reward: &reward::Model,
-) -> Result<bool, AppError> {
+    rewards: Vec<reward::Model>,
+) -> Result<Vec<reward::Model>, AppError> {
+    if rewards.is_empty() {
+        return Ok(rewards);
+    }
     let changed = reward::Entity::update_many()
         .col_expr(reward::Column::Status, Expr::value(RewardStatus::Issued))
         .col_expr(reward::Column::IssuedAt, Expr::value(now))
-        .filter(reward::Column::Id.eq(reward.id))
+        .filter(reward::Column::Id.is_in(rewards.iter().map(|r| r.id)))
         .filter(reward::Column::Status.eq(RewardStatus::Pending))
         .exec(txn)
         .await
-        .context("issuing a held reward")?
+        .context("issuing held rewards")?
         .rows_affected;
-    if changed == 1 {
-        notify(txn, now, reward, None, "reward_earned").await?;
-        announce(txn, now, reward, RewardStatus::Issued).await?;
+    if changed != rewards.len() as u64 {
+        // The caller claimed them (locked, PENDING): another writer cannot have moved them.
+        return Err(AppError::internal(
+            "issuing held rewards",
+            format!(
+                "{changed} of {} claimed rewards were still held",
+                rewards.len()
+            ),
+        ));
     }
-    Ok(changed == 1)
+    let mut issued = Vec::with_capacity(rewards.len());
+    for reward in rewards {
+        let reward = reward::Model {
+            status: RewardStatus::Issued,
+            issued_at: Some(now),
+            ..reward
+        };
+        notify(
+            txn,
+            now,
+            &reward,
+            held.customer(reward.customer_id).ok(),
+            "reward_earned",
+        )
+        .await?;
+        announce(txn, now, &reward, RewardStatus::Issued).await?;
+        issued.push(reward);
+    }
+    Ok(issued)
 }
 
 /// Takes a PENDING or ISSUED reward back; issued points are debited (the balance may go below

@@ -331,3 +331,53 @@ async fn a_badge_backfill_step_sends_the_same_statements_for_four_customers_as_f
         ]
     );
 }
+
+#[tokio::test]
+async fn a_hold_release_sends_a_fixed_number_of_statements_a_referral() {
+    let app = TestApp::spawn().await;
+    data(
+        &app.create_campaign(json!({
+            "name": "Held",
+            "referrerReward": { "kind": "POINTS", "amount": 300 },
+            "refereeReward": { "kind": "FIXED_COUPON", "amount": 500 },
+            "holdDays": 7,
+        }))
+        .await,
+    );
+    let mut sent = Vec::new();
+    for (round, referrals) in [1, 5].into_iter().enumerate() {
+        for n in 0..referrals {
+            let friend = format!("r{round}-friend-{n}");
+            data(
+                &app.refer(&format!("r{round}-ann-{n}"), &friend, json!({}))
+                    .await,
+            );
+            data(
+                &app.record_order(&format!("{friend}-1"), &friend, 5_000)
+                    .await,
+            );
+        }
+        app.clock.advance(chrono::Duration::days(8));
+        let state = &app.state;
+        let (statements, released) = statements_of(&app, || async {
+            let released = tandem::referrals::holds::release_due(
+                &state.db,
+                state.clock.as_ref(),
+                &state.reactions(),
+            )
+            .await
+            .expect("a release pass");
+            json!(released)
+        })
+        .await;
+        assert_eq!(released, json!(2 * referrals), "both sides of each");
+        // Less the one read of the due rewards.
+        sent.push((statements - 1) as f64 / referrals as f64);
+    }
+    // A referral: its read, the lock of both sides, the claim of both rewards, the referral's
+    // lock, the rewards it still holds, both rewards issued in one update, the referral's
+    // move, the configuration's version, the rollups, the referrer's points, the rollups
+    // written, the leaderboard's queue, the suppressions, the emails, the decisions read for
+    // the live events, the live events, the decision (34 when each reward was released alone).
+    assert_eq!(sent, vec![17.0, 17.0], "one referral, then five");
+}
