@@ -295,7 +295,7 @@ impl ReferralMutation {
         let id = parse_id("id", &id)?;
         let note = input::optional_message("note", note.as_deref())?;
         Ok(Referral(
-            service::review(
+            crate::referrals::review::review(
                 &state.db,
                 state.clock.as_ref(),
                 &state.reactions(),

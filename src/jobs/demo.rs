@@ -364,7 +364,7 @@ async fn register(
         && dice.chance(60)
     {
         let approve = dice.chance(60);
-        referrals::review(
+        crate::referrals::review::review(
             &state.db,
             state.clock.as_ref(),
             reactions,

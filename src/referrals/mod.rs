@@ -9,4 +9,5 @@ pub mod links;
 pub mod pending;
 pub mod qualification;
 pub mod reversal;
+pub mod review;
 pub mod service;
