@@ -256,6 +256,24 @@ pub async fn one(txn: &impl ConnectionTrait, id: Uuid) -> Result<Held, AppError>
     all_of(txn, &[id]).await
 }
 
+/// Locks the customer with this external id, in one statement; NOT_FOUND when there is none.
+pub async fn one_by_external_id(
+    txn: &impl ConnectionTrait,
+    external_id: &str,
+) -> Result<(Held, Uuid), AppError> {
+    let rows = customer::Entity::find()
+        .filter(customer::Column::ExternalId.eq(external_id))
+        .lock(LockType::NoKeyUpdate)
+        .all(txn)
+        .await
+        .context("locking a customer")?;
+    let id = rows
+        .first()
+        .map(|c| c.id)
+        .ok_or_else(|| not_found(external_id))?;
+    Ok((Held::new(rows, false), id))
+}
+
 /// Locks both sides of a referral.
 pub async fn both_sides(
     txn: &impl ConnectionTrait,

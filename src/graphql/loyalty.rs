@@ -711,7 +711,7 @@ impl LoyaltyMutation {
     ) -> Result<PointsEntry> {
         let (state, principal) = require(ctx, &[Role::Admin])?;
         Ok(PointsEntry(
-            loyalty::adjust(
+            loyalty::adjustment::adjust(
                 &state.db,
                 state.clock.as_ref(),
                 &state.program,

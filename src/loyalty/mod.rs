@@ -2,6 +2,7 @@
 //! settings, tiers, badges and the leaderboard. Referrals and rewards sit above it and call it;
 //! order effects reach it through `crate::reactions`.
 
+pub mod adjustment;
 pub mod audit;
 pub mod badge_backfill;
 pub mod badges;
@@ -21,18 +22,11 @@ pub mod tiers;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use crate::clock::Clock;
-use crate::customers::locks::{self, Held};
-use crate::customers::service as customers;
-use crate::db::begin_write;
-use crate::entities::enums::PointsReason;
-use crate::entities::points_ledger_entry as entry;
-use crate::error::{AppError, DbContext};
-use crate::input;
-use ledger::{Consume, Credit, Debit};
+use crate::customers::locks::Held;
+use crate::error::AppError;
 
 /// Re-evaluates what follows from the points, orders or referrals of each of `customer_ids`
 /// changing (their tier and their badges), in the transaction of the change and under the
@@ -73,77 +67,4 @@ pub async fn activity_under<C: ConnectionTrait>(
         }
     }
     tier_rows.write(txn).await
-}
-
-/// The most points one adjustment may move.
-pub const MAX_ADJUSTMENT: i64 = 100_000_000;
-
-/// An operator's correction: credits a lot (expiring like any other) or debits oldest first,
-/// going below zero if it must. The reason is shown to the customer; the operator is recorded.
-pub async fn adjust(
-    db: &DatabaseConnection,
-    clock: &dyn Clock,
-    programs: &program::ProgramCache,
-    customer_external_id: &str,
-    delta: i64,
-    reason: &str,
-    actor: &str,
-) -> Result<entry::Model, AppError> {
-    let external_id = input::identifier("customerExternalId", customer_external_id)?;
-    if delta == 0 {
-        return Err(AppError::bad_input("delta", "delta must not be 0"));
-    }
-    input::int_in("delta", delta, -MAX_ADJUSTMENT..=MAX_ADJUSTMENT)?;
-    let reason = input::optional_message("reason", Some(reason))?
-        .ok_or_else(|| AppError::bad_input("reason", "reason must not be blank"))?;
-    let now = clock.now();
-    let txn = begin_write(db).await.context("starting an adjustment")?;
-    let customer = customers::get_by_external_id(&txn, &external_id).await?;
-    let held = locks::one(&txn, customer.id).await?;
-    // The configuration's version is read in the transaction; the process keeps the rest.
-    let program = programs.current(&txn).await?;
-    let source_id = Uuid::now_v7().to_string();
-    let written = if delta > 0 {
-        ledger::credit(
-            &txn,
-            &held,
-            now,
-            Credit {
-                customer_id: customer.id,
-                amount: delta,
-                reason: PointsReason::Adjustment,
-                description: reason,
-                source_kind: "adjustment",
-                source_id,
-                earned_at: now,
-                available_at: now,
-                expires_at: settings::expiry_of(&program.settings, now),
-                actor: Some(actor.to_owned()),
-            },
-        )
-        .await?
-    } else {
-        ledger::debit(
-            &txn,
-            &held,
-            now,
-            Debit {
-                customer_id: customer.id,
-                amount: -delta,
-                reason: PointsReason::Adjustment,
-                description: reason,
-                source_kind: "adjustment",
-                source_id,
-                earned_at: now,
-                actor: Some(actor.to_owned()),
-                consume: Consume::Fifo { debt: true },
-            },
-        )
-        .await?
-    };
-    let written =
-        written.ok_or_else(|| AppError::internal("adjusting points", "nothing was written"))?;
-    activity_under(&txn, &held, &program, now, &[customer.id]).await?;
-    txn.commit().await.context("committing an adjustment")?;
-    Ok(written)
 }
