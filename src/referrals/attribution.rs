@@ -1,6 +1,11 @@
 //! Attribution: a friend signs up with a code, and a referral is created under the active
 //! campaign, with every fraud rule checked and its conclusion recorded. A signup never fails
 //! because of a referral: a rule that refuses it makes a REJECTED referral.
+//!
+//! A workflow: **load** what the rules look at ([`load`]: the referrer, the campaign, the
+//! friend's earlier orders, the referrer's recent referrals under their lock, the friend's IP's
+//! signups under its lock), **decide** (`attribution_rules::decide`, no I/O), **apply** the
+//! referral, the friend's rollup, the decisions, the live event and the referrer's email.
 
 use std::collections::HashSet;
 
@@ -16,11 +21,12 @@ use crate::customers::ReferralCode;
 use crate::customers::first_name;
 use crate::customers::service as customers;
 use crate::email::outbox::{self, OutgoingEmail};
-use crate::entities::enums::{DecisionOutcome, ReferralStatus, RejectionReason};
-use crate::entities::{customer, customer_email, order, referral};
+use crate::entities::enums::ReferralStatus;
+use crate::entities::{campaign, customer, customer_email, order, referral};
 use crate::error::{AppError, DbContext};
 use crate::live;
-use crate::referrals::decisions::{self, Decision, rule};
+use crate::referrals::attribution_rules::{self, Facts, IpFacts};
+use crate::referrals::decisions;
 use crate::rollups;
 
 /// The limits the fraud rules apply.
@@ -59,123 +65,18 @@ pub async fn attribute(
     let Some(referrer) = find_referrer(txn, code).await? else {
         return Ok(None);
     };
-    let campaign = campaigns::active(txn, now).await?;
-    let mut checks = Vec::new();
-    let mut rejection: Option<RejectionReason> = None;
-    let mut reject = |reason: RejectionReason, decision: Decision, checks: &mut Vec<Decision>| {
-        rejection.get_or_insert(reason);
-        checks.push(decision);
-    };
-
-    match self_referral(txn, &referrer, referee).await? {
-        Some(why) => reject(
-            RejectionReason::SelfReferral,
-            Decision::new(rule::SELF_REFERRAL, DecisionOutcome::Rejected, why),
-            &mut checks,
-        ),
-        None => checks.push(Decision::new(
-            rule::SELF_REFERRAL,
-            DecisionOutcome::Passed,
-            "the friend is a different person from the referrer (customer, emails, device)",
-        )),
-    }
-
-    match &campaign {
-        Some(campaign) => checks.push(Decision::new(
-            rule::CAMPAIGN_ACTIVE,
-            DecisionOutcome::Passed,
-            format!("campaign '{}' is running", campaign.name),
-        )),
-        None => reject(
-            RejectionReason::CampaignInactive,
-            Decision::new(
-                rule::CAMPAIGN_ACTIVE,
-                DecisionOutcome::Rejected,
-                "no campaign was running when the friend signed up",
-            ),
-            &mut checks,
-        ),
-    }
-
-    let earlier_orders = order::Entity::find()
-        .filter(order::Column::CustomerId.eq(referee.id))
-        .filter(order::Column::PlacedAt.lte(now))
-        .count(txn)
-        .await
-        .context("counting a friend's earlier orders")?;
-    if earlier_orders > 0 {
-        reject(
-            RejectionReason::ExistingCustomer,
-            Decision::new(
-                rule::EXISTING_CUSTOMER,
-                DecisionOutcome::Rejected,
-                format!("the friend already had {earlier_orders} order(s) before the referral"),
-            ),
-            &mut checks,
-        );
-    } else {
-        checks.push(Decision::new(
-            rule::EXISTING_CUSTOMER,
-            DecisionOutcome::Passed,
-            "the friend had no order before the referral",
-        ));
-    }
-
-    // One writer at a time counts this referrer's referrals, so parallel signups with one code
-    // cannot all pass the daily limit.
-    customers::lock(txn, referrer.id).await?;
-    let recent = referral::Entity::find()
-        .filter(referral::Column::ReferrerId.eq(referrer.id))
-        .filter(referral::Column::CreatedAt.gt(now - Duration::hours(24)))
-        .count(txn)
-        .await
-        .context("counting a referrer's recent referrals")?;
-    let limit = u64::from(limits.referrals_per_day);
-    if recent >= limit {
-        reject(
-            RejectionReason::VelocityLimit,
-            Decision::new(
-                rule::VELOCITY_LIMIT,
-                DecisionOutcome::Rejected,
-                format!(
-                    "the referrer already made {recent} referrals in 24 hours; the limit is {limit}"
-                ),
-            ),
-            &mut checks,
-        );
-    } else {
-        checks.push(Decision::new(
-            rule::VELOCITY_LIMIT,
-            DecisionOutcome::Passed,
-            format!("{recent} earlier referrals in 24 hours; the limit is {limit}"),
-        ));
-    }
-
-    let flags = suspicions(txn, limits, now, &referrer, referee).await?;
-    let flag_reason = flags
-        .iter()
-        .filter(|d| d.outcome == DecisionOutcome::Flagged)
-        .map(|d| d.rule)
-        .collect::<Vec<_>>()
-        .join(", ");
-    checks.extend(flags);
-
-    let status = if rejection.is_some() {
-        ReferralStatus::Rejected
-    } else {
-        ReferralStatus::Pending
-    };
-    let flagged = rejection.is_none() && !flag_reason.is_empty();
+    let (facts, campaign) = load(txn, now, &referrer, referee).await?;
+    let made = attribution_rules::decide(&facts, limits);
     let created = referral::ActiveModel {
         id: Set(Uuid::now_v7()),
         referrer_id: Set(referrer.id),
         referee_id: Set(referee.id),
         campaign_id: Set(campaign.as_ref().map(|c| c.id)),
         code: Set(referrer.referral_code.clone()),
-        status: Set(status),
-        rejection_reason: Set(rejection),
-        flagged: Set(flagged),
-        flag_reason: Set(flagged.then_some(flag_reason)),
+        status: Set(made.status),
+        rejection_reason: Set(made.rejection),
+        flagged: Set(made.flag_reason.is_some()),
+        flag_reason: Set(made.flag_reason),
         review_note: Set(None),
         reviewed_at: Set(None),
         qualifying_order_id: Set(None),
@@ -188,9 +89,9 @@ pub async fn attribute(
     .await
     .context("creating a referral")?;
     rollups::referral_changed(txn, referee.id).await?;
-    decisions::record_all(txn, created.id, checks, now).await?;
+    decisions::record_all(txn, created.id, made.checks, now).await?;
     live::referral_changed(txn, created.id, created.status, now).await?;
-    if status == ReferralStatus::Pending {
+    if made.status == ReferralStatus::Pending {
         let data = serde_json::json!({
             "friend_name": first_name(referee.name.as_deref()).unwrap_or_else(|| "A friend".into()),
             "reward_kind": campaign.as_ref().map(|c| c.referrer_reward_kind),
@@ -212,62 +113,59 @@ pub async fn attribute(
     Ok(Some(created))
 }
 
-/// Suspicious but not certain: the friend shares the referrer's signup IP, or many signups came
-/// from the friend's IP within an hour.
-async fn suspicions(
-    db: &impl ConnectionTrait,
-    limits: FraudLimits,
+/// What the rules look at, and the campaign running. The referrer's row is locked before their
+/// recent referrals are counted, and the friend's IP before its signups are: one writer at a
+/// time counts each, so parallel signups cannot all pass a limit.
+async fn load(
+    txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     referrer: &customer::Model,
     referee: &customer::Model,
-) -> Result<Vec<Decision>, AppError> {
-    let Some(ip) = &referee.signup_ip_hash else {
-        return Ok(vec![Decision::new(
-            rule::SAME_IP,
-            DecisionOutcome::Passed,
-            "no signup IP was given for the friend",
-        )]);
+) -> Result<(Facts, Option<campaign::Model>), AppError> {
+    let self_referral = self_referral(txn, referrer, referee).await?;
+    let campaign = campaigns::active(txn, now).await?;
+    let earlier_orders = order::Entity::find()
+        .filter(order::Column::CustomerId.eq(referee.id))
+        .filter(order::Column::PlacedAt.lte(now))
+        .count(txn)
+        .await
+        .context("counting a friend's earlier orders")?;
+    customers::lock(txn, referrer.id).await?;
+    let recent_referrals = referral::Entity::find()
+        .filter(referral::Column::ReferrerId.eq(referrer.id))
+        .filter(referral::Column::CreatedAt.gt(now - Duration::hours(24)))
+        .count(txn)
+        .await
+        .context("counting a referrer's recent referrals")?;
+    let ip = match &referee.signup_ip_hash {
+        None => None,
+        Some(ip) => {
+            // Signups from one IP have no row to lock: an advisory lock on the IP's hash
+            // serialises the counts, so each of N parallel signups sees the ones committed
+            // before it.
+            crate::db::lock_subject(txn, &format!("signup-ip:{ip}"))
+                .await
+                .context("locking an IP's signups")?;
+            let signups_last_hour = customer::Entity::find()
+                .filter(customer::Column::SignupIpHash.eq(ip.as_str()))
+                .filter(customer::Column::CreatedAt.gt(now - Duration::hours(1)))
+                .count(txn)
+                .await
+                .context("counting signups from one IP")?;
+            Some(IpFacts {
+                same_as_referrer: referrer.signup_ip_hash.as_ref() == Some(ip),
+                signups_last_hour,
+            })
+        }
     };
-    let mut found = Vec::new();
-    if referrer.signup_ip_hash.as_ref() == Some(ip) {
-        found.push(Decision::new(
-            rule::SAME_IP,
-            DecisionOutcome::Flagged,
-            "the friend signed up from the IP address the referrer signed up from",
-        ));
-    } else {
-        found.push(Decision::new(
-            rule::SAME_IP,
-            DecisionOutcome::Passed,
-            "the friend's IP address differs from the referrer's",
-        ));
-    }
-    // Signups from one IP have no row to lock: an advisory lock on the IP's hash serialises
-    // the counts, so each of N parallel signups sees the ones committed before it.
-    crate::db::lock_subject(db, &format!("signup-ip:{ip}"))
-        .await
-        .context("locking an IP's signups")?;
-    let signups = customer::Entity::find()
-        .filter(customer::Column::SignupIpHash.eq(ip.as_str()))
-        .filter(customer::Column::CreatedAt.gt(now - Duration::hours(1)))
-        .count(db)
-        .await
-        .context("counting signups from one IP")?;
-    let limit = u64::from(limits.signups_per_ip_hour);
-    found.push(if signups > limit {
-        Decision::new(
-            rule::IP_BURST,
-            DecisionOutcome::Flagged,
-            format!("{signups} signups came from the friend's IP address in the last hour (more than {limit})"),
-        )
-    } else {
-        Decision::new(
-            rule::IP_BURST,
-            DecisionOutcome::Passed,
-            format!("{signups} signups from the friend's IP address in the last hour"),
-        )
-    });
-    Ok(found)
+    let facts = Facts {
+        self_referral,
+        campaign: campaign.as_ref().map(|c| c.name.clone()),
+        earlier_orders,
+        recent_referrals,
+        ip,
+    };
+    Ok((facts, campaign))
 }
 
 /// Why `referee` is the referrer in disguise, if they are: the same customer, an email either has

@@ -29,7 +29,7 @@ pub mod rule {
 }
 
 /// One conclusion, before it is stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub rule: &'static str,
     pub outcome: DecisionOutcome,

@@ -2,6 +2,7 @@
 //! sides exactly once, holds and reversals.
 
 pub mod attribution;
+pub mod attribution_rules;
 pub mod decisions;
 pub mod holds;
 pub mod invites;
