@@ -9,6 +9,7 @@ pub mod invites;
 pub mod links;
 pub mod pending;
 pub mod qualification;
+pub mod qualification_rules;
 pub mod reversal;
 pub mod review;
 pub mod service;

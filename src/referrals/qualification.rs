@@ -17,9 +17,9 @@ use crate::entities::{campaign, order, referral, reward};
 use crate::error::{AppError, DbContext};
 use crate::live;
 use crate::loyalty::leaderboard;
-use crate::referrals::attribution::disguise;
 use crate::referrals::decisions::{self, Decision, rule};
 use crate::referrals::pending::{self, Pending};
+use crate::referrals::qualification_rules::{self, Gate};
 use crate::rewards::service::{self as rewards, Grant};
 use crate::rollups;
 use sea_orm::QueryTrait;
@@ -76,69 +76,27 @@ pub async fn on_order(
         held.customer(referral.referee_id)?,
     );
 
-    if let Some(why) = disguise(referrer, referee, shared_email.as_deref()) {
-        let detail = format!("checked again at order {}: {why}", order.external_id);
-        reject(
-            txn,
-            now,
-            &referral,
-            RejectionReason::SelfReferral,
-            rule::SELF_REFERRAL,
-            detail,
-        )
-        .await?;
-        return Ok(Outcome::default());
-    }
-    // The merchant's clock may lag Tandem's: an order stamped a little before the signup is
-    // still the friend's first.
-    if order.placed_at + clock_skew < referral.created_at {
-        let detail = format!(
-            "order {} was placed before the referral; the friend was already a customer",
-            order.external_id
-        );
-        reject(
-            txn,
-            now,
-            &referral,
-            RejectionReason::ExistingCustomer,
-            rule::EXISTING_CUSTOMER,
-            detail,
-        )
-        .await?;
-        return Ok(Outcome::default());
-    }
-    if order.amount < campaign.min_order_amount {
-        let detail = format!(
-            "order {} of {} is below the campaign minimum of {}",
-            order.external_id, order.amount, campaign.min_order_amount
-        );
-        let decision = Decision::new(rule::MIN_ORDER_AMOUNT, DecisionOutcome::Skipped, detail);
-        decisions::record(txn, referral.id, decision, now).await?;
-        return Ok(Outcome::default());
-    }
-    let deadline = referral.created_at + Duration::days(i64::from(campaign.qualify_within_days));
-    if order.placed_at > deadline {
-        let detail = format!(
-            "the first qualifying order {} came {} days after signup; the window is {} days",
-            order.external_id,
-            (order.placed_at - referral.created_at).num_days(),
-            campaign.qualify_within_days
-        );
-        reject(
-            txn,
-            now,
-            &referral,
-            RejectionReason::WindowExpired,
-            rule::QUALIFY_WINDOW,
-            detail,
-        )
-        .await?;
-        return Ok(Outcome::default());
-    }
-
+    let gate = qualification_rules::decide(
+        &referral,
+        &campaign,
+        (referrer, referee),
+        shared_email.as_deref(),
+        order,
+        clock_skew,
+    );
     // Paid in full now (no review, no hold): the referral goes PENDING → REWARDED in one
     // write, through QUALIFIED as its events and decisions tell.
-    let paid_now = !referral.flagged && campaign.hold_days == 0;
+    let paid_now = match gate {
+        Gate::Reject { reason, decision } => {
+            reject(txn, now, &referral, reason, decision).await?;
+            return Ok(Outcome::default());
+        }
+        Gate::Skip { decision } => {
+            decisions::record(txn, referral.id, decision, now).await?;
+            return Ok(Outcome::default());
+        }
+        Gate::Qualify { paid_now } => paid_now,
+    };
     let mut qualify = referral::Entity::update_many()
         .col_expr(
             referral::Column::Status,
@@ -214,8 +172,7 @@ async fn reject(
     now: DateTime<Utc>,
     referral: &referral::Model,
     reason: RejectionReason,
-    rule: &'static str,
-    detail: String,
+    decision: Decision,
 ) -> Result<(), AppError> {
     let changed = referral::Entity::update_many()
         .col_expr(
@@ -232,7 +189,6 @@ async fn reject(
         .rows_affected;
     if changed == 1 {
         rollups::referral_changed(txn, referral.referee_id).await?;
-        let decision = Decision::new(rule, DecisionOutcome::Rejected, detail);
         decisions::record(txn, referral.id, decision, now).await?;
         live::referral_changed(txn, referral.id, ReferralStatus::Rejected, now).await?;
     }
