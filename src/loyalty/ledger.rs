@@ -415,7 +415,7 @@ pub(super) fn points_written(model: &entry::Model) -> Change {
 }
 
 /// An entry's source writes one entry: another is skipped.
-pub(super) fn once_per_source() -> OnConflict {
+fn once_per_source() -> OnConflict {
     OnConflict::columns([entry::Column::SourceKind, entry::Column::SourceId])
         .do_nothing()
         .to_owned()
@@ -429,17 +429,29 @@ pub async fn write_deferred(txn: &impl ConnectionTrait, held: &Held) -> Result<(
     if credits.is_empty() {
         return Ok(());
     }
-    let count = credits.len() as u64;
-    let written = entry::Entity::insert_many(credits.into_iter().map(|c| c.into_active_model()))
+    insert_all_new(txn, credits, "credits").await
+}
+
+/// Inserts `entries` (not empty), each new by its source, in one statement: one whose source
+/// wrote an entry already is an internal error, which rolls the whole transaction back.
+/// `kind` names them in the error ("credits", "debits").
+pub(super) async fn insert_all_new(
+    txn: &impl ConnectionTrait,
+    entries: Vec<entry::Model>,
+    kind: &str,
+) -> Result<(), AppError> {
+    let what = format!("writing points ledger {kind}");
+    let count = entries.len() as u64;
+    let written = entry::Entity::insert_many(entries.into_iter().map(|e| e.into_active_model()))
         .on_conflict(once_per_source())
         .exec_without_returning(txn)
         .await
-        .context("writing points ledger credits")?;
+        .context(&what)?;
     if written != count {
         return Err(AppError::internal(
-            "writing points ledger credits",
+            &what,
             format!(
-                "{} of {count} credits met an entry of the same source",
+                "{} of {count} {kind} met an entry of the same source",
                 count - written
             ),
         ));

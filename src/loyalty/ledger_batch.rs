@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait, IntoActiveModel};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use crate::customers::locks::Held;
 use crate::entities::points_ledger_entry as entry;
-use crate::error::{AppError, DbContext};
-use crate::loyalty::ledger::{consume, once_per_source, points_written, rank};
+use crate::error::AppError;
+use crate::loyalty::ledger::{consume, insert_all_new, points_written, rank};
 
 /// A debit as decided: its entry (a negative delta, `remaining` what it still owes) and what it
 /// takes from which lots.
@@ -38,25 +38,8 @@ pub async fn write_debits(
     for debit in debits {
         held.customer(debit.entry.customer_id)?;
     }
-    let count = debits.len() as u64;
-    let written = entry::Entity::insert_many(
-        debits
-            .iter()
-            .map(|debit| debit.entry.clone().into_active_model()),
-    )
-    .on_conflict(once_per_source())
-    .exec_without_returning(txn)
-    .await
-    .context("writing points ledger debits")?;
-    if written != count {
-        return Err(AppError::internal(
-            "writing points ledger debits",
-            format!(
-                "{} of {count} debits met an entry of the same source",
-                count - written
-            ),
-        ));
-    }
+    let entries = debits.iter().map(|debit| debit.entry.clone()).collect();
+    insert_all_new(txn, entries, "debits").await?;
     for debit in debits {
         held.change_rollup(txn, debit.entry.customer_id, points_written(&debit.entry))
             .await?;
